@@ -1,0 +1,345 @@
+//! The seam between the WIT bindings and the SDK's own types: the host
+//! imports behind [`Host`], and the plugin instance behind the exports.
+
+use std::sync::OnceLock;
+
+use crate::__bindings::switchboard::plugin::host as imports;
+use crate::__bindings::switchboard::plugin::types as wit;
+use crate::{
+    AuthOutcome, ClientInfo, Descriptor, ErrorCode, EventDecl, Hook, Identity, LogLevel, Outcome,
+    Peer, Plugin,
+};
+
+const NOT_INITIALISED: &str = "plugin not initialised";
+
+/// The real host, reached through the component's imports. Only meaningful
+/// inside a component: natively the imports are stubs that panic.
+pub struct WasmHost;
+
+impl crate::Host for WasmHost {
+    fn send(&self, client: &str, event: &str, data: &str) {
+        imports::send(client, event, data);
+    }
+
+    fn broadcast(&self, room: &str, event: &str, data: &str, except: Option<&str>) {
+        imports::broadcast(room, event, data, except);
+    }
+
+    fn join_room(&self, client: &str, room: &str, metadata: &str) -> Result<Vec<Peer>, ErrorCode> {
+        imports::join_room(client, room, metadata)
+            .map(peers)
+            .map_err(Into::into)
+    }
+
+    fn leave_room(&self, client: &str) -> Option<String> {
+        imports::leave_room(client)
+    }
+
+    fn room_members(&self, room: &str) -> Vec<Peer> {
+        peers(imports::room_members(room))
+    }
+
+    fn client_info(&self, client: &str) -> Option<ClientInfo> {
+        imports::lookup_client(client).map(Into::into)
+    }
+
+    fn kv_get(&self, room: &str, key: &str) -> Option<String> {
+        imports::kv_get(room, key)
+    }
+
+    fn kv_set(&self, room: &str, key: &str, value: &str) {
+        imports::kv_set(room, key, value);
+    }
+
+    fn kv_delete(&self, room: &str, key: &str) {
+        imports::kv_delete(room, key);
+    }
+
+    fn set_timer(&self, room: &str, delay_ms: u32, tag: &str) {
+        imports::set_timer(room, delay_ms, tag);
+    }
+
+    fn kick(&self, client: &str, reason: &str) {
+        imports::kick(client, reason);
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        imports::log(level.into(), message);
+    }
+
+    fn now(&self) -> u64 {
+        imports::now()
+    }
+}
+
+/// The one plugin value of a component instance, built by `init`.
+///
+/// The host is expected to call `init` first; a call that comes earlier is
+/// logged and answered with a refusal instead of trapping, and a second
+/// `init` is refused so that a running plugin is never replaced under a
+/// call.
+pub struct Instance<P>(OnceLock<P>);
+
+impl<P: Plugin> Instance<P> {
+    #[allow(
+        clippy::new_without_default,
+        reason = "used in a static, which needs a const fn"
+    )]
+    pub const fn new() -> Self {
+        Instance(OnceLock::new())
+    }
+
+    pub fn init(&self, config: &str) -> Result<(), String> {
+        self.0
+            .set(P::new(config)?)
+            .map_err(|_| "plugin already initialised".to_owned())
+    }
+
+    pub fn on_connect(&self, host: &dyn crate::Host, client: wit::ClientInfo) {
+        if let Some(plugin) = self.plugin(host) {
+            plugin.on_connect(host, &client.into());
+        }
+    }
+
+    pub fn on_auth(
+        &self,
+        host: &dyn crate::Host,
+        client: wit::ClientInfo,
+        token: &str,
+        room_id: Option<&str>,
+    ) -> wit::AuthOutcome {
+        match self.plugin(host) {
+            Some(plugin) => plugin.on_auth(host, &client.into(), token, room_id),
+            None => AuthOutcome::Reject(NOT_INITIALISED.to_owned()),
+        }
+        .into()
+    }
+
+    pub fn on_event(
+        &self,
+        host: &dyn crate::Host,
+        client: wit::ClientInfo,
+        event: &str,
+        data: &str,
+    ) -> wit::Outcome {
+        match self.plugin(host) {
+            Some(plugin) => plugin.on_event(host, &client.into(), event, data),
+            None => Outcome::reject(ErrorCode::Internal, NOT_INITIALISED),
+        }
+        .into()
+    }
+
+    pub fn on_disconnect(&self, host: &dyn crate::Host, client: wit::ClientInfo) {
+        if let Some(plugin) = self.plugin(host) {
+            plugin.on_disconnect(host, &client.into());
+        }
+    }
+
+    pub fn on_timer(&self, host: &dyn crate::Host, room: &str, tag: &str) {
+        if let Some(plugin) = self.plugin(host) {
+            plugin.on_timer(host, room, tag);
+        }
+    }
+
+    fn plugin(&self, host: &dyn crate::Host) -> Option<&P> {
+        let plugin = self.0.get();
+        if plugin.is_none() {
+            host.log(LogLevel::Error, NOT_INITIALISED);
+        }
+        plugin
+    }
+}
+
+fn peers(peers: Vec<wit::Peer>) -> Vec<Peer> {
+    peers.into_iter().map(Into::into).collect()
+}
+
+/// `From` both ways between an SDK enum and its WIT twin, whose variants
+/// have the same names.
+macro_rules! same_variants {
+    ($sdk:ident <=> $wit:path { $($variant:ident),+ $(,)? }) => {
+        impl From<$sdk> for $wit {
+            fn from(value: $sdk) -> Self {
+                match value {
+                    $($sdk::$variant => <$wit>::$variant,)+
+                }
+            }
+        }
+
+        impl From<$wit> for $sdk {
+            fn from(value: $wit) -> Self {
+                match value {
+                    $(<$wit>::$variant => $sdk::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+same_variants!(ErrorCode <=> wit::ErrorCode {
+    InvalidMessage, UnknownEvent, NotAuthenticated, AuthFailed, AlreadyInRoom,
+    NotInRoom, PeerNotFound, RoomFull, Forbidden, Internal,
+});
+same_variants!(Hook <=> wit::Hook { Connect, Auth, Disconnect, Timer });
+same_variants!(LogLevel <=> wit::LogLevel { Trace, Debug, Info, Warn, Error });
+
+impl From<wit::ClientInfo> for ClientInfo {
+    fn from(c: wit::ClientInfo) -> Self {
+        ClientInfo {
+            id: c.id,
+            user_id: c.user_id,
+            role: c.role,
+            room_claim: c.room_claim,
+            room: c.room,
+        }
+    }
+}
+
+impl From<wit::Peer> for Peer {
+    fn from(p: wit::Peer) -> Self {
+        Peer {
+            client_id: p.client_id,
+            user_id: p.user_id,
+            metadata: p.metadata,
+        }
+    }
+}
+
+impl From<Outcome> for wit::Outcome {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Pass => wit::Outcome::Pass,
+            Outcome::Reply { event, data } => wit::Outcome::Reply(wit::Message { event, data }),
+            Outcome::Relay(client) => wit::Outcome::Relay(client),
+            Outcome::Reject(error) => wit::Outcome::Reject(wit::ProtocolError {
+                code: error.code.into(),
+                message: error.message,
+            }),
+            Outcome::Handled => wit::Outcome::Handled,
+        }
+    }
+}
+
+impl From<AuthOutcome> for wit::AuthOutcome {
+    fn from(outcome: AuthOutcome) -> Self {
+        match outcome {
+            AuthOutcome::Pass => wit::AuthOutcome::Pass,
+            AuthOutcome::Accept(Identity {
+                user_id,
+                role,
+                room_claim,
+            }) => wit::AuthOutcome::Accept(wit::Identity {
+                user_id,
+                role,
+                room_claim,
+            }),
+            AuthOutcome::Reject(reason) => wit::AuthOutcome::Reject(reason),
+        }
+    }
+}
+
+impl From<Descriptor> for wit::Descriptor {
+    fn from(d: Descriptor) -> Self {
+        wit::Descriptor {
+            name: d.name,
+            version: d.version,
+            events: d
+                .events
+                .into_iter()
+                .map(|EventDecl { name, schema }| wit::EventDecl { name, schema })
+                .collect(),
+            hooks: d.hooks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Host;
+    use crate::testing::TestHost;
+
+    /// Replies with its config, so a test can tell which value serves.
+    struct Echo(String);
+
+    impl Plugin for Echo {
+        fn describe() -> Descriptor {
+            Descriptor {
+                name: "echo".into(),
+                version: "1".into(),
+                events: vec![EventDecl::new("echo")],
+                hooks: vec![Hook::Auth],
+            }
+        }
+
+        fn new(config: &str) -> Result<Self, String> {
+            match config {
+                "bad" => Err("bad config".into()),
+                _ => Ok(Echo(config.into())),
+            }
+        }
+
+        fn on_event(&self, _: &dyn Host, _: &ClientInfo, event: &str, _: &str) -> Outcome {
+            Outcome::Reply {
+                event: event.into(),
+                data: self.0.clone(),
+            }
+        }
+    }
+
+    fn wit_client() -> wit::ClientInfo {
+        wit::ClientInfo {
+            id: "c1".into(),
+            user_id: Some("u".into()),
+            role: None,
+            room_claim: None,
+            room: Some("r".into()),
+        }
+    }
+
+    #[test]
+    fn calls_before_init_are_refused_and_logged() {
+        let host = TestHost::new();
+        let instance = Instance::<Echo>::new();
+
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
+        let wit::Outcome::Reject(error) = outcome else {
+            panic!("expected a rejection, got {outcome:?}");
+        };
+        assert!(error.code == wit::ErrorCode::Internal);
+        assert_eq!(error.message, NOT_INITIALISED);
+
+        let auth = instance.on_auth(&host, wit_client(), "t", None);
+        assert!(matches!(auth, wit::AuthOutcome::Reject(reason) if reason == NOT_INITIALISED));
+
+        instance.on_timer(&host, "r", "tick");
+        assert_eq!(host.logs().len(), 3);
+    }
+
+    #[test]
+    fn init_builds_the_plugin_once() {
+        let host = TestHost::new();
+        let instance = Instance::<Echo>::new();
+
+        assert_eq!(instance.init("bad"), Err("bad config".to_owned()));
+        assert_eq!(instance.init("{}"), Ok(()));
+        assert_eq!(
+            instance.init("{}"),
+            Err("plugin already initialised".to_owned())
+        );
+
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
+        assert!(matches!(outcome, wit::Outcome::Reply(m) if m.event == "echo" && m.data == "{}"));
+        assert!(host.logs().is_empty());
+    }
+
+    #[test]
+    fn descriptor_converts_field_by_field() {
+        let d: wit::Descriptor = Echo::describe().into();
+        assert_eq!(d.name, "echo");
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.events[0].name, "echo");
+        assert!(d.events[0].schema.is_none());
+        assert!(matches!(d.hooks[..], [wit::Hook::Auth]));
+    }
+}

@@ -1,0 +1,267 @@
+//! The values plugins and the host exchange, in plain Rust.
+
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+/// What the host knows about one connection, at the time of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The connection's opaque id, as its client sees it in `connected`.
+    pub id: String,
+    /// The token's `sub`; `None` before a successful auth.
+    pub user_id: Option<String>,
+    /// The token's `role` claim.
+    pub role: Option<String>,
+    /// The token's `room` claim; `None` means any room.
+    pub room_claim: Option<String>,
+    /// The room the client is in.
+    pub room: Option<String>,
+}
+
+impl ClientInfo {
+    /// This client as a room member with the given metadata (JSON text of an
+    /// object).
+    ///
+    /// A client without a user id (auth disabled) shows its client id as
+    /// `userId`, because a peer always has one.
+    pub fn as_peer(&self, metadata: &str) -> Peer {
+        Peer {
+            client_id: self.id.clone(),
+            user_id: self.user_id.clone().unwrap_or_else(|| self.id.clone()),
+            metadata: metadata.to_owned(),
+        }
+    }
+}
+
+/// A member of a room, as PROTOCOL.md's `Peer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub client_id: String,
+    pub user_id: String,
+    /// JSON text of an object.
+    pub metadata: String,
+}
+
+impl Peer {
+    /// The wire form: `{"clientId", "userId", "metadata": object}`.
+    ///
+    /// Metadata that is not a JSON object (the host never stores such)
+    /// shows as `{}`, so a reply is never malformed.
+    pub fn to_json(&self) -> Value {
+        let metadata =
+            serde_json::from_str::<Map<String, Value>>(&self.metadata).unwrap_or_default();
+        json!({
+            "clientId": self.client_id,
+            "userId": self.user_id,
+            "metadata": metadata,
+        })
+    }
+}
+
+/// The protocol error codes a plugin may answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidMessage,
+    UnknownEvent,
+    NotAuthenticated,
+    AuthFailed,
+    AlreadyInRoom,
+    NotInRoom,
+    PeerNotFound,
+    RoomFull,
+    Forbidden,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, e.g. `NOT_IN_ROOM`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidMessage => "INVALID_MESSAGE",
+            ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
+            ErrorCode::NotAuthenticated => "NOT_AUTHENTICATED",
+            ErrorCode::AuthFailed => "AUTH_FAILED",
+            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
+            ErrorCode::NotInRoom => "NOT_IN_ROOM",
+            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
+            ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A protocol error: the host answers the sender with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    /// Client-facing text.
+    pub message: String,
+}
+
+/// What a plugin decided about one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not mine: the next plugin in the chain decides.
+    Pass,
+    /// Answer the sender; the host adds the correlation id. `data` is the
+    /// JSON text of an object.
+    Reply { event: String, data: String },
+    /// Deliver the event to this client, with `to` replaced by `from`.
+    Relay(String),
+    /// Answer the sender with this protocol error.
+    Reject(ProtocolError),
+    /// Done; nothing more is sent to the sender.
+    Handled,
+}
+
+impl Outcome {
+    /// Answer the sender with `event` and `data` (a JSON object).
+    pub fn reply(event: &str, data: &Value) -> Outcome {
+        Outcome::Reply {
+            event: event.to_owned(),
+            data: data.to_string(),
+        }
+    }
+
+    /// Answer the sender with a protocol error.
+    pub fn reject(code: ErrorCode, message: impl Into<String>) -> Outcome {
+        Outcome::Reject(ProtocolError {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// A verified identity, from an auth plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub role: Option<String>,
+    /// The only room this identity may join; `None` means any.
+    pub room_claim: Option<String>,
+}
+
+/// What an auth plugin decided about one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Not mine: the next auth plugin decides.
+    Pass,
+    Accept(Identity),
+    /// The token is refused; the text is the client-facing reason.
+    Reject(String),
+}
+
+/// Calls a plugin asks for besides the events it declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Connect,
+    Auth,
+    Disconnect,
+    Timer,
+}
+
+/// An event a plugin handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDecl {
+    /// 1..64 chars of `[a-z0-9:._-]`.
+    pub name: String,
+    /// A JSON Schema for `data`: custom events only; the host knows the
+    /// schemas of the events PROTOCOL.md defines.
+    pub schema: Option<String>,
+}
+
+impl EventDecl {
+    /// An event without a schema: one that PROTOCOL.md defines.
+    pub fn new(name: &str) -> EventDecl {
+        EventDecl {
+            name: name.to_owned(),
+            schema: None,
+        }
+    }
+}
+
+/// What a plugin is and what it wants to be called for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub events: Vec<EventDecl>,
+    pub hooks: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(user_id: Option<&str>) -> ClientInfo {
+        ClientInfo {
+            id: "c1".into(),
+            user_id: user_id.map(Into::into),
+            role: None,
+            room_claim: None,
+            room: None,
+        }
+    }
+
+    #[test]
+    fn peer_json_has_exactly_the_wire_fields() {
+        let peer = client(Some("alice")).as_peer(r#"{"name":"Alice"}"#);
+        assert_eq!(
+            peer.to_json(),
+            json!({"clientId": "c1", "userId": "alice", "metadata": {"name": "Alice"}})
+        );
+    }
+
+    #[test]
+    fn peer_without_user_id_shows_its_client_id() {
+        assert_eq!(client(None).as_peer("{}").user_id, "c1");
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_shows_as_empty_object() {
+        for metadata in ["", "[1]", "null", "{"] {
+            let peer = client(Some("a")).as_peer(metadata);
+            assert_eq!(peer.to_json()["metadata"], json!({}), "{metadata:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_helpers_build_wire_text() {
+        assert_eq!(
+            Outcome::reply("room:left", &json!({"roomId": "r"})),
+            Outcome::Reply {
+                event: "room:left".into(),
+                data: r#"{"roomId":"r"}"#.into()
+            }
+        );
+        assert_eq!(
+            Outcome::reject(ErrorCode::NotInRoom, "no"),
+            Outcome::Reject(ProtocolError {
+                code: ErrorCode::NotInRoom,
+                message: "no".into()
+            })
+        );
+    }
+
+    #[test]
+    fn error_codes_display_as_on_the_wire() {
+        assert_eq!(ErrorCode::PeerNotFound.to_string(), "PEER_NOT_FOUND");
+    }
+}

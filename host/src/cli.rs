@@ -1,0 +1,208 @@
+//! The command line: `serve`, `token` and `check`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::builtin::JWT_SECRET_VAR;
+use crate::schema;
+use crate::chain::{self, Registry};
+use crate::config::Config;
+use crate::connection::Settings;
+use crate::hub::Hub;
+use crate::ids::ClientIds;
+use crate::plugin::{Loader, PluginSource, WIT_VERSION, unix_millis};
+use crate::router::Router;
+use crate::server::{self, Server};
+use crate::token::{self, Claims};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "WebRTC signaling server with WebAssembly plugins")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (with no arguments: 127.0.0.1:8080, built-in plugins).
+    Serve {
+        /// TOML config file; every key has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config's `listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Directory of plugin components: `<name>.wasm` there is used for
+        /// the chain entry `<name>` instead of the built-in one.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Mint a development token signed with $SWITCHBOARD_JWT_SECRET.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// The only room the token may join.
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Load a plugin component and print what it declares, without serving.
+    Check { plugin: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, listen, plugins, log_format } => {
+            init_tracing(log_format);
+            let mut config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(serve(config, plugins.as_deref()))
+        }
+        Command::Token { user, room, role, ttl } => {
+            let secret = std::env::var(JWT_SECRET_VAR)
+                .with_context(|| format!("{JWT_SECRET_VAR} is not set; set it to the server's secret"))?;
+            let claims = Claims { user: &user, room: room.as_deref(), role: role.as_deref(), ttl_secs: ttl };
+            println!("{}", token::mint(secret.as_bytes(), &claims, unix_millis() / 1000));
+            Ok(())
+        }
+        Command::Check { plugin } => check(&plugin),
+    }
+}
+
+async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()> {
+    let secret = match std::env::var(JWT_SECRET_VAR) {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => {
+            let secret = token::ephemeral_secret();
+            let claims = Claims { user: "dev", room: None, role: None, ttl_secs: 24 * 3600 };
+            let dev_token = token::mint(secret.as_bytes(), &claims, unix_millis() / 1000);
+            tracing::warn!("{JWT_SECRET_VAR} is not set: using an ephemeral secret; tokens die with this process");
+            println!("dev token (user `dev`, 24 h): {dev_token}");
+            secret
+        }
+    };
+    let hub = Arc::new(Hub::new());
+    let loader = Loader::new(Arc::clone(&hub), config.plugin_limits.clone())?;
+    let lookup_env = |name: &str| {
+        if name == JWT_SECRET_VAR { Some(secret.clone()) } else { std::env::var(name).ok() }
+    };
+    let chain = chain::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
+    chain.check_auth(config.auth.required)?;
+
+    let shutdown = CancellationToken::new();
+    let router = Arc::new(Router {
+        hub,
+        registry: Registry::new(chain),
+        auth_required: config.auth.required,
+        shutdown: shutdown.clone(),
+    });
+    let settings = Arc::new(Settings {
+        heartbeat: config.heartbeat.interval(),
+        auth_timeout: Duration::from_millis(config.auth.timeout_ms),
+        ids: ClientIds::new(),
+    });
+    let server = Arc::new(Server {
+        router,
+        settings,
+        ws_config: server::ws_config(config.limits.max_message_bytes),
+        allowed_origins: config.allowed_origins.clone(),
+        shutdown: shutdown.clone(),
+        connections: TaskTracker::new(),
+    });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let accept = tokio::spawn(Arc::clone(&server).accept(listener));
+    tracing::info!(%addr, "serving");
+    println!("switchboard listening on ws://{addr}/ws");
+
+    shutdown_signal().await?;
+    tracing::info!("shutting down: closing connections");
+    shutdown.cancel();
+    let _ = accept.await;
+    server.connections.close();
+    let drain = Duration::from_millis(config.shutdown.drain_timeout_ms);
+    if tokio::time::timeout(drain, server.connections.wait()).await.is_err() {
+        tracing::warn!(remaining = server.connections.len(), "drain timeout passed; exiting anyway");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+    }
+    Ok(())
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let source = PluginSource { origin: path.display().to_string(), bytes };
+    let loader = Loader::new(Arc::new(Hub::new()), Config::default().plugin_limits)?;
+    let descriptor = loader.describe(&source)?;
+    println!("plugin    {} {}", descriptor.name, descriptor.version);
+    println!("interface switchboard:plugin@{WIT_VERSION} (compatible)");
+    let hooks = descriptor.hooks;
+    let hook_names: Vec<&str> = [
+        (hooks.connect, "connect"),
+        (hooks.auth, "auth"),
+        (hooks.disconnect, "disconnect"),
+        (hooks.timer, "timer"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    println!("hooks     {}", if hook_names.is_empty() { "-".into() } else { hook_names.join(", ") });
+    println!("events");
+    for event in &descriptor.events {
+        match &event.schema {
+            Some(schema) => println!("  {}  schema: {schema}", event.name),
+            None if schema::is_protocol_event(&event.name) => println!("  {}  (protocol schema)", event.name),
+            None => println!("  {}  (any object)", event.name),
+        }
+    }
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,208 @@
+//! The server's configuration: one TOML file in which every key has a
+//! default. Unknown keys are errors, so a typo fails at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Browser origins allowed to connect; empty allows any. Requests
+    /// without an `Origin` header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+    pub heartbeat: Heartbeat,
+    pub auth: Auth,
+    pub shutdown: Shutdown,
+    pub plugin_limits: PluginLimits,
+    /// The plugin chain, in the order plugins are asked.
+    pub plugins: Vec<PluginEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heartbeat {
+    pub interval_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// When false, every connection counts as authenticated from the start,
+    /// with its client id as its user id.
+    pub required: bool,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    pub drain_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Linear memory one plugin instance may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call into a plugin.
+    pub deadline_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    pub name: String,
+    /// Load from this file instead of the built-in plugin or the plugins
+    /// directory.
+    pub path: Option<PathBuf>,
+    /// Environment variables the plugin may read. Defaults to what the
+    /// built-in plugin of that name needs.
+    pub env: Option<Vec<String>>,
+    /// The plugin's own settings, handed to its `init` as JSON.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            heartbeat: Heartbeat::default(),
+            auth: Auth::default(),
+            shutdown: Shutdown::default(),
+            plugin_limits: PluginLimits::default(),
+            plugins: ["auth-jwt", "rooms", "signaling"]
+                .into_iter()
+                .map(|name| PluginEntry {
+                    name: name.into(),
+                    path: None,
+                    env: None,
+                    config: empty_table(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_message_bytes: 65536 }
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat { interval_ms: 30_000 }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth { required: true, timeout_ms: 10_000 }
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { drain_timeout_ms: 10_000 }
+    }
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits { memory_bytes: 32 << 20, deadline_ms: 100 }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("limits.max_message_bytes", self.limits.max_message_bytes as u64),
+            ("heartbeat.interval_ms", self.heartbeat.interval_ms),
+            ("auth.timeout_ms", self.auth.timeout_ms),
+            ("plugin_limits.memory_bytes", self.plugin_limits.memory_bytes as u64),
+            ("plugin_limits.deadline_ms", self.plugin_limits.deadline_ms),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("`{key}` must be greater than 0");
+            }
+        }
+        if self.plugins.is_empty() {
+            bail!("`plugins` must name at least one plugin");
+        }
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            if self.plugins[..i].iter().any(|p| p.name == plugin.name) {
+                bail!("`plugins`: `{}` is listed twice", plugin.name);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Heartbeat {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.limits.max_message_bytes, 65536);
+        assert_eq!(config.plugins.len(), 3);
+        assert!(config.auth.required);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let err = format!("{:#}", Config::parse("[limits]\nmax_mesage_bytes = 1").unwrap_err());
+        assert!(err.contains("max_mesage_bytes"), "{err}");
+        let err = format!("{:#}", Config::parse("[heartbeat]\ninterval_ms = 0").unwrap_err());
+        assert!(err.contains("heartbeat.interval_ms"), "{err}");
+        let err = format!("{:#}", Config::parse("listen = \"nope\"").unwrap_err());
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn a_chain_replaces_the_default_one() {
+        let text = "[[plugins]]\nname = \"rooms\"\nconfig = { capacity = 2 }\n";
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.plugins.len(), 1);
+        assert_eq!(config.plugins[0].config["capacity"].as_integer(), Some(2));
+    }
+}

@@ -1,0 +1,215 @@
+//! One WebSocket connection's task: it owns the socket, reads frames in
+//! order, hands text to the router, writes the client's outbound queue,
+//! runs the heartbeat and the auth timeout, and closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, interval_at, sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use crate::envelope::{self, ErrorCode, Frame};
+use crate::hub::Outbound;
+use crate::ids::ClientIds;
+use crate::router::{Conn, Router, Verdict};
+
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
+
+/// Outbound frames written before one flush.
+const WRITE_BATCH: usize = 64;
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Settings every connection shares.
+pub struct Settings {
+    pub heartbeat: Duration,
+    pub auth_timeout: Duration,
+    pub ids: ClientIds,
+}
+
+/// How a connection ended.
+enum End {
+    /// We close with this code, after writing what is queued.
+    Close(u16, String),
+    /// The client closed (any code) or the socket failed.
+    Gone(&'static str),
+    /// No pong since the last ping: dropped without a close handshake.
+    Dead,
+}
+
+pub async fn run(mut ws: Socket, router: Arc<Router>, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let id = settings.ids.next();
+    let connected = envelope::frame(
+        "connected",
+        None,
+        &json!({
+            "clientId": id.to_string(),
+            "protocol": 1,
+            "heartbeatMs": settings.heartbeat.as_millis() as u64,
+            "resumeToken": resume_token(),
+        }),
+    );
+    if ws.send(Message::Text(connected)).await.is_err() {
+        return;
+    }
+    let (outbox, mut queue) = mpsc::unbounded_channel();
+    let mut conn = router.connect(id, outbox);
+    let _span = tracing::info_span!("conn", client = %id).entered();
+    tracing::debug!("connected");
+    drop(_span);
+
+    let end = serve(&mut ws, &router, &settings, &shutdown, &mut conn, &mut queue).await;
+    tracing::info!(client = %id, how = end.describe(), "disconnected");
+    match end {
+        End::Close(code, reason) => {
+            flush_queue(&mut ws, &mut queue).await;
+            close(&mut ws, code, &reason).await;
+        }
+        End::Gone(_) | End::Dead => {}
+    }
+    router.disconnect(&conn);
+}
+
+impl End {
+    fn describe(&self) -> String {
+        match self {
+            End::Close(code, reason) => format!("closed by server: {code} {reason}"),
+            End::Gone(why) => (*why).to_owned(),
+            End::Dead => "no pong to the last ping".to_owned(),
+        }
+    }
+}
+
+async fn serve(
+    ws: &mut Socket,
+    router: &Arc<Router>,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+    conn: &mut Conn,
+    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+) -> End {
+    let start = Instant::now();
+    let mut heartbeat = interval_at(start + settings.heartbeat, settings.heartbeat);
+    let mut awaiting_pong = false;
+    let auth_deadline = sleep(settings.auth_timeout);
+    tokio::pin!(auth_deadline);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
+            out = queue.recv() => match out {
+                Some(Outbound::Frame(frame)) => match write_batch(ws, frame, queue).await {
+                    Ok(None) => {}
+                    Ok(Some((code, reason))) => return End::Close(code, reason),
+                    Err(_) => return End::Gone("write failed"),
+                },
+                Some(Outbound::Close(code, reason)) => return End::Close(code, reason),
+                None => return End::Gone("unregistered"),
+            },
+            message = ws.next() => {
+                let message = match message {
+                    None => return End::Gone("socket ended"),
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        return End::Close(CLOSE_TOO_BIG, "message too big".into());
+                    }
+                    Some(Err(_)) => return End::Gone("socket error"),
+                    Some(Ok(message)) => message,
+                };
+                match message {
+                    Message::Text(text) => {
+                        if let Verdict::Close(code, reason) = router.handle_text(conn, text.as_str()) {
+                            return End::Close(code, reason.into());
+                        }
+                    }
+                    Message::Binary(_) => {
+                        let frame = envelope::error_frame(ErrorCode::InvalidMessage, "binary frames are not supported; send JSON text", None, None);
+                        router.hub.send(conn.id, Outbound::Frame(frame));
+                    }
+                    Message::Pong(_) => awaiting_pong = false,
+                    // tungstenite answers pings and close frames itself.
+                    Message::Ping(_) | Message::Frame(_) => {}
+                    Message::Close(_) => return End::Gone("client closed"),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if awaiting_pong {
+                    return End::Dead;
+                }
+                awaiting_pong = true;
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return End::Gone("write failed");
+                }
+            }
+            _ = &mut auth_deadline, if !conn.authenticated => {
+                return End::Close(CLOSE_AUTH_TIMEOUT, "not authenticated in time".into());
+            }
+        }
+    }
+}
+
+/// Writes `first` and whatever else is already queued, then flushes once.
+/// Returns a close request found in the queue.
+async fn write_batch(
+    ws: &mut Socket,
+    first: Frame,
+    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+) -> Result<Option<(u16, String)>, WsError> {
+    ws.feed(Message::Text(first)).await?;
+    let mut close = None;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(Outbound::Frame(frame)) => ws.feed(Message::Text(frame)).await?,
+            Ok(Outbound::Close(code, reason)) => {
+                close = Some((code, reason));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    ws.flush().await?;
+    Ok(close)
+}
+
+/// Writes every frame still queued, so a reply sent just before a close
+/// (the third `AUTH_FAILED`, say) reaches the client first.
+async fn flush_queue(ws: &mut Socket, queue: &mut mpsc::UnboundedReceiver<Outbound>) {
+    while let Ok(out) = queue.try_recv() {
+        if let Outbound::Frame(frame) = out
+            && ws.feed(Message::Text(frame)).await.is_err()
+        {
+            return;
+        }
+    }
+    let _ = ws.flush().await;
+}
+
+async fn close(ws: &mut Socket, code: u16, reason: &str) {
+    let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    // Give the client a moment to answer; a silent one is dropped.
+    let _ = tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+}
+
+/// Sessions are not resumable yet; the token is still unguessable so
+/// clients can store it as PROTOCOL.md says.
+fn resume_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 24] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

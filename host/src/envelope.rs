@@ -1,0 +1,267 @@
+//! The wire format: parsing and validating inbound envelopes, and writing
+//! outbound ones (PROTOCOL.md, Envelope and Errors).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::ids::{CorrelationId, EventName};
+
+/// A validated inbound message.
+#[derive(Debug)]
+pub struct Envelope {
+    pub event: EventName,
+    pub id: Option<CorrelationId>,
+    /// `{}` when the input had no `data`.
+    pub data: Map<String, Value>,
+}
+
+/// Why a text frame is not a valid envelope, with whatever of it was valid
+/// enough to echo back.
+#[derive(Debug)]
+pub struct EnvelopeError {
+    pub id: Option<CorrelationId>,
+    pub event: Option<EventName>,
+    pub message: String,
+}
+
+/// The top level of an object, each key with its raw value, in order.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(3);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+impl Envelope {
+    pub fn parse(text: &str) -> Result<Envelope, EnvelopeError> {
+        let fields = match serde_json::from_str::<Fields>(text) {
+            Ok(fields) => fields.0,
+            Err(e) => return Err(EnvelopeError::bare(invalid_json_message(&e))),
+        };
+        // Collect what can be echoed first: the error must carry a valid id
+        // and event even when something else is wrong.
+        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let id_raw = field("id");
+        let event_raw = field("event");
+        let mut error = EnvelopeError {
+            id: id_raw.and_then(|raw| CorrelationId::parse(&parse_str(raw)?)),
+            event: event_raw.and_then(|raw| EventName::parse(&parse_str(raw)?)),
+            message: String::new(),
+        };
+        if let Some(message) = check_fields(&fields) {
+            error.message = message;
+            return Err(error);
+        }
+        let Some(event) = error.event.clone() else {
+            error.message = match event_raw {
+                None => "missing field `event`".into(),
+                Some(_) => "`event` must be 1..64 characters of [a-z0-9:._-]".into(),
+            };
+            return Err(error);
+        };
+        if id_raw.is_some() && error.id.is_none() {
+            error.message = "`id` must be a string of 1..64 characters".into();
+            return Err(error);
+        }
+        let data = match field("data") {
+            None => Map::new(),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(data)) => data,
+                Ok(_) => {
+                    error.message = "`data` must be an object".into();
+                    return Err(error);
+                }
+                Err(e) => {
+                    error.message = format!("`data`: {e}");
+                    return Err(error);
+                }
+            },
+        };
+        Ok(Envelope { event, id: error.id, data })
+    }
+}
+
+impl EnvelopeError {
+    fn bare(message: String) -> EnvelopeError {
+        EnvelopeError { id: None, event: None, message }
+    }
+}
+
+fn invalid_json_message(e: &serde_json::Error) -> String {
+    if e.is_data() {
+        "a message must be a JSON object".into()
+    } else {
+        format!("not valid JSON: {e}")
+    }
+}
+
+/// Rejects unknown and repeated top-level keys: a typo must not pass.
+fn check_fields(fields: &[(Cow<str>, &RawValue)]) -> Option<String> {
+    for (i, (key, _)) in fields.iter().enumerate() {
+        if !matches!(key.as_ref(), "event" | "id" | "data") {
+            return Some(format!("unknown field `{key}`; expected `event`, `id` or `data`"));
+        }
+        if fields[..i].iter().any(|(earlier, _)| earlier == key) {
+            return Some(format!("duplicate field `{key}`"));
+        }
+    }
+    None
+}
+
+fn parse_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Cow<str>>(raw.get()).ok()
+}
+
+/// A protocol error code (PROTOCOL.md, Errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidMessage,
+    UnknownEvent,
+    NotAuthenticated,
+    AuthFailed,
+    AlreadyInRoom,
+    NotInRoom,
+    PeerNotFound,
+    RoomFull,
+    Forbidden,
+    ResumeFailed,
+    PluginError,
+    Internal,
+}
+
+/// A serialized outbound message. Cloning shares the bytes, so a broadcast
+/// serializes once for all its recipients.
+pub type Frame = Utf8Bytes;
+
+#[derive(Serialize)]
+struct Outbound<'a, D: Serialize + ?Sized> {
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    data: &'a D,
+}
+
+/// Writes `{"event", "id"?, "data"}`.
+pub fn frame<D: Serialize + ?Sized>(event: &str, id: Option<&CorrelationId>, data: &D) -> Frame {
+    let outbound = Outbound { event, id: id.map(CorrelationId::as_str), data };
+    serde_json::to_string(&outbound)
+        .expect("serializing JSON values and strings cannot fail")
+        .into()
+}
+
+/// Like [`frame`], for `data` that is already JSON text of an object.
+pub fn frame_raw(event: &str, id: Option<&CorrelationId>, data: &RawValue) -> Frame {
+    frame(event, id, data)
+}
+
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+}
+
+/// Writes an `error` message.
+pub fn error_frame(
+    code: ErrorCode,
+    message: &str,
+    id: Option<&CorrelationId>,
+    event: Option<&EventName>,
+) -> Frame {
+    let data = ErrorData { code, message, event: event.map(EventName::as_str) };
+    frame("error", id, &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> EnvelopeError {
+        Envelope::parse(text).expect_err(text)
+    }
+
+    #[test]
+    fn accepts_a_full_envelope_and_defaults_data() {
+        let env = Envelope::parse(r#"{"event":"room:join","id":"c-1","data":{"roomId":"a"}}"#)
+            .unwrap();
+        assert_eq!(env.event.as_str(), "room:join");
+        assert_eq!(env.id.unwrap().as_str(), "c-1");
+        assert_eq!(env.data["roomId"], "a");
+        assert!(Envelope::parse(r#"{"event":"ping"}"#).unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn rejects_unknown_and_duplicate_fields_but_echoes_what_is_valid() {
+        let e = err(r#"{"event":"ping","id":"x","extra":1}"#);
+        assert!(e.message.contains("extra"));
+        assert_eq!(e.id.unwrap().as_str(), "x");
+        assert_eq!(e.event.unwrap().as_str(), "ping");
+        assert!(err(r#"{"event":"ping","event":"ping"}"#).message.contains("duplicate"));
+    }
+
+    #[test]
+    fn rejects_bad_data_event_and_id() {
+        assert!(err(r#"{"event":"ping","data":null}"#).message.contains("object"));
+        assert!(err(r#"{"event":"ping","data":[]}"#).message.contains("object"));
+        let e = err(r#"{"event":"Bad","id":"ok"}"#);
+        assert!(e.event.is_none());
+        assert_eq!(e.id.unwrap().as_str(), "ok");
+        let e = err(r#"{"event":"ping","id":""}"#);
+        assert!(e.id.is_none());
+        assert_eq!(e.event.unwrap().as_str(), "ping");
+        assert!(err(r#"{"id":"x"}"#).message.contains("missing"));
+    }
+
+    #[test]
+    fn rejects_non_objects_and_garbage() {
+        assert!(err("[1]").id.is_none());
+        assert!(err("nope").message.contains("JSON"));
+        assert!(err(&"[".repeat(1000)).message.contains("JSON"));
+    }
+
+    #[test]
+    fn escaped_strings_are_valid_ids() {
+        let env = Envelope::parse(r#"{"event":"ping","id":"a\"b"}"#).unwrap();
+        assert_eq!(env.id.unwrap().as_str(), "a\"b");
+    }
+
+    #[test]
+    fn data_keeps_the_last_duplicate_key() {
+        let env = Envelope::parse(r#"{"event":"x","data":{"a":1,"a":2}}"#).unwrap();
+        assert_eq!(env.data["a"], 2);
+    }
+
+    #[test]
+    fn frames_omit_a_missing_id() {
+        let f = frame("pong", None, &serde_json::json!({}));
+        assert_eq!(f.as_str(), r#"{"event":"pong","data":{}}"#);
+        let id = CorrelationId::parse("7").unwrap();
+        let f = error_frame(ErrorCode::NotInRoom, "m", Some(&id), None);
+        assert_eq!(f.as_str(), r#"{"event":"error","id":"7","data":{"code":"NOT_IN_ROOM","message":"m"}}"#);
+    }
+}

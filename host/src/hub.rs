@@ -1,0 +1,299 @@
+//! The authoritative table of connected clients and room membership, and
+//! delivery to clients' outbound queues.
+//!
+//! Rooms change only through [`Hub::join`] and [`Hub::leave`] (plugins reach
+//! them through the `join-room`/`leave-room` host calls) and when a client
+//! is unregistered, so no plugin can leave a ghost member behind. Nothing
+//! here blocks or awaits: a send only enqueues.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::envelope::{self, Frame};
+use crate::ids::{ClientId, RoomId};
+
+/// What a connection task is asked to write.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Frame),
+    /// Close the connection with this code and reason.
+    Close(u16, String),
+}
+
+pub type Outbox = mpsc::UnboundedSender<Outbound>;
+
+/// A verified identity (from an auth plugin) or, with auth disabled, the
+/// client id standing in for a user id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub user_id: String,
+    pub role: Option<String>,
+    pub room_claim: Option<String>,
+}
+
+/// A snapshot of one client, for plugins.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub id: ClientId,
+    pub identity: Option<Identity>,
+    pub room: Option<RoomId>,
+}
+
+/// A room member as PROTOCOL.md's `Peer`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Peer {
+    #[serde(rename = "clientId", serialize_with = "display")]
+    pub client_id: ClientId,
+    #[serde(rename = "userId")]
+    pub user_id: Arc<str>,
+    pub metadata: Arc<RawValue>,
+}
+
+fn display<S: serde::Serializer>(id: &ClientId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+/// Why [`Hub::join`] refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("the client is already in a room")]
+    AlreadyInRoom,
+    #[error("the client is not connected or not authenticated")]
+    UnknownClient,
+}
+
+struct Client {
+    outbox: Outbox,
+    identity: Option<Identity>,
+    room: Option<RoomId>,
+}
+
+#[derive(Default)]
+struct Room {
+    /// Oldest first.
+    members: Vec<Peer>,
+    /// Plugin storage, by (plugin, key).
+    kv: HashMap<(Arc<str>, String), String>,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<ClientId, Client>,
+    rooms: HashMap<RoomId, Room>,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    /// Plugin calls about a room hold its stripe, so one room's events reach
+    /// plugins in one total order while other rooms run in parallel.
+    room_locks: Box<[Mutex<()>]>,
+    stripe_hasher: RandomState,
+}
+
+const ROOM_LOCK_STRIPES: usize = 1024;
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub {
+            state: Mutex::default(),
+            room_locks: (0..ROOM_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hasher: RandomState::new(),
+        }
+    }
+
+    pub fn lock_room(&self, room: &RoomId) -> MutexGuard<'_, ()> {
+        let stripe = self.stripe_hasher.hash_one(room) as usize % self.room_locks.len();
+        self.room_locks[stripe].lock()
+    }
+
+    pub fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Identity>) {
+        let client = Client { outbox, identity, room: None };
+        self.state.lock().clients.insert(id, client);
+    }
+
+    /// Forgets a client; returns the room it was in, which it has left.
+    pub fn unregister(&self, id: ClientId) -> Option<RoomId> {
+        let mut state = self.state.lock();
+        let room = state.clients.remove(&id)?.room?;
+        state.remove_member(&room, id);
+        Some(room)
+    }
+
+    pub fn set_identity(&self, id: ClientId, identity: Identity) {
+        if let Some(client) = self.state.lock().clients.get_mut(&id) {
+            client.identity = Some(identity);
+        }
+    }
+
+    pub fn client_info(&self, id: ClientId) -> Option<ClientInfo> {
+        let state = self.state.lock();
+        let client = state.clients.get(&id)?;
+        Some(ClientInfo { id, identity: client.identity.clone(), room: client.room.clone() })
+    }
+
+    /// Adds an authenticated client to a room; returns the other members,
+    /// oldest first, and the new member.
+    pub fn join(
+        &self,
+        id: ClientId,
+        room: &RoomId,
+        metadata: Arc<RawValue>,
+    ) -> Result<(Vec<Peer>, Peer), JoinError> {
+        let mut state = self.state.lock();
+        let client = state.clients.get_mut(&id).ok_or(JoinError::UnknownClient)?;
+        if client.room.is_some() {
+            return Err(JoinError::AlreadyInRoom);
+        }
+        let user_id = client.identity.as_ref().ok_or(JoinError::UnknownClient)?.user_id.as_str();
+        let peer = Peer { client_id: id, user_id: user_id.into(), metadata };
+        client.room = Some(room.clone());
+        let members = &mut state.rooms.entry(room.clone()).or_default().members;
+        let others = members.clone();
+        members.push(peer.clone());
+        Ok((others, peer))
+    }
+
+    /// Takes a client out of its room; returns the room.
+    pub fn leave(&self, id: ClientId) -> Option<RoomId> {
+        let mut state = self.state.lock();
+        let room = state.clients.get_mut(&id)?.room.take()?;
+        state.remove_member(&room, id);
+        Some(room)
+    }
+
+    pub fn members(&self, room: &RoomId) -> Vec<Peer> {
+        let state = self.state.lock();
+        state.rooms.get(room).map(|r| r.members.clone()).unwrap_or_default()
+    }
+
+    pub fn room_exists(&self, room: &RoomId) -> bool {
+        self.state.lock().rooms.contains_key(room)
+    }
+
+    pub fn send(&self, to: ClientId, message: Outbound) {
+        if let Some(client) = self.state.lock().clients.get(&to) {
+            // A closed outbox means the connection is on its way out.
+            let _ = client.outbox.send(message);
+        }
+    }
+
+    pub fn broadcast(&self, room: &RoomId, frame: &Frame, except: Option<ClientId>) {
+        let state = self.state.lock();
+        let Some(members) = state.rooms.get(room).map(|r| &r.members) else {
+            return;
+        };
+        for member in members.iter().filter(|m| Some(m.client_id) != except) {
+            if let Some(client) = state.clients.get(&member.client_id) {
+                let _ = client.outbox.send(Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
+    pub fn kv_get(&self, room: &RoomId, plugin: &Arc<str>, key: &str) -> Option<String> {
+        let state = self.state.lock();
+        state.rooms.get(room)?.kv.get(&(plugin.clone(), key.to_owned())).cloned()
+    }
+
+    /// Stores a value; a room that does not exist keeps nothing.
+    pub fn kv_set(&self, room: &RoomId, plugin: &Arc<str>, key: String, value: String) {
+        if let Some(room) = self.state.lock().rooms.get_mut(room) {
+            room.kv.insert((plugin.clone(), key), value);
+        }
+    }
+
+    pub fn kv_delete(&self, room: &RoomId, plugin: &Arc<str>, key: &str) {
+        if let Some(room) = self.state.lock().rooms.get_mut(room) {
+            room.kv.remove(&(plugin.clone(), key.to_owned()));
+        }
+    }
+}
+
+impl State {
+    fn remove_member(&mut self, room: &RoomId, id: ClientId) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        entry.members.retain(|m| m.client_id != id);
+        if entry.members.is_empty() {
+            self.rooms.remove(room);
+        }
+    }
+}
+
+/// `room:peer-joined` for the other members.
+pub fn peer_joined(room: &RoomId, peer: &Peer) -> Frame {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        #[serde(rename = "roomId")]
+        room_id: &'a str,
+        peer: &'a Peer,
+    }
+    envelope::frame("room:peer-joined", None, &Data { room_id: room.as_str(), peer })
+}
+
+/// `room:peer-left` for the other members; `reason` is `left` or
+/// `disconnected`.
+pub fn peer_left(room: &RoomId, id: ClientId, reason: &str) -> Frame {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        #[serde(rename = "roomId")]
+        room_id: &'a str,
+        #[serde(rename = "clientId")]
+        client_id: String,
+        reason: &'a str,
+    }
+    let data = Data { room_id: room.as_str(), client_id: id.to_string(), reason };
+    envelope::frame("room:peer-left", None, &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ClientIds;
+
+    fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = ids.next();
+        let identity = Identity { user_id: format!("u{id}"), role: None, room_claim: None };
+        hub.register(id, tx, Some(identity));
+        (id, rx)
+    }
+
+    fn empty() -> Arc<RawValue> {
+        RawValue::from_string("{}".into()).unwrap().into()
+    }
+
+    #[test]
+    fn membership_is_ordered_and_rooms_end_when_empty() {
+        let (hub, ids) = (Hub::new(), ClientIds::new());
+        let room = RoomId::parse("r").unwrap();
+        let (a, _ra) = client(&hub, &ids);
+        let (b, _rb) = client(&hub, &ids);
+        assert!(hub.join(a, &room, empty()).unwrap().0.is_empty());
+        let (others, _) = hub.join(b, &room, empty()).unwrap();
+        assert_eq!(others.iter().map(|p| p.client_id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(hub.join(a, &room, empty()).unwrap_err(), JoinError::AlreadyInRoom);
+        hub.kv_set(&room, &"p".into(), "k".into(), "v".into());
+        assert_eq!(hub.leave(a), Some(room.clone()));
+        assert_eq!(hub.unregister(b), Some(room.clone()));
+        assert!(!hub.room_exists(&room));
+        assert_eq!(hub.kv_get(&room, &"p".into(), "k"), None);
+    }
+
+    #[test]
+    fn broadcast_skips_the_excepted_member() {
+        let (hub, ids) = (Hub::new(), ClientIds::new());
+        let room = RoomId::parse("r").unwrap();
+        let (a, mut ra) = client(&hub, &ids);
+        let (b, mut rb) = client(&hub, &ids);
+        hub.join(a, &room, empty()).unwrap();
+        hub.join(b, &room, empty()).unwrap();
+        hub.broadcast(&room, &Frame::from("x"), Some(a));
+        assert!(ra.try_recv().is_err());
+        assert!(matches!(rb.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "x"));
+    }
+}

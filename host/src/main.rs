@@ -1,0 +1,31 @@
+//! `switchboard`: a WebRTC signaling server whose room and signaling logic
+//! runs as WebAssembly plugins. See ARCHITECTURE.md for the map.
+
+mod builtin;
+mod chain;
+mod cli;
+mod config;
+mod connection;
+mod envelope;
+mod hub;
+mod ids;
+mod plugin;
+mod router;
+mod schema;
+mod server;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The host interface plugins import (`interface host` in the WIT). Every
+//! call is synchronous and only reads the hub or queues an [`Effect`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+
+use super::bindings::switchboard::plugin::host::Host;
+use super::bindings::types::{self, ErrorCode, LogLevel};
+use super::state::{Effect, PluginState};
+use crate::envelope::{self, Frame};
+use crate::hub::{self, JoinError};
+use crate::ids::{ClientId, EventName, RoomId};
+
+impl types::Host for PluginState {}
+
+impl Host for PluginState {
+    fn send(&mut self, client: String, event: String, data: String) {
+        let (Some(to), Some(frame)) = (ClientId::parse(&client), self.frame(&event, &data)) else {
+            return;
+        };
+        self.effects.push(Effect::Send(to, frame));
+    }
+
+    fn broadcast(&mut self, room: String, event: String, data: String, except: Option<String>) {
+        let (Some(room), Some(frame)) = (RoomId::parse(&room), self.frame(&event, &data)) else {
+            return;
+        };
+        let except = except.as_deref().and_then(ClientId::parse);
+        self.effects.push(Effect::Broadcast { room, frame, except });
+    }
+
+    fn join_room(
+        &mut self,
+        client: String,
+        room: String,
+        metadata: String,
+    ) -> Result<Vec<types::Peer>, ErrorCode> {
+        let id = ClientId::parse(&client).ok_or(ErrorCode::PeerNotFound)?;
+        let room = RoomId::parse(&room).ok_or(ErrorCode::InvalidMessage)?;
+        let metadata = self.json_object(&metadata).ok_or(ErrorCode::InvalidMessage)?;
+        let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
+            JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
+            JoinError::UnknownClient => ErrorCode::NotAuthenticated,
+        })?;
+        let frame = hub::peer_joined(&room, &joined);
+        self.effects.push(Effect::Broadcast { room, frame, except: Some(id) });
+        Ok(others.iter().map(wit_peer).collect())
+    }
+
+    fn leave_room(&mut self, client: String) -> Option<String> {
+        let id = ClientId::parse(&client)?;
+        let room = self.hub.leave(id)?;
+        let frame = hub::peer_left(&room, id, "left");
+        self.effects.push(Effect::Broadcast { room: room.clone(), frame, except: None });
+        Some(room.to_string())
+    }
+
+    fn room_members(&mut self, room: String) -> Vec<types::Peer> {
+        let Some(room) = RoomId::parse(&room) else { return Vec::new() };
+        self.hub.members(&room).iter().map(wit_peer).collect()
+    }
+
+    fn lookup_client(&mut self, client: String) -> Option<types::ClientInfo> {
+        let info = self.hub.client_info(ClientId::parse(&client)?)?;
+        Some(super::wit_client_info(&info))
+    }
+
+    fn kv_get(&mut self, room: String, key: String) -> Option<String> {
+        self.hub.kv_get(&RoomId::parse(&room)?, &self.plugin, &key)
+    }
+
+    fn kv_set(&mut self, room: String, key: String, value: String) {
+        if let Some(room) = RoomId::parse(&room) {
+            self.hub.kv_set(&room, &self.plugin, key, value);
+        }
+    }
+
+    fn kv_delete(&mut self, room: String, key: String) {
+        if let Some(room) = RoomId::parse(&room) {
+            self.hub.kv_delete(&room, &self.plugin, &key);
+        }
+    }
+
+    fn set_timer(&mut self, room: String, delay_ms: u32, tag: String) {
+        if let Some(room) = RoomId::parse(&room) {
+            let plugin = Arc::clone(&self.plugin);
+            self.effects.push(Effect::Timer { plugin, room, delay_ms, tag });
+        }
+    }
+
+    fn kick(&mut self, client: String, reason: String) {
+        if let Some(id) = ClientId::parse(&client) {
+            self.effects.push(Effect::Kick(id, reason));
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        let plugin = &*self.plugin;
+        match level {
+            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn now(&mut self) -> u64 {
+        unix_millis()
+    }
+}
+
+impl PluginState {
+    /// Builds an outbound frame from what a plugin handed over, or records
+    /// a fault if it is not a valid event name and JSON object.
+    fn frame(&mut self, event: &str, data: &str) -> Option<Frame> {
+        let Some(event) = EventName::parse(event) else {
+            self.fault = Some(format!("sent an invalid event name {event:?}"));
+            return None;
+        };
+        let data = self.json_object(data)?;
+        Some(envelope::frame_raw(event.as_str(), None, &data))
+    }
+
+    fn json_object(&mut self, text: &str) -> Option<Arc<RawValue>> {
+        match RawValue::from_string(text.to_owned()) {
+            Ok(raw) if raw.get().trim_start().starts_with('{') => Some(raw.into()),
+            _ => {
+                self.fault = Some("passed data that is not a JSON object".into());
+                None
+            }
+        }
+    }
+}
+
+fn wit_peer(peer: &hub::Peer) -> types::Peer {
+    types::Peer {
+        client_id: peer.client_id.to_string(),
+        user_id: peer.user_id.to_string(),
+        metadata: peer.metadata.get().to_owned(),
+    }
+}
+
+pub fn unix_millis() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    since_epoch.as_millis() as u64
+}

@@ -1,0 +1,143 @@
+//! Turning component bytes into a ready [`Plugin`]: compile, check the
+//! interface version, pre-instantiate, ask `describe()`, start one
+//! instance with the plugin's config. All of it happens before the plugin
+//! serves a single event.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use super::bindings::PluginPre;
+use super::pool::Plugin;
+use super::state::PluginState;
+use super::{Descriptor, engine, linker};
+use crate::config::PluginLimits;
+use crate::hub::Hub;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+const GUEST_EXPORT: &str = "switchboard:plugin/guest";
+
+/// A component to load, and where it came from (for messages).
+pub struct PluginSource {
+    pub origin: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything a plugin load needs, built once per process.
+pub struct Loader {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    hub: Arc<Hub>,
+    limits: PluginLimits,
+}
+
+impl Loader {
+    pub fn new(hub: Arc<Hub>, limits: PluginLimits) -> anyhow::Result<Loader> {
+        let engine = engine(&limits)?;
+        let linker = linker(&engine)?;
+        Ok(Loader { engine, linker, hub, limits })
+    }
+
+    /// Loads a plugin ready to serve under `name`, the chain's name for it.
+    /// `config` is JSON text for its `init`; `env` the variables its WASI
+    /// context may read.
+    pub fn load(
+        &self,
+        name: &str,
+        source: &PluginSource,
+        config: String,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Plugin> {
+        let (pre, descriptor) = self.prepare(source)?;
+        let name: Arc<str> = name.into();
+        let plugin = Plugin::new(name, pre, Arc::clone(&self.hub), config, env, self.limits.clone(), descriptor);
+        plugin.warm_up().with_context(|| format!("starting plugin from {}", source.origin))?;
+        Ok(plugin)
+    }
+
+    /// Compiles and describes a plugin without starting it.
+    pub fn describe(&self, source: &PluginSource) -> anyhow::Result<Descriptor> {
+        Ok(self.prepare(source)?.1)
+    }
+
+    fn prepare(&self, source: &PluginSource) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
+        let origin = &source.origin;
+        let component = Component::new(&self.engine, &source.bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)"))?;
+        check_interface(&self.engine, &component).with_context(|| format!("plugin {origin}"))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("linking plugin {origin}: it imports something this host does not offer"))?;
+        let descriptor = self.call_describe(&pre).with_context(|| format!("describing plugin {origin}"))?;
+        Ok((pre, descriptor))
+    }
+
+    fn call_describe(&self, pre: &PluginPre<PluginState>) -> anyhow::Result<Descriptor> {
+        let state = PluginState::new("describe".into(), Arc::clone(&self.hub), &[], self.limits.memory_bytes);
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(100);
+        let bindings = pre.instantiate(&mut store)?;
+        let descriptor: Descriptor = bindings.switchboard_plugin_guest().call_describe(&mut store)?.into();
+        if descriptor.name.is_empty() {
+            bail!("it describes itself with an empty name");
+        }
+        Ok(descriptor)
+    }
+}
+
+/// Refuses a component built against another major version of the WIT
+/// package with a message that says so, instead of a link error.
+fn check_interface(engine: &Engine, component: &Component) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let Some(export) = exports.iter().find(|name| name.starts_with(GUEST_EXPORT)) else {
+        bail!(
+            "it is not a Switchboard plugin: it does not export `{GUEST_EXPORT}` (it exports: {})",
+            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+        );
+    };
+    let version = export.strip_prefix(GUEST_EXPORT).and_then(|v| v.strip_prefix('@')).unwrap_or("");
+    if !compatible(version, WIT_VERSION) {
+        bail!(
+            "it targets interface switchboard:plugin@{}, this host speaks {WIT_VERSION}",
+            if version.is_empty() { "(unversioned)" } else { version }
+        );
+    }
+    Ok(())
+}
+
+/// Semver compatibility as cargo reads it: same major, and for 0.x the
+/// same minor.
+fn compatible(theirs: &str, ours: &str) -> bool {
+    let parts = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parts(theirs), parts(ours)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn versions_follow_semver() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.7", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(!compatible("1.0.0", "0.1.0"));
+        assert!(!compatible("", "0.1.0"));
+    }
+}

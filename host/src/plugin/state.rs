@@ -1,0 +1,60 @@
+//! What one plugin instance's `Store` carries: its sandbox (an empty WASI
+//! context and memory limits) and the effects of the call under way.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::envelope::Frame;
+use crate::hub::Hub;
+use crate::ids::{ClientId, RoomId};
+
+/// Something a plugin asked for that goes out after its call returns, in
+/// the order asked. Queuing them keeps the caller's reply first and lets a
+/// failed call be dropped whole.
+#[derive(Debug)]
+pub enum Effect {
+    Send(ClientId, Frame),
+    Broadcast { room: RoomId, frame: Frame, except: Option<ClientId> },
+    Kick(ClientId, String),
+    Timer { plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String },
+}
+
+pub struct PluginState {
+    pub(super) plugin: Arc<str>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) effects: Vec<Effect>,
+    /// Set when the plugin broke the contract in a host call (e.g. sent data
+    /// that is not a JSON object); the call then fails as a whole.
+    pub(super) fault: Option<String>,
+    pub(super) limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl PluginState {
+    pub fn new(plugin: Arc<str>, hub: Arc<Hub>, env: &[(String, String)], memory: usize) -> Self {
+        PluginState {
+            plugin,
+            hub,
+            effects: Vec::new(),
+            fault: None,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory)
+                .trap_on_grow_failure(true)
+                .build(),
+            // Nothing but the granted variables: no preopens, sockets, args;
+            // stdio goes nowhere (plugins log through the host's `log`).
+            wasi: WasiCtx::builder().envs(env).build(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

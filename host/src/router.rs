@@ -1,0 +1,344 @@
+//! What happens to one inbound message: the order of checks of
+//! PROTOCOL.md, then the plugin chain, then delivery of what the plugins
+//! decided. Also the connect and disconnect hooks and room timers.
+//!
+//! Every function here is synchronous: plugin calls are short and bounded
+//! by their deadline, and delivery only enqueues.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{Chain, Registry};
+use crate::envelope::{self, Envelope, ErrorCode, Frame};
+use crate::hub::{self, ClientInfo, Hub, Identity, Outbound, Outbox};
+use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
+use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
+use crate::schema::{self, AuthRequest};
+
+/// Failed auth attempts after which a connection is closed (4003).
+const MAX_AUTH_FAILURES: u32 = 3;
+
+pub const CLOSE_AUTH_FAILURES: u16 = 4003;
+pub const CLOSE_KICKED: u16 = 4009;
+
+pub struct Router {
+    pub hub: Arc<Hub>,
+    pub registry: Registry,
+    pub auth_required: bool,
+    /// Ends room timers on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// One connection's protocol state, owned by its task.
+pub struct Conn {
+    pub id: ClientId,
+    pub authenticated: bool,
+    identity: Option<Identity>,
+    auth_failures: u32,
+}
+
+/// Whether the connection stays open after a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Open,
+    Close(u16, &'static str),
+}
+
+/// The message being handled, for replies and logs.
+struct Cause<'a> {
+    id: Option<&'a CorrelationId>,
+    event: &'a EventName,
+}
+
+impl Router {
+    /// Registers a new connection and runs the connect hooks.
+    pub fn connect(&self, id: ClientId, outbox: Outbox) -> Conn {
+        let identity = (!self.auth_required)
+            .then(|| Identity { user_id: id.to_string(), role: None, room_claim: None });
+        self.hub.register(id, outbox, identity.clone());
+        let chain = self.registry.chain();
+        if let Some(info) = self.hub.client_info(id) {
+            for plugin in chain.with_hook(|p| p.descriptor.hooks.connect) {
+                self.run_hook(plugin.on_connect(&info), id);
+            }
+        }
+        Conn { id, authenticated: identity.is_some(), identity, auth_failures: 0 }
+    }
+
+    /// Removes a connection: its room's other members get `room:peer-left`
+    /// (reason `disconnected`), then the disconnect hooks run.
+    pub fn disconnect(&self, conn: &Conn) {
+        let Some(info) = self.hub.client_info(conn.id) else { return };
+        let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
+        if let Some(room) = self.hub.unregister(conn.id) {
+            self.hub.broadcast(&room, &hub::peer_left(&room, conn.id, "disconnected"), None);
+        }
+        let chain = self.registry.chain();
+        for plugin in chain.with_hook(|p| p.descriptor.hooks.disconnect) {
+            self.run_hook(plugin.on_disconnect(&info), conn.id);
+        }
+    }
+
+    /// Handles one text frame (the checks from step 4 of the order of
+    /// checks on; size and frame type are the connection's).
+    pub fn handle_text(self: &Arc<Self>, conn: &mut Conn, text: &str) -> Verdict {
+        let envelope = match Envelope::parse(text) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                let frame = envelope::error_frame(ErrorCode::InvalidMessage, &e.message, e.id.as_ref(), e.event.as_ref());
+                self.hub.send(conn.id, Outbound::Frame(frame));
+                return Verdict::Open;
+            }
+        };
+        let cause = Cause { id: envelope.id.as_ref(), event: &envelope.event };
+        let _span = tracing::debug_span!("message", client = %conn.id, event = %envelope.event, id = ?envelope.id).entered();
+        if !conn.authenticated && !schema::allowed_before_auth(envelope.event.as_str()) {
+            self.error(conn.id, &cause, ErrorCode::NotAuthenticated, "authenticate first with `auth:request`");
+            return Verdict::Open;
+        }
+        match envelope.event.as_str() {
+            schema::PING => {
+                self.reply(conn.id, &cause, "pong", &json!({ "serverTime": unix_millis() }));
+                Verdict::Open
+            }
+            schema::SESSION_RESUME => {
+                self.resume(conn.id, &cause, &envelope.data);
+                Verdict::Open
+            }
+            schema::AUTH_REQUEST => self.authenticate(conn, &cause, &envelope.data),
+            _ => {
+                self.route(conn.id, &cause, envelope.data);
+                Verdict::Open
+            }
+        }
+    }
+
+    /// Sessions are not kept yet (PROTOCOL.md, Session resume, comes with
+    /// the reliability work), so every token is unknown.
+    fn resume(&self, id: ClientId, cause: &Cause, data: &Map<String, Value>) {
+        match schema::resume_token(data) {
+            Err(message) => self.error(id, cause, ErrorCode::InvalidMessage, &message),
+            Ok(_) => self.error(id, cause, ErrorCode::ResumeFailed, "unknown or expired resume token"),
+        }
+    }
+
+    fn authenticate(self: &Arc<Self>, conn: &mut Conn, cause: &Cause, data: &Map<String, Value>) -> Verdict {
+        let chain = self.registry.chain();
+        let auth_plugins: Vec<_> = chain.with_hook(|p| p.descriptor.hooks.auth).collect();
+        if auth_plugins.is_empty() {
+            self.error(conn.id, cause, ErrorCode::UnknownEvent, "no plugin handles authentication");
+            return Verdict::Open;
+        }
+        let request = match AuthRequest::parse(data) {
+            Ok(request) => request,
+            Err(message) => {
+                self.error(conn.id, cause, ErrorCode::InvalidMessage, &message);
+                return Verdict::Open;
+            }
+        };
+        let Some(info) = self.hub.client_info(conn.id) else { return Verdict::Open };
+        let mut effects = Vec::new();
+        let mut decision = AuthOutcome::Pass;
+        for plugin in auth_plugins {
+            match plugin.on_auth(&info, &request.token, request.room_id.as_deref()) {
+                Ok(Called { value: AuthOutcome::Pass, effects: e }) => effects.extend(e),
+                Ok(Called { value, effects: e }) => {
+                    effects.extend(e);
+                    decision = value;
+                    break;
+                }
+                Err(fault) => {
+                    self.plugin_error(conn.id, cause, &fault);
+                    return Verdict::Open;
+                }
+            }
+        }
+        let verdict = match decision {
+            AuthOutcome::Accept(identity) => self.accept_identity(conn, cause, identity),
+            AuthOutcome::Reject(reason) => self.auth_failed(conn, cause, &reason),
+            AuthOutcome::Pass => self.auth_failed(conn, cause, "no auth plugin accepted the token"),
+        };
+        self.apply(effects);
+        verdict
+    }
+
+    fn accept_identity(&self, conn: &mut Conn, cause: &Cause, identity: Identity) -> Verdict {
+        if let Some(current) = &conn.identity
+            && conn.authenticated
+            && current.user_id != identity.user_id
+        {
+            return self.auth_failed(conn, cause, "the token is for another user than this connection's");
+        }
+        let data = json!({ "success": true, "userId": identity.user_id });
+        self.hub.set_identity(conn.id, identity.clone());
+        conn.identity = Some(identity);
+        conn.authenticated = true;
+        self.reply(conn.id, cause, "auth:response", &data);
+        Verdict::Open
+    }
+
+    fn auth_failed(&self, conn: &mut Conn, cause: &Cause, reason: &str) -> Verdict {
+        conn.auth_failures += 1;
+        let data = json!({ "success": false, "error": { "code": ErrorCode::AuthFailed, "message": reason } });
+        self.reply(conn.id, cause, "auth:response", &data);
+        tracing::info!(client = %conn.id, failures = conn.auth_failures, "auth failed: {reason}");
+        if conn.auth_failures >= MAX_AUTH_FAILURES {
+            return Verdict::Close(CLOSE_AUTH_FAILURES, "too many failed auth attempts");
+        }
+        Verdict::Open
+    }
+
+    /// Steps 6 to 8 of the order of checks, for events plugins handle.
+    fn route(self: &Arc<Self>, id: ClientId, cause: &Cause, data: Map<String, Value>) {
+        let chain = self.registry.chain();
+        let plugins = chain.route(cause.event.as_str());
+        if plugins.is_empty() {
+            self.error(id, cause, ErrorCode::UnknownEvent, &format!("no handler for `{}`", cause.event));
+            return;
+        }
+        let data = match schema::normalize(cause.event.as_str(), data) {
+            Ok(data) => data,
+            Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
+        };
+        let Some(info) = self.hub.client_info(id) else { return };
+        let room = info.room.clone().or_else(|| {
+            (cause.event.as_str() == schema::ROOM_JOIN).then(|| schema::join_target(&data)).flatten()
+        });
+        let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
+        let text = Value::Object(data);
+        let text_json = text.to_string();
+        let (outcome, effects) = match run_chain(plugins, &info, cause.event.as_str(), &text_json) {
+            Ok(done) => done,
+            Err(fault) => return self.plugin_error(id, cause, &fault),
+        };
+        match outcome {
+            Outcome::Pass | Outcome::Handled => {}
+            Outcome::Reply { event, data } => match reply_frame(&event, &data, cause.id) {
+                Some(frame) => self.hub.send(id, Outbound::Frame(frame)),
+                None => {
+                    let fault = PluginFault { plugin: "chain".into(), reason: format!("replied with an invalid event {event:?} or data") };
+                    return self.plugin_error(id, cause, &fault);
+                }
+            },
+            Outcome::Relay(target) => self.relay(id, cause, &target, text),
+            Outcome::Reject { code, message } => self.error(id, cause, code, &message),
+        }
+        self.apply(effects);
+    }
+
+    /// Delivers a relayed event to `target` with `to` replaced by `from`.
+    fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Value) {
+        let Some(target) = ClientId::parse(target).filter(|t| self.hub.client_info(*t).is_some()) else {
+            return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
+        };
+        let Value::Object(mut data) = data else { unreachable!("event data is an object") };
+        data.remove("to");
+        data.insert("from".into(), Value::String(from.to_string()));
+        let frame = envelope::frame(cause.event.as_str(), None, &data);
+        self.hub.send(target, Outbound::Frame(frame));
+    }
+
+    /// Delivers what plugins queued, in the order they queued it.
+    fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(to, frame) => self.hub.send(to, Outbound::Frame(frame)),
+                Effect::Broadcast { room, frame, except } => self.hub.broadcast(&room, &frame, except),
+                Effect::Kick(client, reason) => self.hub.send(client, Outbound::Close(CLOSE_KICKED, reason)),
+                Effect::Timer { plugin, room, delay_ms, tag } => self.schedule_timer(plugin, room, delay_ms, tag),
+            }
+        }
+    }
+
+    fn schedule_timer(self: &Arc<Self>, plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String) {
+        let router = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = router.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(delay_ms.into())) => router.fire_timer(&plugin, &room, &tag),
+            }
+        });
+    }
+
+    fn fire_timer(self: &Arc<Self>, plugin: &str, room: &RoomId, tag: &str) {
+        let chain = self.registry.chain();
+        let Some(plugin) = chain.plugins.iter().find(|p| &*p.name == plugin && p.descriptor.hooks.timer) else {
+            return;
+        };
+        let _guard = self.hub.lock_room(room);
+        if !self.hub.room_exists(room) {
+            return;
+        }
+        match plugin.on_timer(room.as_str(), tag) {
+            Ok(called) => self.apply(called.effects),
+            Err(fault) => tracing::warn!(room = %room, "timer: {fault}"),
+        }
+    }
+
+    fn run_hook(&self, result: Result<Called<()>, PluginFault>, id: ClientId) {
+        match result {
+            Ok(called) => {
+                for effect in called.effects {
+                    // Hooks run outside any message: only sends make sense.
+                    if let Effect::Send(to, frame) = effect {
+                        self.hub.send(to, Outbound::Frame(frame));
+                    }
+                }
+            }
+            Err(fault) => tracing::warn!(client = %id, "hook: {fault}"),
+        }
+    }
+
+    fn reply(&self, id: ClientId, cause: &Cause, event: &str, data: &Value) {
+        self.hub.send(id, Outbound::Frame(envelope::frame(event, cause.id, data)));
+    }
+
+    fn error(&self, id: ClientId, cause: &Cause, code: ErrorCode, message: &str) {
+        let frame = envelope::error_frame(code, message, cause.id, Some(cause.event));
+        self.hub.send(id, Outbound::Frame(frame));
+    }
+
+    fn plugin_error(&self, id: ClientId, cause: &Cause, fault: &PluginFault) {
+        tracing::warn!(client = %id, event = %cause.event, id = ?cause.id, "{fault}");
+        let message = format!("plugin `{}` failed to handle this message", fault.plugin);
+        self.error(id, cause, ErrorCode::PluginError, &message);
+    }
+}
+
+/// Asks each plugin in turn until one decides; collects every plugin's
+/// effects in order.
+fn run_chain(
+    plugins: &[Arc<Plugin>],
+    info: &ClientInfo,
+    event: &str,
+    data: &str,
+) -> Result<(Outcome, Vec<Effect>), PluginFault> {
+    let mut effects = Vec::new();
+    for plugin in plugins {
+        let called = plugin.on_event(info, event, data)?;
+        effects.extend(called.effects);
+        if !matches!(called.value, Outcome::Pass) {
+            return Ok((called.value, effects));
+        }
+    }
+    Ok((Outcome::Pass, effects))
+}
+
+fn reply_frame(event: &str, data: &str, id: Option<&CorrelationId>) -> Option<Frame> {
+    let event = EventName::parse(event)?;
+    let data = RawValue::from_string(data.to_owned()).ok()?;
+    data.get().trim_start().starts_with('{').then(|| envelope::frame_raw(event.as_str(), id, &data))
+}
+
+impl Chain {
+    pub fn check_auth(&self, required: bool) -> anyhow::Result<()> {
+        if required && self.with_hook(|p| p.descriptor.hooks.auth).next().is_none() {
+            anyhow::bail!("`auth.required` is true but no plugin in the chain handles auth (add `auth-jwt`)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP side: accepting TCP connections, answering everything that is
+//! not a WebSocket upgrade on `/ws`, and handing upgraded sockets to
+//! [`connection::run`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{self, Settings};
+use crate::router::Router;
+
+/// What the HTTP side needs, shared by every connection.
+pub struct Server {
+    pub router: Arc<Router>,
+    pub settings: Arc<Settings>,
+    pub ws_config: WebSocketConfig,
+    /// Empty: any origin.
+    pub allowed_origins: Vec<String>,
+    pub shutdown: CancellationToken,
+    /// WebSocket connections, so shutdown can wait for them to close.
+    pub connections: TaskTracker,
+}
+
+/// tungstenite buffers, per connection. Its defaults (128 KiB read buffer)
+/// would cost gigabytes at tens of thousands of clients; signaling messages
+/// are small, and a larger one just takes a few more reads.
+pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max_message_bytes.saturating_mul(4).max(1 << 20))
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
+
+impl Server {
+    /// Accepts connections until shutdown; then the listener is dropped, so
+    /// new connections are refused.
+    pub async fn accept(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let stream = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, typically; keep serving.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let server = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = service_fn(|request| {
+                    let server = Arc::clone(&server);
+                    async move { Ok::<_, Infallible>(server.handle(request)) }
+                });
+                let http = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                if let Err(e) = http.await {
+                    tracing::debug!("http connection: {e}");
+                }
+            });
+        }
+    }
+
+    fn handle(self: &Arc<Self>, mut request: Request<Incoming>) -> Response<Empty<Bytes>> {
+        if request.uri().path() != "/ws" {
+            return status(StatusCode::NOT_FOUND);
+        }
+        if request.method() != Method::GET {
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return response;
+        }
+        let Some(key) = websocket_key(&request) else {
+            let mut response = status(StatusCode::UPGRADE_REQUIRED);
+            response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            return response;
+        };
+        if !self.origin_allowed(&request) {
+            return status(StatusCode::FORBIDDEN);
+        }
+        if request.headers().get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+            let mut response = status(StatusCode::BAD_REQUEST);
+            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return response;
+        }
+        let accept = derive_accept_key(key.as_bytes());
+        let upgrade = hyper::upgrade::on(&mut request);
+        let server = Arc::clone(self);
+        self.connections.spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(server.ws_config)).await;
+                    connection::run(ws, Arc::clone(&server.router), Arc::clone(&server.settings), server.shutdown.clone())
+                        .await;
+                }
+                Err(e) => tracing::debug!("upgrade failed: {e}"),
+            }
+        });
+        let mut response = status(StatusCode::SWITCHING_PROTOCOLS);
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        );
+        response
+    }
+
+    fn origin_allowed(&self, request: &Request<Incoming>) -> bool {
+        let Some(origin) = request.headers().get(header::ORIGIN) else {
+            // Non-browser clients send none.
+            return true;
+        };
+        self.allowed_origins.is_empty()
+            || self.allowed_origins.iter().any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    }
+}
+
+/// The `Sec-WebSocket-Key` of a well-formed upgrade request.
+fn websocket_key(request: &Request<Incoming>) -> Option<String> {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return None;
+    }
+    headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok().map(str::to_owned)
+}
+
+fn status(code: StatusCode) -> Response<Empty<Bytes>> {
+    let mut response = Response::new(Empty::new());
+    *response.status_mut() = code;
+    response
+}

@@ -1,0 +1,342 @@
+//! A WebSocket client that speaks the envelope of PROTOCOL.md.
+//!
+//! Every receive has a timeout ([`RECV_TIMEOUT`] unless said otherwise).
+//! WebSocket pings from the server are answered by tungstenite while the
+//! client is reading; a client that is not being read answers nothing.
+//!
+//! The `expect_*` methods check the wire shape as well as the content:
+//! every message is an object with `event` and `data` (an object) and
+//! nothing else but an optional `id`. Server-initiated messages
+//! ([`Client::expect_event`]) must have no `id` at all; replies
+//! ([`Client::expect_reply`]) must carry the request's.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use crate::Server;
+use crate::token::token;
+
+/// How long any single receive waits before the test fails.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// `clientId` from `connected`.
+    pub client_id: String,
+    /// The whole `data` of `connected`.
+    pub connected: Value,
+}
+
+impl Client {
+    /// Connects to `/ws` and reads `connected`.
+    pub async fn connect(server: &Server) -> Client {
+        Client::connect_path(server, "/ws").await
+    }
+
+    /// Connects to `path_and_query` (e.g. `/ws?x=1`) and reads `connected`.
+    pub async fn connect_path(server: &Server, path_and_query: &str) -> Client {
+        let url = format!("ws://{}{path_and_query}", server.addr());
+        let (ws, _response) = timeout(RECV_TIMEOUT, connect_async(&url))
+            .await
+            .unwrap_or_else(|_| panic!("WebSocket handshake with {url} timed out"))
+            .unwrap_or_else(|e| panic!("WebSocket handshake with {url} failed: {e}"));
+        let mut client = Client {
+            ws,
+            client_id: String::new(),
+            connected: Value::Null,
+        };
+        let connected = client.expect_event("connected").await;
+        client.client_id = connected["clientId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("connected without a string clientId: {connected}"))
+            .to_owned();
+        client.connected = connected;
+        client
+    }
+
+    /// Connects and authenticates as `user` with a valid token for any room.
+    pub async fn authed(server: &Server, user: &str) -> Client {
+        let mut client = Client::connect(server).await;
+        let response = client.auth(json!({ "token": token(user) })).await;
+        assert_eq!(response, json!({ "success": true, "userId": user }));
+        client
+    }
+
+    /// Connects, authenticates as `user` and joins `room`.
+    pub async fn joined(server: &Server, user: &str, room: &str) -> Client {
+        let mut client = Client::authed(server, user).await;
+        client.join(room).await;
+        client
+    }
+
+    /// Sends `auth:request` with `data` and returns the `auth:response` data.
+    pub async fn auth(&mut self, data: Value) -> Value {
+        self.send_json(json!({ "event": "auth:request", "id": "auth", "data": data }))
+            .await;
+        self.expect_reply("auth:response", "auth").await
+    }
+
+    /// Sends `room:join` for `room` and returns the `room:joined` data.
+    pub async fn join(&mut self, room: &str) -> Value {
+        self.send_json(json!({ "event": "room:join", "id": "join", "data": { "roomId": room } }))
+            .await;
+        self.expect_reply("room:joined", "join").await
+    }
+
+    pub async fn send_json(&mut self, message: Value) {
+        self.send(Message::text(message.to_string())).await;
+    }
+
+    pub async fn send_text(&mut self, raw: impl Into<String>) {
+        self.send(Message::text(raw.into())).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) {
+        self.send(Message::binary(bytes)).await;
+    }
+
+    /// Sends one text message split into one frame per part.
+    pub async fn send_fragmented_text(&mut self, parts: &[&str]) {
+        assert!(
+            parts.len() >= 2,
+            "a fragmented message has at least two frames"
+        );
+        for (i, part) in parts.iter().enumerate() {
+            let opcode = if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            let is_final = i == parts.len() - 1;
+            let frame = Frame::message(part.as_bytes().to_vec(), opcode, is_final);
+            self.send(Message::Frame(frame)).await;
+        }
+    }
+
+    async fn send(&mut self, message: Message) {
+        timeout(RECV_TIMEOUT, self.ws.send(message))
+            .await
+            .expect("send timed out")
+            .expect("send failed");
+    }
+
+    /// Closes cleanly with `code` and waits (at most [`RECV_TIMEOUT`]) for
+    /// the server to finish the close handshake.
+    pub async fn close(mut self, code: u16) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        self.ws.close(Some(frame)).await.expect("send close frame");
+        let _ = timeout(RECV_TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    /// The next data message, parsed as JSON, waiting at most [`RECV_TIMEOUT`].
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(RECV_TIMEOUT).await
+    }
+
+    /// The next data message, parsed as JSON, waiting at most `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let next = timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no message within {limit:?}"));
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("server sent non-JSON text {text:?}: {e}"));
+                    check_envelope(&value);
+                    return value;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(bytes))) => panic!("server sent a binary frame: {bytes:?}"),
+                Some(Ok(Message::Close(frame))) => {
+                    panic!("connection closed ({frame:?}) while waiting for a message")
+                }
+                Some(Err(e)) => panic!("connection failed while waiting for a message: {e}"),
+                None => panic!("connection ended while waiting for a message"),
+            }
+        }
+    }
+
+    /// Expects a server-initiated `event` (no `id` key); returns its `data`.
+    pub async fn expect_event(&mut self, event: &str) -> Value {
+        self.expect_event_within(event, RECV_TIMEOUT).await
+    }
+
+    /// [`Client::expect_event`] waiting at most `limit`.
+    pub async fn expect_event_within(&mut self, event: &str, limit: Duration) -> Value {
+        let message = self.recv_within(limit).await;
+        assert_eq!(message["event"], event, "expected `{event}`, got {message}");
+        assert!(
+            message.get("id").is_none(),
+            "`{event}` must have no `id` here, got {message}"
+        );
+        message["data"].clone()
+    }
+
+    /// Expects `event` carrying `"id": id`; returns its `data`.
+    pub async fn expect_reply(&mut self, event: &str, id: &str) -> Value {
+        let message = self.recv().await;
+        assert_eq!(message["event"], event, "expected `{event}`, got {message}");
+        assert_eq!(message["id"], id, "`{event}` with the wrong id: {message}");
+        message["data"].clone()
+    }
+
+    /// Expects an `error` whose `data` is exactly `{code, message, event?}`:
+    /// `id` is the top-level id it must carry (`None`: no `id` key), and
+    /// `event` the event it must name (`None`: no `event` in `data`).
+    /// Returns the `data`.
+    pub async fn expect_error(
+        &mut self,
+        code: &str,
+        id: Option<&str>,
+        event: Option<&str>,
+    ) -> Value {
+        let message = self.recv().await;
+        assert_eq!(
+            message["event"], "error",
+            "expected a {code} error, got {message}"
+        );
+        match id {
+            Some(id) => assert_eq!(message["id"], id, "error with the wrong id: {message}"),
+            None => assert!(
+                message.get("id").is_none(),
+                "error must have no id: {message}"
+            ),
+        }
+        let data = &message["data"];
+        assert_eq!(data["code"], code, "wrong error code: {message}");
+        assert!(
+            data["message"].is_string(),
+            "error without a message: {message}"
+        );
+        match event {
+            Some(event) => assert_eq!(
+                data["event"], event,
+                "error naming the wrong event: {message}"
+            ),
+            None => assert!(
+                data.get("event").is_none(),
+                "error must not name an event: {message}"
+            ),
+        }
+        let expected_len = 2 + usize::from(event.is_some());
+        assert_eq!(
+            data.as_object().map(|o| o.len()),
+            Some(expected_len),
+            "extra fields in error: {message}"
+        );
+        data.clone()
+    }
+
+    /// Reads until a close frame arrives (data messages are skipped) and
+    /// asserts its code; then lets the close handshake finish.
+    pub async fn expect_close(&mut self, code: u16) {
+        let deadline = Instant::now() + RECV_TIMEOUT;
+        loop {
+            let next = timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no close frame (expected {code}) within {RECV_TIMEOUT:?}")
+                });
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), code, "wrong close code: {frame:?}");
+                    break;
+                }
+                Some(Ok(Message::Close(None))) => {
+                    panic!("close frame without a code, expected {code}")
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    panic!("connection failed before a close frame (expected {code}): {e}")
+                }
+                None => panic!("connection ended without a close frame (expected {code})"),
+            }
+        }
+        // Reading on sends tungstenite's close reply and waits for the end.
+        let _ = timeout(RECV_TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    /// Reads until the connection ends in any way (close frame, EOF or
+    /// error), skipping data messages; fails after `limit`.
+    pub async fn expect_disconnected_within(&mut self, limit: Duration) {
+        let ended = timeout(limit, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "connection still open after {limit:?}");
+    }
+
+    /// Asserts that no data message (and no close) arrives within `window`.
+    pub async fn expect_silence(&mut self, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let Ok(next) = timeout_at(deadline, self.ws.next()).await else {
+                return;
+            };
+            match next {
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Text(text))) => panic!("expected silence, got {text}"),
+                Some(Ok(other)) => panic!("expected silence, got {other:?}"),
+                Some(Err(e)) => panic!("expected silence, connection failed: {e}"),
+                None => panic!("expected silence, connection ended"),
+            }
+        }
+    }
+
+    /// Asserts that the connection is open and answering: a `ping` gets its `pong`.
+    pub async fn assert_open(&mut self) {
+        self.send_json(json!({ "event": "ping", "id": "still-open" }))
+            .await;
+        self.expect_reply("pong", "still-open").await;
+    }
+}
+
+/// Every message in both directions: an object with `event` (string) and
+/// `data` (object), and nothing else but an optional string `id`.
+fn check_envelope(message: &Value) {
+    let object = message
+        .as_object()
+        .unwrap_or_else(|| panic!("message is not a JSON object: {message}"));
+    for key in object.keys() {
+        assert!(
+            ["event", "data", "id"].contains(&key.as_str()),
+            "unexpected top-level field `{key}` in {message}"
+        );
+    }
+    assert!(
+        message["event"].is_string(),
+        "message without a string `event`: {message}"
+    );
+    assert!(
+        message["data"].is_object(),
+        "message without an object `data`: {message}"
+    );
+    if let Some(id) = object.get("id") {
+        assert!(id.is_string(), "non-string `id` in {message}");
+    }
+}
