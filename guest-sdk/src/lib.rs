@@ -128,6 +128,10 @@ macro_rules! export_plugin {
                 }
             }
 
+            // Natively a plugin is a library for its unit tests, and the
+            // component's export names (`pkg/iface@version#func`) are not
+            // valid symbol names for a native linker.
+            #[cfg(target_arch = "wasm32")]
     $crate::__bindings::export!(Export with_types_in $crate::__bindings);
         };
     };
