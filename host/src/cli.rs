@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::connection::Settings;
 use crate::hub::Hub;
 use crate::ids::ClientIds;
-use crate::plugin::{Loader, PluginSource, WIT_VERSION, unix_millis};
+use crate::plugin::{CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis};
 use crate::router::Router;
 use crate::server::{self, Server};
 use crate::token::{self, Claims};
@@ -111,7 +111,8 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         }
     };
     let hub = Arc::new(Hub::new());
-    let loader = Loader::new(Arc::clone(&hub), config.plugin_limits.clone())?;
+    let cache_dir = config.plugin_cache.enabled.then(|| config.plugin_cache.dir.clone().or_else(default_cache_dir)).flatten();
+    let loader = Loader::new(Arc::clone(&hub), config.plugin_limits.clone(), CompileCache::new(cache_dir))?;
     let lookup_env = |name: &str| {
         if name == JWT_SECRET_VAR { Some(secret.clone()) } else { std::env::var(name).ok() }
     };
@@ -171,7 +172,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 fn check(path: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let source = PluginSource { origin: path.display().to_string(), bytes };
-    let loader = Loader::new(Arc::new(Hub::new()), Config::default().plugin_limits)?;
+    let loader = Loader::new(Arc::new(Hub::new()), Config::default().plugin_limits, CompileCache::new(None))?;
     let descriptor = loader.describe(&source)?;
     println!("plugin    {} {}", descriptor.name, descriptor.version);
     println!("interface switchboard:plugin@{WIT_VERSION} (compatible)");

@@ -20,6 +20,7 @@ pub struct Config {
     pub auth: Auth,
     pub shutdown: Shutdown,
     pub plugin_limits: PluginLimits,
+    pub plugin_cache: PluginCache,
     /// The plugin chain, in the order plugins are asked.
     pub plugins: Vec<PluginEntry>,
 }
@@ -60,6 +61,21 @@ pub struct PluginLimits {
     pub deadline_ms: u64,
 }
 
+/// Where compiled plugins are kept between runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginCache {
+    pub enabled: bool,
+    /// Defaults to `$XDG_CACHE_HOME/switchboard` or `~/.cache/switchboard`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for PluginCache {
+    fn default() -> Self {
+        PluginCache { enabled: true, dir: None }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginEntry {
@@ -89,6 +105,7 @@ impl Default for Config {
             auth: Auth::default(),
             shutdown: Shutdown::default(),
             plugin_limits: PluginLimits::default(),
+            plugin_cache: PluginCache::default(),
             plugins: ["auth-jwt", "rooms", "signaling"]
                 .into_iter()
                 .map(|name| PluginEntry {

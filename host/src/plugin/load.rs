@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use super::cache::CompileCache;
+
 use super::bindings::PluginPre;
 use super::pool::Plugin;
 use super::state::PluginState;
@@ -29,16 +31,17 @@ pub struct PluginSource {
 /// Everything a plugin load needs, built once per process.
 pub struct Loader {
     engine: Engine,
+    cache: CompileCache,
     linker: Linker<PluginState>,
     hub: Arc<Hub>,
     limits: PluginLimits,
 }
 
 impl Loader {
-    pub fn new(hub: Arc<Hub>, limits: PluginLimits) -> anyhow::Result<Loader> {
+    pub fn new(hub: Arc<Hub>, limits: PluginLimits, cache: CompileCache) -> anyhow::Result<Loader> {
         let engine = engine(&limits)?;
         let linker = linker(&engine)?;
-        Ok(Loader { engine, linker, hub, limits })
+        Ok(Loader { engine, cache, linker, hub, limits })
     }
 
     /// Loads a plugin ready to serve under `name`, the chain's name for it.
@@ -65,7 +68,9 @@ impl Loader {
 
     fn prepare(&self, source: &PluginSource) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
         let origin = &source.origin;
-        let component = Component::new(&self.engine, &source.bytes)
+        let component = self
+            .cache
+            .compile(&self.engine, &source.bytes)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)"))?;
         check_interface(&self.engine, &component).with_context(|| format!("plugin {origin}"))?;

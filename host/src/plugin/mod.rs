@@ -3,12 +3,14 @@
 //! generated bindings.
 
 mod bindings;
+mod cache;
 mod engine;
 mod imports;
 mod load;
 mod pool;
 mod state;
 
+pub use cache::{CompileCache, default_dir as default_cache_dir};
 pub use engine::{engine, linker};
 pub use imports::unix_millis;
 pub use load::{Loader, PluginSource, WIT_VERSION};
