@@ -72,6 +72,15 @@ impl crate::Host for WasmHost {
     }
 }
 
+/// Sends panic messages to the host's log rather than to the component's
+/// stderr, so that the host records them with the plugin's name and a trap
+/// never depends on how the host wired up stdio.
+pub fn log_panics_to_host() {
+    std::panic::set_hook(Box::new(|info| {
+        crate::Host::log(&WasmHost, LogLevel::Error, &info.to_string());
+    }));
+}
+
 /// The one plugin value of a component instance, built by `init`.
 ///
 /// The host is expected to call `init` first; a call that comes earlier is
@@ -81,7 +90,7 @@ impl crate::Host for WasmHost {
 pub struct Instance<P>(OnceLock<P>);
 
 impl<P: Plugin> Instance<P> {
-    #[allow(
+    #[expect(
         clippy::new_without_default,
         reason = "used in a static, which needs a const fn"
     )]

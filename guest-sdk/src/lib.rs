@@ -79,7 +79,7 @@ pub mod __bindings {
 pub mod __private {
     pub use crate::__bindings::exports::switchboard::plugin::guest::Guest;
     pub use crate::__bindings::switchboard::plugin::types as wit;
-    pub use crate::guest::{Instance, WasmHost};
+    pub use crate::guest::{Instance, WasmHost, log_panics_to_host};
 }
 
 /// Exports a [`Plugin`] as the component's `guest` interface.
@@ -105,6 +105,7 @@ macro_rules! export_plugin {
                     <$plugin as $crate::Plugin>::describe().into()
                 }
                 fn init(config: String) -> Result<(), String> {
+                    $crate::__private::log_panics_to_host();
                     INSTANCE.init(&config)
                 }
                 fn on_connect(client: wit::ClientInfo) {
@@ -132,7 +133,7 @@ macro_rules! export_plugin {
             // component's export names (`pkg/iface@version#func`) are not
             // valid symbol names for a native linker.
             #[cfg(target_arch = "wasm32")]
-    $crate::__bindings::export!(Export with_types_in $crate::__bindings);
+            $crate::__bindings::export! { Export with_types_in $crate::__bindings }
         };
     };
 }

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::{ClientInfo, ErrorCode, Host, Identity, LogLevel, Peer};
+use crate::{ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError};
 
 /// One message queued for a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +163,32 @@ impl TestHost {
     /// Sets the clock that [`Host::now`] reads, in unix milliseconds.
     pub fn set_now(&self, unix_ms: u64) {
         self.state.borrow_mut().now = unix_ms;
+    }
+}
+
+/// The event and data of a reply, for assertions.
+///
+/// # Panics
+/// If the outcome is not a reply whose data is JSON.
+pub fn reply(outcome: Outcome) -> (String, Value) {
+    match outcome {
+        Outcome::Reply { event, data } => {
+            let data = serde_json::from_str(&data)
+                .unwrap_or_else(|e| panic!("{event} reply data is not JSON ({e}): {data}"));
+            (event, data)
+        }
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+/// The error code of a rejection, for assertions.
+///
+/// # Panics
+/// If the outcome is not a rejection.
+pub fn rejection(outcome: Outcome) -> ErrorCode {
+    match outcome {
+        Outcome::Reject(ProtocolError { code, .. }) => code,
+        other => panic!("expected a rejection, got {other:?}"),
     }
 }
 

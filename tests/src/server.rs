@@ -116,6 +116,11 @@ impl Server {
         );
     }
 
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits for the process to exit; fails the test after `limit`.
     pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         timeout(limit, self.child.wait())

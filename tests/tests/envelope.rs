@@ -356,7 +356,11 @@ async fn unknown_fields_inside_data_are_ignored() {
     let server = Server::start_default().await;
     let mut client = Client::connect(&server).await;
     client
-        .send_json(json!({ "event": "ping", "id": "p1", "data": { "anything": [1, 2], "nested": { "a": null } } }))
+        .send_json(json!({
+            "event": "ping",
+            "id": "p1",
+            "data": { "anything": [1, 2], "nested": { "a": null } },
+        }))
         .await;
     let pong = client.expect_reply("pong", "p1").await;
     assert_eq!(
@@ -413,7 +417,11 @@ async fn unknown_fields_inside_relay_data_are_never_forwarded() {
 
     b.send_json(json!({
         "event": "ice:candidate",
-        "data": { "to": a.client_id, "candidate": { "candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host" }, "extra": 1 }
+        "data": {
+            "to": a.client_id,
+            "candidate": { "candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host" },
+            "extra": 1,
+        }
     }))
     .await;
     let ice = a.expect_event("ice:candidate").await;
@@ -716,7 +724,20 @@ async fn already_in_room_comes_before_forbidden() {
 
 #[tokio::test]
 async fn forbidden_comes_before_room_full() {
-    let server = Server::start("[[plugins]]\nname = \"auth-jwt\"\n\n[[plugins]]\nname = \"rooms\"\nconfig = { capacity = 2 }\n\n[[plugins]]\nname = \"signaling\"\n").await;
+    let server = Server::start(
+        r#"
+[[plugins]]
+name = "auth-jwt"
+
+[[plugins]]
+name = "rooms"
+config = { capacity = 2 }
+
+[[plugins]]
+name = "signaling"
+"#,
+    )
+    .await;
     let _a = Client::joined(&server, "alice", "full").await;
     let _b = Client::joined(&server, "bob", "full").await;
     let mut c = Client::connect(&server).await;
@@ -746,7 +767,11 @@ async fn not_in_room_comes_before_peer_not_found() {
             .await;
     }
     client
-        .send_json(json!({ "event": "ice:candidate", "id": "r2", "data": { "to": "nobody", "candidate": { "candidate": "c" } } }))
+        .send_json(json!({
+            "event": "ice:candidate",
+            "id": "r2",
+            "data": { "to": "nobody", "candidate": { "candidate": "c" } },
+        }))
         .await;
     client
         .expect_error("NOT_IN_ROOM", Some("r2"), Some("ice:candidate"))

@@ -14,17 +14,7 @@ use tokio::time::Instant;
 const QUIET: Duration = Duration::from_millis(300);
 
 /// The misbehave plugin's component, built by tests/build.rs.
-fn misbehave_wasm() -> &'static str {
-    // `option_env!`, not `env!`: until tests/build.rs sets it, every other
-    // test file must still compile and run.
-    match option_env!("MISBEHAVE_WASM") {
-        Some(path) => path,
-        None => panic!(
-            "MISBEHAVE_WASM was not set at compile time: tests/build.rs must build \
-             tests/plugins/misbehave and set it"
-        ),
-    }
-}
+const MISBEHAVE_WASM: &str = env!("MISBEHAVE_WASM");
 
 fn config(deadline_ms: u64) -> String {
     format!(
@@ -46,7 +36,7 @@ path = "{}"
 [[plugins]]
 name = "signaling"
 "#,
-        misbehave_wasm()
+        MISBEHAVE_WASM
     )
 }
 

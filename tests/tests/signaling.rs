@@ -20,11 +20,14 @@ async fn pair(server: &Server) -> (Client, Client) {
 async fn sdp_offer_is_relayed_with_from_instead_of_to() {
     let server = Server::start_default().await;
     let (mut a, mut b) = pair(&server).await;
-    a.send_json(json!({ "event": "sdp:offer", "id": "o1", "data": { "to": b.client_id, "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n" } }))
-        .await;
+    let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n";
+    a.send_json(
+        json!({ "event": "sdp:offer", "id": "o1", "data": { "to": b.client_id, "sdp": sdp } }),
+    )
+    .await;
     assert_eq!(
         b.expect_event("sdp:offer").await,
-        json!({ "from": a.client_id, "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n" })
+        json!({ "from": a.client_id, "sdp": sdp })
     );
     a.expect_silence(QUIET).await;
 }
@@ -311,8 +314,12 @@ async fn nothing_comes_back_to_the_sender() {
         json!({ "event": "sdp:offer", "id": "o", "data": { "to": b.client_id, "sdp": "v=0" } }),
     )
     .await;
-    a.send_json(json!({ "event": "ice:candidate", "id": "i", "data": { "to": b.client_id, "candidate": { "candidate": "c" } } }))
-        .await;
+    a.send_json(json!({
+        "event": "ice:candidate",
+        "id": "i",
+        "data": { "to": b.client_id, "candidate": { "candidate": "c" } },
+    }))
+    .await;
     b.expect_event("sdp:offer").await;
     b.expect_event("ice:candidate").await;
     a.expect_silence(Duration::from_millis(500)).await;
@@ -331,7 +338,10 @@ async fn two_hundred_relays_arrive_in_order() {
                 json!({ "event": "sdp:answer", "data": { "to": b.client_id, "sdp": format!("sdp-{i}") } })
             }
             _ => {
-                json!({ "event": "ice:candidate", "data": { "to": b.client_id, "candidate": { "candidate": format!("sdp-{i}") } } })
+                json!({
+                    "event": "ice:candidate",
+                    "data": { "to": b.client_id, "candidate": { "candidate": format!("sdp-{i}") } },
+                })
             }
         };
         a.send_json(message).await;
@@ -383,8 +393,11 @@ async fn relay_sent_right_before_close_is_delivered_before_peer_left() {
         json!({ "event": "sdp:offer", "data": { "to": a.client_id, "sdp": "last words" } }),
     )
     .await;
-    b.send_json(json!({ "event": "ice:candidate", "data": { "to": a.client_id, "candidate": { "candidate": "c" } } }))
-        .await;
+    b.send_json(json!({
+        "event": "ice:candidate",
+        "data": { "to": a.client_id, "candidate": { "candidate": "c" } },
+    }))
+    .await;
     b.close(1000).await;
     assert_eq!(
         a.expect_event("sdp:offer").await,
@@ -401,9 +414,14 @@ async fn relay_sent_right_before_close_is_delivered_before_peer_left() {
 async fn large_sdp_is_limited_only_by_the_message_limit() {
     let server = Server::start_default().await;
     let (mut a, mut b) = pair(&server).await;
-    let sdp = "a=x\r\n".repeat(12_000); // 60 000 bytes, under the 65 536 limit
-    a.send_json(json!({ "event": "sdp:offer", "data": { "to": b.client_id, "sdp": sdp } }))
-        .await;
+    // An offer of exactly the default limit, 65 536 bytes, mostly sdp.
+    let empty =
+        json!({ "event": "sdp:offer", "data": { "to": b.client_id, "sdp": "" } }).to_string();
+    let sdp = "a".repeat(65_536 - empty.len());
+    let offer =
+        json!({ "event": "sdp:offer", "data": { "to": b.client_id, "sdp": sdp } }).to_string();
+    assert_eq!(offer.len(), 65_536);
+    a.send_text(offer).await;
     assert_eq!(b.expect_event("sdp:offer").await["sdp"], sdp.as_str());
 }
 

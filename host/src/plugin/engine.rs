@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use wasmtime::error::Context as _;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime_wasi::p2::DynOutputStream;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
@@ -49,11 +50,35 @@ fn start_epoch_clock(engine: &Engine) {
         .expect("spawning the epoch clock thread");
 }
 
+/// Replaces WASI's stdout and stderr with a trap. The sync WASI bindings
+/// block on a tokio runtime to write, which panics on the runtime's own
+/// worker threads, where plugin calls run; a plugin that prints fails its
+/// own call instead, with a message saying how to log.
+fn deny_stdio(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
+    linker.allow_shadowing(true);
+    for (interface, getter) in [
+        ("wasi:cli/stdout@0.2.12", "get-stdout"),
+        ("wasi:cli/stderr@0.2.12", "get-stderr"),
+    ] {
+        linker
+            .instance(interface)
+            .and_then(|mut instance| {
+                instance.func_wrap(getter, |_, ()| -> wasmtime::Result<(Resource<DynOutputStream>,)> {
+                    wasmtime::bail!("plugins have no stdout or stderr: log through the host's `log`")
+                })
+            })
+            .with_context(|| format!("replacing {interface}"))?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// WASI (deny-by-default: what a plugin may see is in its `WasiCtx`) and the
 /// Switchboard host interface.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
+    deny_stdio(&mut linker)?;
     bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         .context("linking the host interface")?;
     Ok(linker)

@@ -1,6 +1,6 @@
 use serde_json::json;
-use switchboard_sdk::testing::TestHost;
-use switchboard_sdk::{ErrorCode, Identity, Outcome, ProtocolError};
+use switchboard_sdk::testing::{TestHost, rejection, reply};
+use switchboard_sdk::{ErrorCode, Identity, Outcome};
 
 use super::*;
 
@@ -11,20 +11,6 @@ fn rooms(config: &str) -> Rooms {
 /// Calls `on_event` the way the host does: with the client as it is now.
 fn call(plugin: &Rooms, host: &TestHost, client: &str, event: &str, data: Value) -> Outcome {
     plugin.on_event(host, &host.client(client), event, &data.to_string())
-}
-
-fn reply(outcome: Outcome) -> (String, Value) {
-    match outcome {
-        Outcome::Reply { event, data } => (event, serde_json::from_str(&data).unwrap()),
-        other => panic!("expected a reply, got {other:?}"),
-    }
-}
-
-fn rejection(outcome: Outcome) -> ErrorCode {
-    match outcome {
-        Outcome::Reject(ProtocolError { code, .. }) => code,
-        other => panic!("expected a rejection, got {other:?}"),
-    }
 }
 
 fn join(plugin: &Rooms, host: &TestHost, client: &str, room: &str) -> Outcome {

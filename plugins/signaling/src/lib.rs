@@ -63,8 +63,8 @@ switchboard_sdk::export_plugin!(Signaling);
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use switchboard_sdk::testing::TestHost;
-    use switchboard_sdk::{ErrorCode, Outcome, ProtocolError};
+    use switchboard_sdk::testing::{TestHost, rejection};
+    use switchboard_sdk::{ErrorCode, Outcome};
 
     use super::*;
 
@@ -88,13 +88,6 @@ mod tests {
     fn send(host: &TestHost, from: &str, event: &str, to: &str) -> Outcome {
         let data = json!({ "to": to, "sdp": "v=0" }).to_string();
         Signaling.on_event(host, &host.client(from), event, &data)
-    }
-
-    fn rejection(outcome: Outcome) -> ErrorCode {
-        match outcome {
-            Outcome::Reject(ProtocolError { code, .. }) => code,
-            other => panic!("expected a rejection, got {other:?}"),
-        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A deliberately broken plugin for the end-to-end tests of the host's fault
 //! isolation. It declares `sdp:offer`; an offer whose `sdp` is `"trap"`
 //! panics (a trap), `"loop"` never returns, and `"alloc"` allocates until the
-//! memory cap stops it. Any other offer passes on down the chain.
+//! memory cap stops it, and `"print"` writes to stdout, which plugins do not
+//! have. Any other offer passes on down the chain.
 
 use std::hint::black_box;
 
@@ -43,6 +44,11 @@ impl Plugin for Misbehave {
             "trap" => panic!("misbehave: trap requested"),
             "loop" => spin(),
             "alloc" => hoard(),
+            // Plugins have no stdio; this must fail the call, not the host.
+            "print" => {
+                println!("misbehave: printing to stdout");
+                Outcome::Pass
+            }
             _ => Outcome::Pass,
         }
     }
