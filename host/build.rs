@@ -12,7 +12,10 @@ fn main() {
     let dirs: Vec<&str> = BUILTIN.iter().map(|(_, dir)| *dir).collect();
     let wasm = plugin_build::build(&packages, &dirs);
     for (name, path) in packages.iter().zip(wasm) {
-        let var = format!("SWITCHBOARD_PLUGIN_{}", name.replace('-', "_").to_uppercase());
+        let var = format!(
+            "SWITCHBOARD_PLUGIN_{}",
+            name.replace('-', "_").to_uppercase()
+        );
         println!("cargo:rustc-env={var}={}", path.display());
     }
 }

@@ -18,7 +18,11 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_AUTH_JWT")),
         env: &[JWT_SECRET_VAR],
     },
-    Builtin { name: "rooms", wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_ROOMS")), env: &[] },
+    Builtin {
+        name: "rooms",
+        wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_ROOMS")),
+        env: &[],
+    },
     Builtin {
         name: "signaling",
         wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_SIGNALING")),
@@ -31,5 +35,9 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
 }
 
 pub fn names() -> String {
-    BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+    BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

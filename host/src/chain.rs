@@ -29,9 +29,16 @@ impl Chain {
         for plugin in &plugins {
             for event in &plugin.descriptor.events {
                 if EventName::parse(&event.name).is_none() {
-                    bail!("plugin `{}` declares an invalid event name {:?}", plugin.name, event.name);
+                    bail!(
+                        "plugin `{}` declares an invalid event name {:?}",
+                        plugin.name,
+                        event.name
+                    );
                 }
-                routes.entry(event.name.clone()).or_default().push(Arc::clone(plugin));
+                routes
+                    .entry(event.name.clone())
+                    .or_default()
+                    .push(Arc::clone(plugin));
             }
         }
         Ok(Chain { plugins, routes })
@@ -39,7 +46,10 @@ impl Chain {
 
     /// The plugins that handle `event`, in order; empty if none declares it.
     pub fn route(&self, event: &str) -> &[Arc<Plugin>] {
-        self.routes.get(event).map(Vec::as_slice).unwrap_or_default()
+        self.routes
+            .get(event)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     pub fn with_hook(&self, hook: impl Fn(&Plugin) -> bool) -> impl Iterator<Item = &Arc<Plugin>> {
@@ -53,7 +63,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(chain: Chain) -> Registry {
-        Registry { current: RwLock::new(Arc::new(chain)) }
+        Registry {
+            current: RwLock::new(Arc::new(chain)),
+        }
     }
 
     pub fn chain(&self) -> Arc<Chain> {
@@ -70,10 +82,16 @@ pub fn source(entry: &PluginEntry, plugins_dir: Option<&Path>) -> anyhow::Result
     if let Some(file) = file {
         let bytes = std::fs::read(&file)
             .with_context(|| format!("reading plugin `{}` from {}", entry.name, file.display()))?;
-        return Ok(PluginSource { origin: file.display().to_string(), bytes });
+        return Ok(PluginSource {
+            origin: file.display().to_string(),
+            bytes,
+        });
     }
     match builtin::find(&entry.name) {
-        Some(b) => Ok(PluginSource { origin: format!("built-in `{}`", b.name), bytes: b.wasm.to_vec() }),
+        Some(b) => Ok(PluginSource {
+            origin: format!("built-in `{}`", b.name),
+            bytes: b.wasm.to_vec(),
+        }),
         None => bail!(
             "unknown plugin `{}`: it is not built in ({}), has no `path`, and is not in the plugins directory",
             entry.name,
@@ -100,7 +118,10 @@ pub fn load(
                 .map(|b| b.env.iter().map(|v| v.to_string()).collect())
                 .unwrap_or_default(),
         };
-        let env = granted.into_iter().filter_map(|k| lookup_env(&k).map(|v| (k, v))).collect();
+        let env = granted
+            .into_iter()
+            .filter_map(|k| lookup_env(&k).map(|v| (k, v)))
+            .collect();
         let plugin = loader
             .load(&entry.name, &source, config, env)
             .with_context(|| format!("loading plugin `{}`", entry.name))?;

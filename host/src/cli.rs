@@ -12,19 +12,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::builtin::JWT_SECRET_VAR;
-use crate::schema;
 use crate::chain::{self, Registry};
 use crate::config::Config;
 use crate::connection::Settings;
 use crate::hub::Hub;
 use crate::ids::ClientIds;
-use crate::plugin::{CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis};
+use crate::plugin::{
+    CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis,
+};
 use crate::router::Router;
+use crate::schema;
 use crate::server::{self, Server};
 use crate::token::{self, Claims};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "WebRTC signaling server with WebAssembly plugins")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "WebRTC signaling server with WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +78,12 @@ enum LogFormat {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, listen, plugins, log_format } => {
+        Command::Serve {
+            config,
+            listen,
+            plugins,
+            log_format,
+        } => {
             init_tracing(log_format);
             let mut config = match &config {
                 Some(path) => Config::load(path)?,
@@ -87,11 +98,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve(config, plugins.as_deref()))
         }
-        Command::Token { user, room, role, ttl } => {
-            let secret = std::env::var(JWT_SECRET_VAR)
-                .with_context(|| format!("{JWT_SECRET_VAR} is not set; set it to the server's secret"))?;
-            let claims = Claims { user: &user, room: room.as_deref(), role: role.as_deref(), ttl_secs: ttl };
-            println!("{}", token::mint(secret.as_bytes(), &claims, unix_millis() / 1000));
+        Command::Token {
+            user,
+            room,
+            role,
+            ttl,
+        } => {
+            let secret = std::env::var(JWT_SECRET_VAR).with_context(|| {
+                format!("{JWT_SECRET_VAR} is not set; set it to the server's secret")
+            })?;
+            let claims = Claims {
+                user: &user,
+                room: room.as_deref(),
+                role: role.as_deref(),
+                ttl_secs: ttl,
+            };
+            println!(
+                "{}",
+                token::mint(secret.as_bytes(), &claims, unix_millis() / 1000)
+            );
             Ok(())
         }
         Command::Check { plugin } => check(&plugin),
@@ -103,18 +128,37 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         Ok(secret) if !secret.is_empty() => secret,
         _ => {
             let secret = token::ephemeral_secret();
-            let claims = Claims { user: "dev", room: None, role: None, ttl_secs: 24 * 3600 };
+            let claims = Claims {
+                user: "dev",
+                room: None,
+                role: None,
+                ttl_secs: 24 * 3600,
+            };
             let dev_token = token::mint(secret.as_bytes(), &claims, unix_millis() / 1000);
-            tracing::warn!("{JWT_SECRET_VAR} is not set: using an ephemeral secret; tokens die with this process");
+            tracing::warn!(
+                "{JWT_SECRET_VAR} is not set: using an ephemeral secret; tokens die with this process"
+            );
             println!("dev token (user `dev`, 24 h): {dev_token}");
             secret
         }
     };
     let hub = Arc::new(Hub::new());
-    let cache_dir = config.plugin_cache.enabled.then(|| config.plugin_cache.dir.clone().or_else(default_cache_dir)).flatten();
-    let loader = Loader::new(Arc::clone(&hub), config.plugin_limits.clone(), CompileCache::new(cache_dir))?;
+    let cache_dir = config
+        .plugin_cache
+        .enabled
+        .then(|| config.plugin_cache.dir.clone().or_else(default_cache_dir))
+        .flatten();
+    let loader = Loader::new(
+        Arc::clone(&hub),
+        config.plugin_limits.clone(),
+        CompileCache::new(cache_dir),
+    )?;
     let lookup_env = |name: &str| {
-        if name == JWT_SECRET_VAR { Some(secret.clone()) } else { std::env::var(name).ok() }
+        if name == JWT_SECRET_VAR {
+            Some(secret.clone())
+        } else {
+            std::env::var(name).ok()
+        }
     };
     let chain = chain::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
     chain.check_auth(config.auth.required)?;
@@ -139,6 +183,9 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
     });
+    // Installed before the address is announced: a SIGTERM right after it
+    // must drain, not kill.
+    let stop = shutdown_signal()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -147,32 +194,49 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
     tracing::info!(%addr, "serving");
     println!("switchboard listening on ws://{addr}/ws");
 
-    shutdown_signal().await?;
+    stop.await?;
     tracing::info!("shutting down: closing connections");
     shutdown.cancel();
     let _ = accept.await;
     server.connections.close();
     let drain = Duration::from_millis(config.shutdown.drain_timeout_ms);
-    if tokio::time::timeout(drain, server.connections.wait()).await.is_err() {
-        tracing::warn!(remaining = server.connections.len(), "drain timeout passed; exiting anyway");
+    if tokio::time::timeout(drain, server.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = server.connections.len(),
+            "drain timeout passed; exiting anyway"
+        );
     }
     Ok(())
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Resolves on SIGTERM or SIGINT; both handlers are installed at once.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-    }
-    Ok(())
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let source = PluginSource { origin: path.display().to_string(), bytes };
-    let loader = Loader::new(Arc::new(Hub::new()), Config::default().plugin_limits, CompileCache::new(None))?;
+    let source = PluginSource {
+        origin: path.display().to_string(),
+        bytes,
+    };
+    let loader = Loader::new(
+        Arc::new(Hub::new()),
+        Config::default().plugin_limits,
+        CompileCache::new(None),
+    )?;
     let descriptor = loader.describe(&source)?;
     println!("plugin    {} {}", descriptor.name, descriptor.version);
     println!("interface switchboard:plugin@{WIT_VERSION} (compatible)");
@@ -186,12 +250,21 @@ fn check(path: &Path) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
-    println!("hooks     {}", if hook_names.is_empty() { "-".into() } else { hook_names.join(", ") });
+    println!(
+        "hooks     {}",
+        if hook_names.is_empty() {
+            "-".into()
+        } else {
+            hook_names.join(", ")
+        }
+    );
     println!("events");
     for event in &descriptor.events {
         match &event.schema {
             Some(schema) => println!("  {}  schema: {schema}", event.name),
-            None if schema::is_protocol_event(&event.name) => println!("  {}  (protocol schema)", event.name),
+            None if schema::is_protocol_event(&event.name) => {
+                println!("  {}  (protocol schema)", event.name)
+            }
             None => println!("  {}  (any object)", event.name),
         }
     }
@@ -201,7 +274,9 @@ fn check(path: &Path) -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -72,7 +72,10 @@ pub struct PluginCache {
 
 impl Default for PluginCache {
     fn default() -> Self {
-        PluginCache { enabled: true, dir: None }
+        PluginCache {
+            enabled: true,
+            dir: None,
+        }
     }
 }
 
@@ -121,31 +124,43 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_bytes: 65536 }
+        Limits {
+            max_message_bytes: 65536,
+        }
     }
 }
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        Heartbeat { interval_ms: 30_000 }
+        Heartbeat {
+            interval_ms: 30_000,
+        }
     }
 }
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { required: true, timeout_ms: 10_000 }
+        Auth {
+            required: true,
+            timeout_ms: 10_000,
+        }
     }
 }
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { drain_timeout_ms: 10_000 }
+        Shutdown {
+            drain_timeout_ms: 10_000,
+        }
     }
 }
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        PluginLimits { memory_bytes: 32 << 20, deadline_ms: 100 }
+        PluginLimits {
+            memory_bytes: 32 << 20,
+            deadline_ms: 100,
+        }
     }
 }
 
@@ -164,10 +179,16 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         let positive = [
-            ("limits.max_message_bytes", self.limits.max_message_bytes as u64),
+            (
+                "limits.max_message_bytes",
+                self.limits.max_message_bytes as u64,
+            ),
             ("heartbeat.interval_ms", self.heartbeat.interval_ms),
             ("auth.timeout_ms", self.auth.timeout_ms),
-            ("plugin_limits.memory_bytes", self.plugin_limits.memory_bytes as u64),
+            (
+                "plugin_limits.memory_bytes",
+                self.plugin_limits.memory_bytes as u64,
+            ),
             ("plugin_limits.deadline_ms", self.plugin_limits.deadline_ms),
         ];
         for (key, value) in positive {
@@ -207,9 +228,15 @@ mod tests {
 
     #[test]
     fn unknown_and_bad_keys_are_named() {
-        let err = format!("{:#}", Config::parse("[limits]\nmax_mesage_bytes = 1").unwrap_err());
+        let err = format!(
+            "{:#}",
+            Config::parse("[limits]\nmax_mesage_bytes = 1").unwrap_err()
+        );
         assert!(err.contains("max_mesage_bytes"), "{err}");
-        let err = format!("{:#}", Config::parse("[heartbeat]\ninterval_ms = 0").unwrap_err());
+        let err = format!(
+            "{:#}",
+            Config::parse("[heartbeat]\ninterval_ms = 0").unwrap_err()
+        );
         assert!(err.contains("heartbeat.interval_ms"), "{err}");
         let err = format!("{:#}", Config::parse("listen = \"nope\"").unwrap_err());
         assert!(err.contains("listen"), "{err}");

@@ -51,7 +51,12 @@ enum End {
     Dead,
 }
 
-pub async fn run(mut ws: Socket, router: Arc<Router>, settings: Arc<Settings>, shutdown: CancellationToken) {
+pub async fn run(
+    mut ws: Socket,
+    router: Arc<Router>,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+) {
     let id = settings.ids.next();
     let connected = envelope::frame(
         "connected",
@@ -72,7 +77,10 @@ pub async fn run(mut ws: Socket, router: Arc<Router>, settings: Arc<Settings>, s
     tracing::debug!("connected");
     drop(_span);
 
-    let end = serve(&mut ws, &router, &settings, &shutdown, &mut conn, &mut queue).await;
+    let end = serve(
+        &mut ws, &router, &settings, &shutdown, &mut conn, &mut queue,
+    )
+    .await;
     tracing::info!(client = %id, how = end.describe(), "disconnected");
     match end {
         End::Close(code, reason) => {
@@ -198,12 +206,18 @@ async fn flush_queue(ws: &mut Socket, queue: &mut mpsc::UnboundedReceiver<Outbou
 }
 
 async fn close(ws: &mut Socket, code: u16, reason: &str) {
-    let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason),
+    };
     if ws.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }
     // Give the client a moment to answer; a silent one is dropped.
-    let _ = tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }
 
 /// Sessions are not resumable yet; the token is still unguessable so

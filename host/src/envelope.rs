@@ -100,13 +100,21 @@ impl Envelope {
                 }
             },
         };
-        Ok(Envelope { event, id: error.id, data })
+        Ok(Envelope {
+            event,
+            id: error.id,
+            data,
+        })
     }
 }
 
 impl EnvelopeError {
     fn bare(message: String) -> EnvelopeError {
-        EnvelopeError { id: None, event: None, message }
+        EnvelopeError {
+            id: None,
+            event: None,
+            message,
+        }
     }
 }
 
@@ -122,7 +130,9 @@ fn invalid_json_message(e: &serde_json::Error) -> String {
 fn check_fields(fields: &[(Cow<str>, &RawValue)]) -> Option<String> {
     for (i, (key, _)) in fields.iter().enumerate() {
         if !matches!(key.as_ref(), "event" | "id" | "data") {
-            return Some(format!("unknown field `{key}`; expected `event`, `id` or `data`"));
+            return Some(format!(
+                "unknown field `{key}`; expected `event`, `id` or `data`"
+            ));
         }
         if fields[..i].iter().any(|(earlier, _)| earlier == key) {
             return Some(format!("duplicate field `{key}`"));
@@ -167,7 +177,11 @@ struct Outbound<'a, D: Serialize + ?Sized> {
 
 /// Writes `{"event", "id"?, "data"}`.
 pub fn frame<D: Serialize + ?Sized>(event: &str, id: Option<&CorrelationId>, data: &D) -> Frame {
-    let outbound = Outbound { event, id: id.map(CorrelationId::as_str), data };
+    let outbound = Outbound {
+        event,
+        id: id.map(CorrelationId::as_str),
+        data,
+    };
     serde_json::to_string(&outbound)
         .expect("serializing JSON values and strings cannot fail")
         .into()
@@ -193,7 +207,11 @@ pub fn error_frame(
     id: Option<&CorrelationId>,
     event: Option<&EventName>,
 ) -> Frame {
-    let data = ErrorData { code, message, event: event.map(EventName::as_str) };
+    let data = ErrorData {
+        code,
+        message,
+        event: event.map(EventName::as_str),
+    };
     frame("error", id, &data)
 }
 
@@ -207,12 +225,17 @@ mod tests {
 
     #[test]
     fn accepts_a_full_envelope_and_defaults_data() {
-        let env = Envelope::parse(r#"{"event":"room:join","id":"c-1","data":{"roomId":"a"}}"#)
-            .unwrap();
+        let env =
+            Envelope::parse(r#"{"event":"room:join","id":"c-1","data":{"roomId":"a"}}"#).unwrap();
         assert_eq!(env.event.as_str(), "room:join");
         assert_eq!(env.id.unwrap().as_str(), "c-1");
         assert_eq!(env.data["roomId"], "a");
-        assert!(Envelope::parse(r#"{"event":"ping"}"#).unwrap().data.is_empty());
+        assert!(
+            Envelope::parse(r#"{"event":"ping"}"#)
+                .unwrap()
+                .data
+                .is_empty()
+        );
     }
 
     #[test]
@@ -221,13 +244,25 @@ mod tests {
         assert!(e.message.contains("extra"));
         assert_eq!(e.id.unwrap().as_str(), "x");
         assert_eq!(e.event.unwrap().as_str(), "ping");
-        assert!(err(r#"{"event":"ping","event":"ping"}"#).message.contains("duplicate"));
+        assert!(
+            err(r#"{"event":"ping","event":"ping"}"#)
+                .message
+                .contains("duplicate")
+        );
     }
 
     #[test]
     fn rejects_bad_data_event_and_id() {
-        assert!(err(r#"{"event":"ping","data":null}"#).message.contains("object"));
-        assert!(err(r#"{"event":"ping","data":[]}"#).message.contains("object"));
+        assert!(
+            err(r#"{"event":"ping","data":null}"#)
+                .message
+                .contains("object")
+        );
+        assert!(
+            err(r#"{"event":"ping","data":[]}"#)
+                .message
+                .contains("object")
+        );
         let e = err(r#"{"event":"Bad","id":"ok"}"#);
         assert!(e.event.is_none());
         assert_eq!(e.id.unwrap().as_str(), "ok");
@@ -262,6 +297,9 @@ mod tests {
         assert_eq!(f.as_str(), r#"{"event":"pong","data":{}}"#);
         let id = CorrelationId::parse("7").unwrap();
         let f = error_frame(ErrorCode::NotInRoom, "m", Some(&id), None);
-        assert_eq!(f.as_str(), r#"{"event":"error","id":"7","data":{"code":"NOT_IN_ROOM","message":"m"}}"#);
+        assert_eq!(
+            f.as_str(),
+            r#"{"event":"error","id":"7","data":{"code":"NOT_IN_ROOM","message":"m"}}"#
+        );
     }
 }

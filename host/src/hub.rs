@@ -113,7 +113,11 @@ impl Hub {
     }
 
     pub fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Identity>) {
-        let client = Client { outbox, identity, room: None };
+        let client = Client {
+            outbox,
+            identity,
+            room: None,
+        };
         self.state.lock().clients.insert(id, client);
     }
 
@@ -134,7 +138,11 @@ impl Hub {
     pub fn client_info(&self, id: ClientId) -> Option<ClientInfo> {
         let state = self.state.lock();
         let client = state.clients.get(&id)?;
-        Some(ClientInfo { id, identity: client.identity.clone(), room: client.room.clone() })
+        Some(ClientInfo {
+            id,
+            identity: client.identity.clone(),
+            room: client.room.clone(),
+        })
     }
 
     /// Adds an authenticated client to a room; returns the other members,
@@ -150,8 +158,17 @@ impl Hub {
         if client.room.is_some() {
             return Err(JoinError::AlreadyInRoom);
         }
-        let user_id = client.identity.as_ref().ok_or(JoinError::UnknownClient)?.user_id.as_str();
-        let peer = Peer { client_id: id, user_id: user_id.into(), metadata };
+        let user_id = client
+            .identity
+            .as_ref()
+            .ok_or(JoinError::UnknownClient)?
+            .user_id
+            .as_str();
+        let peer = Peer {
+            client_id: id,
+            user_id: user_id.into(),
+            metadata,
+        };
         client.room = Some(room.clone());
         let members = &mut state.rooms.entry(room.clone()).or_default().members;
         let others = members.clone();
@@ -169,7 +186,11 @@ impl Hub {
 
     pub fn members(&self, room: &RoomId) -> Vec<Peer> {
         let state = self.state.lock();
-        state.rooms.get(room).map(|r| r.members.clone()).unwrap_or_default()
+        state
+            .rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default()
     }
 
     pub fn room_exists(&self, room: &RoomId) -> bool {
@@ -197,7 +218,12 @@ impl Hub {
 
     pub fn kv_get(&self, room: &RoomId, plugin: &Arc<str>, key: &str) -> Option<String> {
         let state = self.state.lock();
-        state.rooms.get(room)?.kv.get(&(plugin.clone(), key.to_owned())).cloned()
+        state
+            .rooms
+            .get(room)?
+            .kv
+            .get(&(plugin.clone(), key.to_owned()))
+            .cloned()
     }
 
     /// Stores a value; a room that does not exist keeps nothing.
@@ -216,7 +242,9 @@ impl Hub {
 
 impl State {
     fn remove_member(&mut self, room: &RoomId, id: ClientId) {
-        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
         entry.members.retain(|m| m.client_id != id);
         if entry.members.is_empty() {
             self.rooms.remove(room);
@@ -232,7 +260,14 @@ pub fn peer_joined(room: &RoomId, peer: &Peer) -> Frame {
         room_id: &'a str,
         peer: &'a Peer,
     }
-    envelope::frame("room:peer-joined", None, &Data { room_id: room.as_str(), peer })
+    envelope::frame(
+        "room:peer-joined",
+        None,
+        &Data {
+            room_id: room.as_str(),
+            peer,
+        },
+    )
 }
 
 /// `room:peer-left` for the other members; `reason` is `left` or
@@ -246,7 +281,11 @@ pub fn peer_left(room: &RoomId, id: ClientId, reason: &str) -> Frame {
         client_id: String,
         reason: &'a str,
     }
-    let data = Data { room_id: room.as_str(), client_id: id.to_string(), reason };
+    let data = Data {
+        room_id: room.as_str(),
+        client_id: id.to_string(),
+        reason,
+    };
     envelope::frame("room:peer-left", None, &data)
 }
 
@@ -258,7 +297,11 @@ mod tests {
     fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, mpsc::UnboundedReceiver<Outbound>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = ids.next();
-        let identity = Identity { user_id: format!("u{id}"), role: None, room_claim: None };
+        let identity = Identity {
+            user_id: format!("u{id}"),
+            role: None,
+            room_claim: None,
+        };
         hub.register(id, tx, Some(identity));
         (id, rx)
     }
@@ -275,8 +318,14 @@ mod tests {
         let (b, _rb) = client(&hub, &ids);
         assert!(hub.join(a, &room, empty()).unwrap().0.is_empty());
         let (others, _) = hub.join(b, &room, empty()).unwrap();
-        assert_eq!(others.iter().map(|p| p.client_id).collect::<Vec<_>>(), vec![a]);
-        assert_eq!(hub.join(a, &room, empty()).unwrap_err(), JoinError::AlreadyInRoom);
+        assert_eq!(
+            others.iter().map(|p| p.client_id).collect::<Vec<_>>(),
+            vec![a]
+        );
+        assert_eq!(
+            hub.join(a, &room, empty()).unwrap_err(),
+            JoinError::AlreadyInRoom
+        );
         hub.kv_set(&room, &"p".into(), "k".into(), "v".into());
         assert_eq!(hub.leave(a), Some(room.clone()));
         assert_eq!(hub.unregister(b), Some(room.clone()));

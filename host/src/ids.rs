@@ -41,7 +41,10 @@ pub struct ClientIds {
 
 impl ClientIds {
     pub fn new() -> ClientIds {
-        ClientIds { next: AtomicU64::new(rand::random()), key: rand::random() }
+        ClientIds {
+            next: AtomicU64::new(rand::random()),
+            key: rand::random(),
+        }
     }
 
     pub fn next(&self) -> ClientId {
@@ -122,7 +125,9 @@ pub struct CorrelationId(Box<str>);
 
 impl CorrelationId {
     pub fn parse(text: &str) -> Option<CorrelationId> {
-        (1..=64).contains(&char_len(text)).then(|| CorrelationId(text.into()))
+        (1..=64)
+            .contains(&char_len(text))
+            .then(|| CorrelationId(text.into()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -57,8 +57,11 @@ struct Cause<'a> {
 impl Router {
     /// Registers a new connection and runs the connect hooks.
     pub fn connect(&self, id: ClientId, outbox: Outbox) -> Conn {
-        let identity = (!self.auth_required)
-            .then(|| Identity { user_id: id.to_string(), role: None, room_claim: None });
+        let identity = (!self.auth_required).then(|| Identity {
+            user_id: id.to_string(),
+            role: None,
+            room_claim: None,
+        });
         self.hub.register(id, outbox, identity.clone());
         let chain = self.registry.chain();
         if let Some(info) = self.hub.client_info(id) {
@@ -66,16 +69,24 @@ impl Router {
                 self.run_hook(plugin.on_connect(&info), id);
             }
         }
-        Conn { id, authenticated: identity.is_some(), identity, auth_failures: 0 }
+        Conn {
+            id,
+            authenticated: identity.is_some(),
+            identity,
+            auth_failures: 0,
+        }
     }
 
     /// Removes a connection: its room's other members get `room:peer-left`
     /// (reason `disconnected`), then the disconnect hooks run.
     pub fn disconnect(&self, conn: &Conn) {
-        let Some(info) = self.hub.client_info(conn.id) else { return };
+        let Some(info) = self.hub.client_info(conn.id) else {
+            return;
+        };
         let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
         if let Some(room) = self.hub.unregister(conn.id) {
-            self.hub.broadcast(&room, &hub::peer_left(&room, conn.id, "disconnected"), None);
+            self.hub
+                .broadcast(&room, &hub::peer_left(&room, conn.id, "disconnected"), None);
         }
         let chain = self.registry.chain();
         for plugin in chain.with_hook(|p| p.descriptor.hooks.disconnect) {
@@ -89,20 +100,38 @@ impl Router {
         let envelope = match Envelope::parse(text) {
             Ok(envelope) => envelope,
             Err(e) => {
-                let frame = envelope::error_frame(ErrorCode::InvalidMessage, &e.message, e.id.as_ref(), e.event.as_ref());
+                let frame = envelope::error_frame(
+                    ErrorCode::InvalidMessage,
+                    &e.message,
+                    e.id.as_ref(),
+                    e.event.as_ref(),
+                );
                 self.hub.send(conn.id, Outbound::Frame(frame));
                 return Verdict::Open;
             }
         };
-        let cause = Cause { id: envelope.id.as_ref(), event: &envelope.event };
+        let cause = Cause {
+            id: envelope.id.as_ref(),
+            event: &envelope.event,
+        };
         let _span = tracing::debug_span!("message", client = %conn.id, event = %envelope.event, id = ?envelope.id).entered();
         if !conn.authenticated && !schema::allowed_before_auth(envelope.event.as_str()) {
-            self.error(conn.id, &cause, ErrorCode::NotAuthenticated, "authenticate first with `auth:request`");
+            self.error(
+                conn.id,
+                &cause,
+                ErrorCode::NotAuthenticated,
+                "authenticate first with `auth:request`",
+            );
             return Verdict::Open;
         }
         match envelope.event.as_str() {
             schema::PING => {
-                self.reply(conn.id, &cause, "pong", &json!({ "serverTime": unix_millis() }));
+                self.reply(
+                    conn.id,
+                    &cause,
+                    "pong",
+                    &json!({ "serverTime": unix_millis() }),
+                );
                 Verdict::Open
             }
             schema::SESSION_RESUME => {
@@ -122,15 +151,30 @@ impl Router {
     fn resume(&self, id: ClientId, cause: &Cause, data: &Map<String, Value>) {
         match schema::resume_token(data) {
             Err(message) => self.error(id, cause, ErrorCode::InvalidMessage, &message),
-            Ok(_) => self.error(id, cause, ErrorCode::ResumeFailed, "unknown or expired resume token"),
+            Ok(_) => self.error(
+                id,
+                cause,
+                ErrorCode::ResumeFailed,
+                "unknown or expired resume token",
+            ),
         }
     }
 
-    fn authenticate(self: &Arc<Self>, conn: &mut Conn, cause: &Cause, data: &Map<String, Value>) -> Verdict {
+    fn authenticate(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        cause: &Cause,
+        data: &Map<String, Value>,
+    ) -> Verdict {
         let chain = self.registry.chain();
         let auth_plugins: Vec<_> = chain.with_hook(|p| p.descriptor.hooks.auth).collect();
         if auth_plugins.is_empty() {
-            self.error(conn.id, cause, ErrorCode::UnknownEvent, "no plugin handles authentication");
+            self.error(
+                conn.id,
+                cause,
+                ErrorCode::UnknownEvent,
+                "no plugin handles authentication",
+            );
             return Verdict::Open;
         }
         let request = match AuthRequest::parse(data) {
@@ -140,12 +184,17 @@ impl Router {
                 return Verdict::Open;
             }
         };
-        let Some(info) = self.hub.client_info(conn.id) else { return Verdict::Open };
+        let Some(info) = self.hub.client_info(conn.id) else {
+            return Verdict::Open;
+        };
         let mut effects = Vec::new();
         let mut decision = AuthOutcome::Pass;
         for plugin in auth_plugins {
             match plugin.on_auth(&info, &request.token, request.room_id.as_deref()) {
-                Ok(Called { value: AuthOutcome::Pass, effects: e }) => effects.extend(e),
+                Ok(Called {
+                    value: AuthOutcome::Pass,
+                    effects: e,
+                }) => effects.extend(e),
                 Ok(Called { value, effects: e }) => {
                     effects.extend(e);
                     decision = value;
@@ -171,7 +220,11 @@ impl Router {
             && conn.authenticated
             && current.user_id != identity.user_id
         {
-            return self.auth_failed(conn, cause, "the token is for another user than this connection's");
+            return self.auth_failed(
+                conn,
+                cause,
+                "the token is for another user than this connection's",
+            );
         }
         let data = json!({ "success": true, "userId": identity.user_id });
         self.hub.set_identity(conn.id, identity.clone());
@@ -197,16 +250,25 @@ impl Router {
         let chain = self.registry.chain();
         let plugins = chain.route(cause.event.as_str());
         if plugins.is_empty() {
-            self.error(id, cause, ErrorCode::UnknownEvent, &format!("no handler for `{}`", cause.event));
+            self.error(
+                id,
+                cause,
+                ErrorCode::UnknownEvent,
+                &format!("no handler for `{}`", cause.event),
+            );
             return;
         }
         let data = match schema::normalize(cause.event.as_str(), data) {
             Ok(data) => data,
             Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
         };
-        let Some(info) = self.hub.client_info(id) else { return };
+        let Some(info) = self.hub.client_info(id) else {
+            return;
+        };
         let room = info.room.clone().or_else(|| {
-            (cause.event.as_str() == schema::ROOM_JOIN).then(|| schema::join_target(&data)).flatten()
+            (cause.event.as_str() == schema::ROOM_JOIN)
+                .then(|| schema::join_target(&data))
+                .flatten()
         });
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
         let text = Value::Object(data);
@@ -220,7 +282,10 @@ impl Router {
             Outcome::Reply { event, data } => match reply_frame(&event, &data, cause.id) {
                 Some(frame) => self.hub.send(id, Outbound::Frame(frame)),
                 None => {
-                    let fault = PluginFault { plugin: "chain".into(), reason: format!("replied with an invalid event {event:?} or data") };
+                    let fault = PluginFault {
+                        plugin: "chain".into(),
+                        reason: format!("replied with an invalid event {event:?} or data"),
+                    };
                     return self.plugin_error(id, cause, &fault);
                 }
             },
@@ -232,10 +297,13 @@ impl Router {
 
     /// Delivers a relayed event to `target` with `to` replaced by `from`.
     fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Value) {
-        let Some(target) = ClientId::parse(target).filter(|t| self.hub.client_info(*t).is_some()) else {
+        let Some(target) = ClientId::parse(target).filter(|t| self.hub.client_info(*t).is_some())
+        else {
             return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         };
-        let Value::Object(mut data) = data else { unreachable!("event data is an object") };
+        let Value::Object(mut data) = data else {
+            unreachable!("event data is an object")
+        };
         data.remove("to");
         data.insert("from".into(), Value::String(from.to_string()));
         let frame = envelope::frame(cause.event.as_str(), None, &data);
@@ -247,14 +315,31 @@ impl Router {
         for effect in effects {
             match effect {
                 Effect::Send(to, frame) => self.hub.send(to, Outbound::Frame(frame)),
-                Effect::Broadcast { room, frame, except } => self.hub.broadcast(&room, &frame, except),
-                Effect::Kick(client, reason) => self.hub.send(client, Outbound::Close(CLOSE_KICKED, reason)),
-                Effect::Timer { plugin, room, delay_ms, tag } => self.schedule_timer(plugin, room, delay_ms, tag),
+                Effect::Broadcast {
+                    room,
+                    frame,
+                    except,
+                } => self.hub.broadcast(&room, &frame, except),
+                Effect::Kick(client, reason) => {
+                    self.hub.send(client, Outbound::Close(CLOSE_KICKED, reason))
+                }
+                Effect::Timer {
+                    plugin,
+                    room,
+                    delay_ms,
+                    tag,
+                } => self.schedule_timer(plugin, room, delay_ms, tag),
             }
         }
     }
 
-    fn schedule_timer(self: &Arc<Self>, plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String) {
+    fn schedule_timer(
+        self: &Arc<Self>,
+        plugin: Arc<str>,
+        room: RoomId,
+        delay_ms: u32,
+        tag: String,
+    ) {
         let router = Arc::clone(self);
         tokio::spawn(async move {
             tokio::select! {
@@ -266,7 +351,11 @@ impl Router {
 
     fn fire_timer(self: &Arc<Self>, plugin: &str, room: &RoomId, tag: &str) {
         let chain = self.registry.chain();
-        let Some(plugin) = chain.plugins.iter().find(|p| &*p.name == plugin && p.descriptor.hooks.timer) else {
+        let Some(plugin) = chain
+            .plugins
+            .iter()
+            .find(|p| &*p.name == plugin && p.descriptor.hooks.timer)
+        else {
             return;
         };
         let _guard = self.hub.lock_room(room);
@@ -294,7 +383,8 @@ impl Router {
     }
 
     fn reply(&self, id: ClientId, cause: &Cause, event: &str, data: &Value) {
-        self.hub.send(id, Outbound::Frame(envelope::frame(event, cause.id, data)));
+        self.hub
+            .send(id, Outbound::Frame(envelope::frame(event, cause.id, data)));
     }
 
     fn error(&self, id: ClientId, cause: &Cause, code: ErrorCode, message: &str) {
@@ -331,13 +421,18 @@ fn run_chain(
 fn reply_frame(event: &str, data: &str, id: Option<&CorrelationId>) -> Option<Frame> {
     let event = EventName::parse(event)?;
     let data = RawValue::from_string(data.to_owned()).ok()?;
-    data.get().trim_start().starts_with('{').then(|| envelope::frame_raw(event.as_str(), id, &data))
+    data.get()
+        .trim_start()
+        .starts_with('{')
+        .then(|| envelope::frame_raw(event.as_str(), id, &data))
 }
 
 impl Chain {
     pub fn check_auth(&self, required: bool) -> anyhow::Result<()> {
         if required && self.with_hook(|p| p.descriptor.hooks.auth).next().is_none() {
-            anyhow::bail!("`auth.required` is true but no plugin in the chain handles auth (add `auth-jwt`)");
+            anyhow::bail!(
+                "`auth.required` is true but no plugin in the chain handles auth (add `auth-jwt`)"
+            );
         }
         Ok(())
     }

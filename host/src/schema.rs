@@ -54,7 +54,9 @@ pub fn resume_token(data: &Map<String, Value>) -> Result<&str, String> {
 
 /// The room a `room:join` names, once its data has been normalised.
 pub fn join_target(data: &Map<String, Value>) -> Option<RoomId> {
-    data.get("roomId").and_then(Value::as_str).and_then(RoomId::parse)
+    data.get("roomId")
+        .and_then(Value::as_str)
+        .and_then(RoomId::parse)
 }
 
 /// Validates the data of an event a plugin handles, returning it with only
@@ -73,7 +75,10 @@ pub fn normalize(event: &str, data: Map<String, Value>) -> Result<Map<String, Va
 fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     let room = required_str(data, "roomId")?;
     if RoomId::parse(room).is_none() {
-        return Err(format!("`roomId` must be 1..{} characters", RoomId::MAX_CHARS));
+        return Err(format!(
+            "`roomId` must be 1..{} characters",
+            RoomId::MAX_CHARS
+        ));
     }
     let mut out = Map::new();
     out.insert("roomId".into(), room.into());
@@ -100,7 +105,10 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Map<String, Value>, String
         return Err("`candidate` must be an object".into());
     };
     let mut clean = Map::new();
-    clean.insert("candidate".into(), required_str(candidate, "candidate")?.into());
+    clean.insert(
+        "candidate".into(),
+        required_str(candidate, "candidate")?.into(),
+    );
     for key in ["sdpMid", "usernameFragment"] {
         match candidate.get(key) {
             None => {}
@@ -155,7 +163,11 @@ mod tests {
 
     #[test]
     fn join_keeps_room_and_metadata_only() {
-        let out = normalize(ROOM_JOIN, map(json!({"roomId":"a","metadata":{"x":1},"y":2}))).unwrap();
+        let out = normalize(
+            ROOM_JOIN,
+            map(json!({"roomId":"a","metadata":{"x":1},"y":2})),
+        )
+        .unwrap();
         assert_eq!(Value::Object(out), json!({"roomId":"a","metadata":{"x":1}}));
         assert!(normalize(ROOM_JOIN, map(json!({"roomId":""}))).is_err());
         assert!(normalize(ROOM_JOIN, map(json!({"roomId":"a".repeat(129)}))).is_err());

@@ -86,21 +86,35 @@ impl Server {
         }
         if request.method() != Method::GET {
             let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return response;
         }
         let Some(key) = websocket_key(&request) else {
             let mut response = status(StatusCode::UPGRADE_REQUIRED);
-            response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            response
+                .headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             return response;
         };
         if !self.origin_allowed(&request) {
             return status(StatusCode::FORBIDDEN);
         }
-        if request.headers().get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        if request
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
             let mut response = status(StatusCode::BAD_REQUEST);
-            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
             return response;
         }
         let accept = derive_accept_key(key.as_bytes());
@@ -110,9 +124,16 @@ impl Server {
             match upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(server.ws_config)).await;
-                    connection::run(ws, Arc::clone(&server.router), Arc::clone(&server.settings), server.shutdown.clone())
-                        .await;
+                    let ws =
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(server.ws_config))
+                            .await;
+                    connection::run(
+                        ws,
+                        Arc::clone(&server.router),
+                        Arc::clone(&server.settings),
+                        server.shutdown.clone(),
+                    )
+                    .await;
                 }
                 Err(e) => tracing::debug!("upgrade failed: {e}"),
             }
@@ -134,7 +155,10 @@ impl Server {
             return true;
         };
         self.allowed_origins.is_empty()
-            || self.allowed_origins.iter().any(|allowed| allowed.as_bytes() == origin.as_bytes())
+            || self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.as_bytes() == origin.as_bytes())
     }
 }
 
@@ -143,13 +167,19 @@ fn websocket_key(request: &Request<Incoming>) -> Option<String> {
     let headers = request.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|value| {
-            value.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
         return None;
     }
-    headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok().map(str::to_owned)
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 fn status(code: StatusCode) -> Response<Empty<Bytes>> {

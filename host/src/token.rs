@@ -46,7 +46,12 @@ mod tests {
 
     #[test]
     fn tokens_have_three_parts_and_the_claims() {
-        let claims = Claims { user: "ada", room: Some("r"), role: None, ttl_secs: 60 };
+        let claims = Claims {
+            user: "ada",
+            room: Some("r"),
+            role: None,
+            ttl_secs: 60,
+        };
         let token = mint(b"k", &claims, 1000);
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);

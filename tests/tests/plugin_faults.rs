@@ -2,8 +2,9 @@
 //! without bound fails only the message that made it do so.
 //!
 //! The chain is auth-jwt, rooms, misbehave, signaling. `misbehave`
-//! (tests/plugins/) declares `sdp:offer`; with `sdp` = `"trap"`, `"loop"` or
-//! `"alloc"` it does that, and anything else passes on to `signaling`.
+//! (tests/plugins/) declares `sdp:offer`; with `sdp` = `"trap"`, `"loop"`,
+//! `"alloc"` or `"print"` it does that, and anything else passes on to
+//! `signaling`.
 
 use std::time::Duration;
 
@@ -107,6 +108,17 @@ async fn unbounded_allocation_is_plugin_error_and_the_next_offer_relays() {
     let server = start().await;
     let (mut a, mut b) = pair(&server, "r").await;
     fault_then_recover(&mut a, &mut b, "alloc").await;
+}
+
+#[tokio::test]
+async fn printing_to_stdout_is_plugin_error_and_the_next_offer_relays() {
+    let mut server = start().await;
+    let (mut a, mut b) = pair(&server, "r").await;
+    fault_then_recover(&mut a, &mut b, "print").await;
+    assert!(
+        server.is_running(),
+        "a plugin's print must not bring the server down"
+    );
 }
 
 #[tokio::test]

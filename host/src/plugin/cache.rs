@@ -33,7 +33,9 @@ impl CompileCache {
             // in a directory only the operator controls.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached plugin: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached plugin: {e}")
+                }
             }
         }
         let compiled = engine.precompile_component(bytes)?;
@@ -47,7 +49,9 @@ impl CompileCache {
 
 fn key(engine: &Engine, bytes: &[u8]) -> String {
     let mut engine_hash = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}-{:016x}", engine_hash.finish())
@@ -57,7 +61,10 @@ fn key(engine: &Engine, bytes: &[u8]) -> String {
 /// never sees half a file.
 fn store(dir: &Path, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!(".{}.tmp", std::process::id()));
     std::fs::write(&tmp, compiled)?;
     std::fs::rename(&tmp, path)

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use wasmtime::error::Context as _;
 use wasmtime::component::{HasSelf, Linker, Resource};
-use wasmtime_wasi::p2::DynOutputStream;
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::p2::DynOutputStream;
 
 use super::bindings;
 use super::state::PluginState;
@@ -63,9 +63,14 @@ fn deny_stdio(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
         linker
             .instance(interface)
             .and_then(|mut instance| {
-                instance.func_wrap(getter, |_, ()| -> wasmtime::Result<(Resource<DynOutputStream>,)> {
-                    wasmtime::bail!("plugins have no stdout or stderr: log through the host's `log`")
-                })
+                instance.func_wrap(
+                    getter,
+                    |_, ()| -> wasmtime::Result<(Resource<DynOutputStream>,)> {
+                        wasmtime::bail!(
+                            "plugins have no stdout or stderr: log through the host's `log`"
+                        )
+                    },
+                )
             })
             .with_context(|| format!("replacing {interface}"))?;
     }

@@ -28,7 +28,11 @@ impl Host for PluginState {
             return;
         };
         let except = except.as_deref().and_then(ClientId::parse);
-        self.effects.push(Effect::Broadcast { room, frame, except });
+        self.effects.push(Effect::Broadcast {
+            room,
+            frame,
+            except,
+        });
     }
 
     fn join_room(
@@ -39,13 +43,19 @@ impl Host for PluginState {
     ) -> Result<Vec<types::Peer>, ErrorCode> {
         let id = ClientId::parse(&client).ok_or(ErrorCode::PeerNotFound)?;
         let room = RoomId::parse(&room).ok_or(ErrorCode::InvalidMessage)?;
-        let metadata = self.json_object(&metadata).ok_or(ErrorCode::InvalidMessage)?;
+        let metadata = self
+            .json_object(&metadata)
+            .ok_or(ErrorCode::InvalidMessage)?;
         let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
             JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
             JoinError::UnknownClient => ErrorCode::NotAuthenticated,
         })?;
         let frame = hub::peer_joined(&room, &joined);
-        self.effects.push(Effect::Broadcast { room, frame, except: Some(id) });
+        self.effects.push(Effect::Broadcast {
+            room,
+            frame,
+            except: Some(id),
+        });
         Ok(others.iter().map(wit_peer).collect())
     }
 
@@ -53,12 +63,18 @@ impl Host for PluginState {
         let id = ClientId::parse(&client)?;
         let room = self.hub.leave(id)?;
         let frame = hub::peer_left(&room, id, "left");
-        self.effects.push(Effect::Broadcast { room: room.clone(), frame, except: None });
+        self.effects.push(Effect::Broadcast {
+            room: room.clone(),
+            frame,
+            except: None,
+        });
         Some(room.to_string())
     }
 
     fn room_members(&mut self, room: String) -> Vec<types::Peer> {
-        let Some(room) = RoomId::parse(&room) else { return Vec::new() };
+        let Some(room) = RoomId::parse(&room) else {
+            return Vec::new();
+        };
         self.hub.members(&room).iter().map(wit_peer).collect()
     }
 
@@ -86,7 +102,12 @@ impl Host for PluginState {
     fn set_timer(&mut self, room: String, delay_ms: u32, tag: String) {
         if let Some(room) = RoomId::parse(&room) {
             let plugin = Arc::clone(&self.plugin);
-            self.effects.push(Effect::Timer { plugin, room, delay_ms, tag });
+            self.effects.push(Effect::Timer {
+                plugin,
+                room,
+                delay_ms,
+                tag,
+            });
         }
     }
 
@@ -144,6 +165,8 @@ fn wit_peer(peer: &hub::Peer) -> types::Peer {
 }
 
 pub fn unix_millis() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     since_epoch.as_millis() as u64
 }

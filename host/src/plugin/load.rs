@@ -41,7 +41,13 @@ impl Loader {
     pub fn new(hub: Arc<Hub>, limits: PluginLimits, cache: CompileCache) -> anyhow::Result<Loader> {
         let engine = engine(&limits)?;
         let linker = linker(&engine)?;
-        Ok(Loader { engine, cache, linker, hub, limits })
+        Ok(Loader {
+            engine,
+            cache,
+            linker,
+            hub,
+            limits,
+        })
     }
 
     /// Loads a plugin ready to serve under `name`, the chain's name for it.
@@ -56,8 +62,18 @@ impl Loader {
     ) -> anyhow::Result<Plugin> {
         let (pre, descriptor) = self.prepare(source)?;
         let name: Arc<str> = name.into();
-        let plugin = Plugin::new(name, pre, Arc::clone(&self.hub), config, env, self.limits.clone(), descriptor);
-        plugin.warm_up().with_context(|| format!("starting plugin from {}", source.origin))?;
+        let plugin = Plugin::new(
+            name,
+            pre,
+            Arc::clone(&self.hub),
+            config,
+            env,
+            self.limits.clone(),
+            descriptor,
+        );
+        plugin
+            .warm_up()
+            .with_context(|| format!("starting plugin from {}", source.origin))?;
         Ok(plugin)
     }
 
@@ -66,31 +82,48 @@ impl Loader {
         Ok(self.prepare(source)?.1)
     }
 
-    fn prepare(&self, source: &PluginSource) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
+    fn prepare(
+        &self,
+        source: &PluginSource,
+    ) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
         let origin = &source.origin;
         let component = self
             .cache
             .compile(&self.engine, &source.bytes)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)"))?;
+            .with_context(|| {
+                format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)")
+            })?;
         check_interface(&self.engine, &component).with_context(|| format!("plugin {origin}"))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("linking plugin {origin}: it imports something this host does not offer"))?;
-        let descriptor = self.call_describe(&pre).with_context(|| format!("describing plugin {origin}"))?;
+            .with_context(|| {
+                format!("linking plugin {origin}: it imports something this host does not offer")
+            })?;
+        let descriptor = self
+            .call_describe(&pre)
+            .with_context(|| format!("describing plugin {origin}"))?;
         Ok((pre, descriptor))
     }
 
     fn call_describe(&self, pre: &PluginPre<PluginState>) -> anyhow::Result<Descriptor> {
-        let state = PluginState::new("describe".into(), Arc::clone(&self.hub), &[], self.limits.memory_bytes);
+        let state = PluginState::new(
+            "describe".into(),
+            Arc::clone(&self.hub),
+            &[],
+            self.limits.memory_bytes,
+        );
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(100);
         let bindings = pre.instantiate(&mut store)?;
-        let descriptor: Descriptor = bindings.switchboard_plugin_guest().call_describe(&mut store)?.into();
+        let descriptor: Descriptor = bindings
+            .switchboard_plugin_guest()
+            .call_describe(&mut store)?
+            .into();
         if descriptor.name.is_empty() {
             bail!("it describes itself with an empty name");
         }
@@ -102,18 +135,32 @@ impl Loader {
 /// package with a message that says so, instead of a link error.
 fn check_interface(engine: &Engine, component: &Component) -> anyhow::Result<()> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let Some(export) = exports.iter().find(|name| name.starts_with(GUEST_EXPORT)) else {
         bail!(
             "it is not a Switchboard plugin: it does not export `{GUEST_EXPORT}` (it exports: {})",
-            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            }
         );
     };
-    let version = export.strip_prefix(GUEST_EXPORT).and_then(|v| v.strip_prefix('@')).unwrap_or("");
+    let version = export
+        .strip_prefix(GUEST_EXPORT)
+        .and_then(|v| v.strip_prefix('@'))
+        .unwrap_or("");
     if !compatible(version, WIT_VERSION) {
         bail!(
             "it targets interface switchboard:plugin@{}, this host speaks {WIT_VERSION}",
-            if version.is_empty() { "(unversioned)" } else { version }
+            if version.is_empty() {
+                "(unversioned)"
+            } else {
+                version
+            }
         );
     }
     Ok(())

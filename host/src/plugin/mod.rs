@@ -76,9 +76,17 @@ impl From<types::Descriptor> for Descriptor {
         let events = d
             .events
             .into_iter()
-            .map(|e| EventDecl { name: e.name, schema: e.schema })
+            .map(|e| EventDecl {
+                name: e.name,
+                schema: e.schema,
+            })
             .collect();
-        Descriptor { name: d.name, version: d.version, events, hooks }
+        Descriptor {
+            name: d.name,
+            version: d.version,
+            events,
+            hooks,
+        }
     }
 }
 
@@ -86,11 +94,15 @@ impl From<types::Outcome> for Outcome {
     fn from(outcome: types::Outcome) -> Self {
         match outcome {
             types::Outcome::Pass => Outcome::Pass,
-            types::Outcome::Reply(m) => Outcome::Reply { event: m.event, data: m.data },
+            types::Outcome::Reply(m) => Outcome::Reply {
+                event: m.event,
+                data: m.data,
+            },
             types::Outcome::Relay(to) => Outcome::Relay(to),
-            types::Outcome::Reject(e) => {
-                Outcome::Reject { code: error_code(e.code), message: e.message }
-            }
+            types::Outcome::Reject(e) => Outcome::Reject {
+                code: error_code(e.code),
+                message: e.message,
+            },
             types::Outcome::Handled => Outcome::Handled,
         }
     }

@@ -7,10 +7,10 @@
 //! starts a fresh one from the `InstancePre`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Guest, Plugin as Bindings, PluginPre};
 use super::engine::EPOCH_TICK;
@@ -64,7 +64,16 @@ impl Plugin {
         limits: PluginLimits,
         descriptor: Descriptor,
     ) -> Plugin {
-        Plugin { name, descriptor, pre, hub, config, env, limits, idle: Mutex::new(Vec::new()) }
+        Plugin {
+            name,
+            descriptor,
+            pre,
+            hub,
+            config,
+            env,
+            limits,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     /// Instantiates and initialises one instance, so a bad config or a
@@ -145,8 +154,11 @@ impl Plugin {
         instance: &mut Instance,
         f: impl FnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
-        instance.store.set_epoch_deadline(self.deadline_ticks());
-        f(instance.bindings.switchboard_plugin_guest(), &mut instance.store)
+        arm_deadline(&mut instance.store);
+        f(
+            instance.bindings.switchboard_plugin_guest(),
+            &mut instance.store,
+        )
     }
 
     fn instantiate(&self) -> Result<Instance, PluginFault> {
@@ -158,12 +170,24 @@ impl Plugin {
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(self.deadline_ticks());
+        let budget = self.deadline_ticks();
+        store.epoch_deadline_callback(move |mut store| {
+            let state = store.data_mut();
+            state.overtime_ticks += 1;
+            if state.overtime_ticks > budget {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            leave_worker_thread();
+            Ok(UpdateDeadline::Continue(1))
+        });
+        arm_deadline(&mut store);
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.fault(format!("instantiating: {e:#}")))?;
-        let init = bindings.switchboard_plugin_guest().call_init(&mut store, &self.config);
+        let init = bindings
+            .switchboard_plugin_guest()
+            .call_init(&mut store, &self.config);
         match init {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
             Ok(Err(reason)) => Err(self.fault(format!("init refused its config: {reason}"))),
@@ -172,17 +196,49 @@ impl Plugin {
     }
 
     fn deadline_ticks(&self) -> u64 {
-        // One tick more: the current one may be about to end.
-        1 + self.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64)
+        self.limits
+            .deadline_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
     }
 
     fn fault(&self, reason: String) -> PluginFault {
-        PluginFault { plugin: Arc::clone(&self.name), reason }
+        PluginFault {
+            plugin: Arc::clone(&self.name),
+            reason,
+        }
+    }
+}
+
+/// Every call starts with one tick of grace; a healthy call takes
+/// microseconds. A call still running at a tick boundary gets one more
+/// tick, after [`leave_worker_thread`], until its budget is spent; then it
+/// is interrupted, which traps.
+fn arm_deadline(store: &mut Store<PluginState>) {
+    store.data_mut().overtime_ticks = 0;
+    store.set_epoch_deadline(1);
+}
+
+/// Plugin calls run on the tokio worker that read the message. A slow one
+/// would hold up every task queued on that worker, other rooms included, so
+/// it hands the worker (and its queue) to a new thread and finishes on this
+/// one as a plain blocking thread.
+///
+/// tokio takes the worker back when `block_in_place`'s closure returns if
+/// the new thread has not picked it up yet, hence the short wait, and the
+/// retry on every tick of a slow call (a no-op once the worker has gone).
+fn leave_worker_thread() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    const HANDOFF: Duration = Duration::from_millis(1);
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        tokio::task::block_in_place(|| std::thread::sleep(HANDOFF));
     }
 }
 
 impl<R> Called<R> {
     fn map<S>(self, f: impl FnOnce(R) -> S) -> Called<S> {
-        Called { value: f(self.value), effects: self.effects }
+        Called {
+            value: f(self.value),
+            effects: self.effects,
+        }
     }
 }

@@ -17,9 +17,18 @@ use crate::ids::{ClientId, RoomId};
 #[derive(Debug)]
 pub enum Effect {
     Send(ClientId, Frame),
-    Broadcast { room: RoomId, frame: Frame, except: Option<ClientId> },
+    Broadcast {
+        room: RoomId,
+        frame: Frame,
+        except: Option<ClientId>,
+    },
     Kick(ClientId, String),
-    Timer { plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String },
+    Timer {
+        plugin: Arc<str>,
+        room: RoomId,
+        delay_ms: u32,
+        tag: String,
+    },
 }
 
 pub struct PluginState {
@@ -29,6 +38,8 @@ pub struct PluginState {
     /// Set when the plugin broke the contract in a host call (e.g. sent data
     /// that is not a JSON object); the call then fails as a whole.
     pub(super) fault: Option<String>,
+    /// Epoch ticks the call under way has run past its first.
+    pub(super) overtime_ticks: u64,
     pub(super) limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -41,6 +52,7 @@ impl PluginState {
             hub,
             effects: Vec::new(),
             fault: None,
+            overtime_ticks: 0,
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
                 .trap_on_grow_failure(true)
@@ -55,6 +67,9 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
