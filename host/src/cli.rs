@@ -5,25 +5,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::Admin;
 use crate::builtin::JWT_SECRET_VAR;
 use crate::chain::{self, Registry};
 use crate::config::Config;
 use crate::connection::Settings;
 use crate::hub::Hub;
 use crate::ids::ClientIds;
+use crate::metrics::Metrics;
 use crate::plugin::{
     CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis,
 };
 use crate::router::Router;
 use crate::schema;
 use crate::server::{self, Server};
+use crate::swap::Swapper;
 use crate::token::{self, Claims};
+
+const ADMIN_TOKEN_VAR: &str = "SWITCHBOARD_ADMIN_TOKEN";
 
 #[derive(Parser)]
 #[command(
@@ -43,9 +48,12 @@ enum Command {
         /// TOML config file; every key has a default.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Listen address, overriding the config's `listen`.
+        /// WebSocket listen address, overriding the config's `listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Admin API address, overriding the config's `admin.listen`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Directory of plugin components: `<name>.wasm` there is used for
         /// the chain entry `<name>` instead of the built-in one.
         #[arg(long)]
@@ -81,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             config,
             listen,
+            admin_listen,
             plugins,
             log_format,
         } => {
@@ -91,6 +100,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            if let Some(listen) = admin_listen {
+                config.admin.listen = listen;
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -124,25 +136,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()> {
-    let secret = match std::env::var(JWT_SECRET_VAR) {
-        Ok(secret) if !secret.is_empty() => secret,
-        _ => {
-            let secret = token::ephemeral_secret();
-            let claims = Claims {
-                user: "dev",
-                room: None,
-                role: None,
-                ttl_secs: 24 * 3600,
-            };
-            let dev_token = token::mint(secret.as_bytes(), &claims, unix_millis() / 1000);
-            tracing::warn!(
-                "{JWT_SECRET_VAR} is not set: using an ephemeral secret; tokens die with this process"
-            );
-            println!("dev token (user `dev`, 24 h): {dev_token}");
-            secret
-        }
-    };
+    let admin_token = std::env::var(ADMIN_TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if admin_token.is_none() && !config.admin.listen.ip().is_loopback() {
+        bail!(
+            "the admin API would listen on {} without a token: set {ADMIN_TOKEN_VAR} or use a loopback address",
+            config.admin.listen
+        );
+    }
+    let secret = jwt_secret();
     let hub = Arc::new(Hub::new());
+    let metrics = Arc::new(Metrics::default());
     let cache_dir = config
         .plugin_cache
         .enabled
@@ -160,13 +165,21 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
             std::env::var(name).ok()
         }
     };
-    let chain = chain::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
+    let (chain, entries) = chain::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
     chain.check_auth(config.auth.required)?;
+    let registry = Arc::new(Registry::new(chain));
+    let swapper = Arc::new(Swapper::new(
+        loader,
+        Arc::clone(&registry),
+        Arc::clone(&metrics),
+        entries,
+    ));
 
     let shutdown = CancellationToken::new();
     let router = Arc::new(Router {
         hub,
-        registry: Registry::new(chain),
+        metrics,
+        registry,
         auth_required: config.auth.required,
         shutdown: shutdown.clone(),
     });
@@ -176,22 +189,39 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         ids: ClientIds::new(),
     });
     let server = Arc::new(Server {
-        router,
+        router: Arc::clone(&router),
         settings,
         ws_config: server::ws_config(config.limits.max_message_bytes),
         allowed_origins: config.allowed_origins.clone(),
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
     });
-    // Installed before the address is announced: a SIGTERM right after it
+    let admin = Arc::new(Admin {
+        router,
+        swapper: Arc::clone(&swapper),
+        token: admin_token,
+        shutdown: shutdown.clone(),
+    });
+
+    // Installed before the addresses are announced: a SIGTERM right after
     // must drain, not kill.
     let stop = shutdown_signal()?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin API: listening on {}", config.admin.listen))?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    let admin_addr = admin_listener.local_addr()?;
     let addr = listener.local_addr()?;
+    tokio::spawn(admin.serve(admin_listener));
+    tokio::spawn(swapper.watch(
+        Duration::from_millis(config.watch.interval_ms),
+        shutdown.clone(),
+    ));
     let accept = tokio::spawn(Arc::clone(&server).accept(listener));
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, %admin_addr, "serving");
+    println!("switchboard admin on http://{admin_addr}");
     println!("switchboard listening on ws://{addr}/ws");
 
     stop.await?;
@@ -210,6 +240,29 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+/// The JWT secret from the environment, or an ephemeral one with a dev
+/// token printed for it.
+fn jwt_secret() -> String {
+    if let Ok(secret) = std::env::var(JWT_SECRET_VAR)
+        && !secret.is_empty()
+    {
+        return secret;
+    }
+    let secret = token::ephemeral_secret();
+    let claims = Claims {
+        user: "dev",
+        room: None,
+        role: None,
+        ttl_secs: 24 * 3600,
+    };
+    let dev_token = token::mint(secret.as_bytes(), &claims, unix_millis() / 1000);
+    tracing::warn!(
+        "{JWT_SECRET_VAR} is not set: using an ephemeral secret; tokens die with this process"
+    );
+    println!("dev token (user `dev`, 24 h): {dev_token}");
+    secret
 }
 
 /// Resolves on SIGTERM or SIGINT; both handlers are installed at once.

@@ -21,6 +21,8 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub plugin_limits: PluginLimits,
     pub plugin_cache: PluginCache,
+    pub admin: Admin,
+    pub watch: Watch,
     /// The plugin chain, in the order plugins are asked.
     pub plugins: Vec<PluginEntry>,
 }
@@ -59,6 +61,35 @@ pub struct PluginLimits {
     pub memory_bytes: usize,
     /// Wall-clock budget of one call into a plugin.
     pub deadline_ms: u64,
+}
+
+/// The operator API's listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Without `SWITCHBOARD_ADMIN_TOKEN` this must be a loopback address.
+    pub listen: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
+}
+
+/// Polling of the plugins directory for changed components.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Watch {
+    pub interval_ms: u64,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch { interval_ms: 1000 }
+    }
 }
 
 /// Where compiled plugins are kept between runs.
@@ -109,6 +140,8 @@ impl Default for Config {
             shutdown: Shutdown::default(),
             plugin_limits: PluginLimits::default(),
             plugin_cache: PluginCache::default(),
+            admin: Admin::default(),
+            watch: Watch::default(),
             plugins: ["auth-jwt", "rooms", "signaling"]
                 .into_iter()
                 .map(|name| PluginEntry {
@@ -190,6 +223,7 @@ impl Config {
                 self.plugin_limits.memory_bytes as u64,
             ),
             ("plugin_limits.deadline_ms", self.plugin_limits.deadline_ms),
+            ("watch.interval_ms", self.watch.interval_ms),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -3,13 +3,13 @@
 //! runs the heartbeat and the auth timeout, and closes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -18,10 +18,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::envelope::{self, ErrorCode, Frame};
-use crate::hub::Outbound;
+use crate::envelope::{self, Frame};
+use crate::hub::{self, Inbox, Outbound};
 use crate::ids::ClientIds;
-use crate::router::{Conn, Router, Verdict};
+use crate::metrics::Metrics;
+use crate::router::{CLOSE_AUTH_FAILURES, CLOSE_KICKED, Conn, Router, Verdict};
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -71,8 +72,11 @@ pub async fn run(
     if ws.send(Message::Text(connected)).await.is_err() {
         return;
     }
-    let (outbox, mut queue) = mpsc::unbounded_channel();
+    let (outbox, mut queue) = hub::queue();
     let mut conn = router.connect(id, outbox);
+    let metrics = &router.metrics;
+    metrics.connections_total.fetch_add(1, Relaxed);
+    metrics.connections_current.fetch_add(1, Relaxed);
     let _span = tracing::info_span!("conn", client = %id).entered();
     tracing::debug!("connected");
     drop(_span);
@@ -82,17 +86,30 @@ pub async fn run(
     )
     .await;
     tracing::info!(client = %id, how = end.describe(), "disconnected");
-    match end {
-        End::Close(code, reason) => {
-            flush_queue(&mut ws, &mut queue).await;
-            close(&mut ws, code, &reason).await;
-        }
-        End::Gone(_) | End::Dead => {}
+    if let End::Close(code, reason) = &end {
+        flush_queue(&mut ws, &mut queue, metrics).await;
+        close(&mut ws, *code, reason).await;
     }
     router.disconnect(&conn);
+    metrics.connections_current.fetch_sub(1, Relaxed);
+    metrics.connections_closed.inc(end.reason());
 }
 
 impl End {
+    /// The `reason` label of the closed-connections metric.
+    fn reason(&self) -> &'static str {
+        match self {
+            End::Close(CLOSE_GOING_AWAY, _) => "shutdown",
+            End::Close(CLOSE_TOO_BIG, _) => "too_big",
+            End::Close(CLOSE_AUTH_TIMEOUT, _) => "auth_timeout",
+            End::Close(CLOSE_AUTH_FAILURES, _) => "auth_failures",
+            End::Close(CLOSE_KICKED, _) => "kicked",
+            End::Close(..) => "closed_by_server",
+            End::Gone(_) => "closed_by_client",
+            End::Dead => "heartbeat_timeout",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             End::Close(code, reason) => format!("closed by server: {code} {reason}"),
@@ -108,7 +125,7 @@ async fn serve(
     settings: &Settings,
     shutdown: &CancellationToken,
     conn: &mut Conn,
-    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+    queue: &mut Inbox,
 ) -> End {
     let start = Instant::now();
     let mut heartbeat = interval_at(start + settings.heartbeat, settings.heartbeat);
@@ -120,7 +137,7 @@ async fn serve(
             biased;
             _ = shutdown.cancelled() => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
             out = queue.recv() => match out {
-                Some(Outbound::Frame(frame)) => match write_batch(ws, frame, queue).await {
+                Some(Outbound::Frame(frame)) => match write_batch(ws, frame, queue, &router.metrics).await {
                     Ok(None) => {}
                     Ok(Some((code, reason))) => return End::Close(code, reason),
                     Err(_) => return End::Gone("write failed"),
@@ -143,10 +160,7 @@ async fn serve(
                             return End::Close(code, reason.into());
                         }
                     }
-                    Message::Binary(_) => {
-                        let frame = envelope::error_frame(ErrorCode::InvalidMessage, "binary frames are not supported; send JSON text", None, None);
-                        router.hub.send(conn.id, Outbound::Frame(frame));
-                    }
+                    Message::Binary(_) => router.binary_frame(conn.id),
                     Message::Pong(_) => awaiting_pong = false,
                     // tungstenite answers pings and close frames itself.
                     Message::Ping(_) | Message::Frame(_) => {}
@@ -174,18 +188,19 @@ async fn serve(
 async fn write_batch(
     ws: &mut Socket,
     first: Frame,
-    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+    queue: &mut Inbox,
+    metrics: &Metrics,
 ) -> Result<Option<(u16, String)>, WsError> {
-    ws.feed(Message::Text(first)).await?;
+    write(ws, first, metrics).await?;
     let mut close = None;
     for _ in 1..WRITE_BATCH {
         match queue.try_recv() {
-            Ok(Outbound::Frame(frame)) => ws.feed(Message::Text(frame)).await?,
-            Ok(Outbound::Close(code, reason)) => {
+            Some(Outbound::Frame(frame)) => write(ws, frame, metrics).await?,
+            Some(Outbound::Close(code, reason)) => {
                 close = Some((code, reason));
                 break;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     ws.flush().await?;
@@ -194,15 +209,21 @@ async fn write_batch(
 
 /// Writes every frame still queued, so a reply sent just before a close
 /// (the third `AUTH_FAILED`, say) reaches the client first.
-async fn flush_queue(ws: &mut Socket, queue: &mut mpsc::UnboundedReceiver<Outbound>) {
-    while let Ok(out) = queue.try_recv() {
+async fn flush_queue(ws: &mut Socket, queue: &mut Inbox, metrics: &Metrics) {
+    while let Some(out) = queue.try_recv() {
         if let Outbound::Frame(frame) = out
-            && ws.feed(Message::Text(frame)).await.is_err()
+            && write(ws, frame, metrics).await.is_err()
         {
             return;
         }
     }
     let _ = ws.flush().await;
+}
+
+/// Queues one frame on the socket (written at the next flush).
+async fn write(ws: &mut Socket, frame: Frame, metrics: &Metrics) -> Result<(), WsError> {
+    metrics.messages_out.inc(envelope::frame_event(&frame));
+    ws.feed(Message::Text(frame)).await
 }
 
 async fn close(ws: &mut Socket, code: u16, reason: &str) {

@@ -146,8 +146,7 @@ fn parse_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// A protocol error code (PROTOCOL.md, Errors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidMessage,
     UnknownEvent,
@@ -161,6 +160,32 @@ pub enum ErrorCode {
     ResumeFailed,
     PluginError,
     Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidMessage => "INVALID_MESSAGE",
+            ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
+            ErrorCode::NotAuthenticated => "NOT_AUTHENTICATED",
+            ErrorCode::AuthFailed => "AUTH_FAILED",
+            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
+            ErrorCode::NotInRoom => "NOT_IN_ROOM",
+            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
+            ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::ResumeFailed => "RESUME_FAILED",
+            ErrorCode::PluginError => "PLUGIN_ERROR",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// The event name of a frame this module wrote: every frame starts with
+/// `{"event":"`, and event names need no escaping.
+pub fn frame_event(frame: &Frame) -> &str {
+    let rest = frame.as_str().strip_prefix("{\"event\":\"").unwrap_or("");
+    rest.split('"').next().unwrap_or("")
 }
 
 /// A serialized outbound message. Cloning shares the bytes, so a broadcast
@@ -190,6 +215,12 @@ pub fn frame<D: Serialize + ?Sized>(event: &str, id: Option<&CorrelationId>, dat
 /// Like [`frame`], for `data` that is already JSON text of an object.
 pub fn frame_raw(event: &str, id: Option<&CorrelationId>, data: &RawValue) -> Frame {
     frame(event, id, data)
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Serialize)]
@@ -289,6 +320,14 @@ mod tests {
     fn data_keeps_the_last_duplicate_key() {
         let env = Envelope::parse(r#"{"event":"x","data":{"a":1,"a":2}}"#).unwrap();
         assert_eq!(env.data["a"], 2);
+    }
+
+    #[test]
+    fn frame_event_reads_back_the_name() {
+        assert_eq!(
+            frame_event(&frame("room:joined", None, &serde_json::json!({}))),
+            "room:joined"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
@@ -26,7 +27,56 @@ pub enum Outbound {
     Close(u16, String),
 }
 
-pub type Outbox = mpsc::UnboundedSender<Outbound>;
+/// The sending side of a client's outbound queue. It counts what it holds,
+/// for the queue depth metric.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outbound>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// The receiving side, owned by the client's connection task.
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    depth: Arc<AtomicUsize>,
+}
+
+pub fn queue() -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let depth = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            tx,
+            depth: Arc::clone(&depth),
+        },
+        Inbox { rx, depth },
+    )
+}
+
+impl Outbox {
+    fn push(&self, message: Outbound) {
+        // Counted first, so the receiver never takes away what is not there.
+        self.depth.fetch_add(1, Relaxed);
+        if self.tx.send(message).is_err() {
+            // The connection is on its way out.
+            self.depth.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let message = self.rx.recv().await?;
+        self.depth.fetch_sub(1, Relaxed);
+        Some(message)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let message = self.rx.try_recv().ok()?;
+        self.depth.fetch_sub(1, Relaxed);
+        Some(message)
+    }
+}
 
 /// A verified identity (from an auth plugin) or, with auth disabled, the
 /// client id standing in for a user id.
@@ -193,14 +243,37 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Rooms, with their member counts, in no particular order.
+    pub fn rooms(&self) -> Vec<(RoomId, usize)> {
+        let state = self.state.lock();
+        state
+            .rooms
+            .iter()
+            .map(|(id, room)| (id.clone(), room.members.len()))
+            .collect()
+    }
+
+    /// Messages queued for all clients and not yet written.
+    pub fn queued(&self) -> usize {
+        self.state
+            .lock()
+            .clients
+            .values()
+            .map(|c| c.outbox.depth.load(Relaxed))
+            .sum()
+    }
+
+    pub fn is_connected(&self, id: ClientId) -> bool {
+        self.state.lock().clients.contains_key(&id)
+    }
+
     pub fn room_exists(&self, room: &RoomId) -> bool {
         self.state.lock().rooms.contains_key(room)
     }
 
     pub fn send(&self, to: ClientId, message: Outbound) {
         if let Some(client) = self.state.lock().clients.get(&to) {
-            // A closed outbox means the connection is on its way out.
-            let _ = client.outbox.send(message);
+            client.outbox.push(message);
         }
     }
 
@@ -211,7 +284,7 @@ impl Hub {
         };
         for member in members.iter().filter(|m| Some(m.client_id) != except) {
             if let Some(client) = state.clients.get(&member.client_id) {
-                let _ = client.outbox.send(Outbound::Frame(frame.clone()));
+                client.outbox.push(Outbound::Frame(frame.clone()));
             }
         }
     }
@@ -294,8 +367,8 @@ mod tests {
     use super::*;
     use crate::ids::ClientIds;
 
-    fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, mpsc::UnboundedReceiver<Outbound>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, Inbox) {
+        let (tx, rx) = queue();
         let id = ids.next();
         let identity = Identity {
             user_id: format!("u{id}"),
@@ -342,7 +415,9 @@ mod tests {
         hub.join(a, &room, empty()).unwrap();
         hub.join(b, &room, empty()).unwrap();
         hub.broadcast(&room, &Frame::from("x"), Some(a));
-        assert!(ra.try_recv().is_err());
-        assert!(matches!(rb.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "x"));
+        assert_eq!(hub.queued(), 1);
+        assert!(ra.try_recv().is_none());
+        assert!(matches!(rb.try_recv(), Some(Outbound::Frame(f)) if f.as_str() == "x"));
+        assert_eq!(hub.queued(), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! `switchboard`: a WebRTC signaling server whose room and signaling logic
 //! runs as WebAssembly plugins. See ARCHITECTURE.md for the map.
 
+mod admin;
 mod builtin;
 mod chain;
 mod cli;
@@ -9,10 +10,12 @@ mod connection;
 mod envelope;
 mod hub;
 mod ids;
+mod metrics;
 mod plugin;
 mod router;
 mod schema;
 mod server;
+mod swap;
 mod token;
 
 use std::process::ExitCode;

@@ -12,10 +12,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::{Chain, Registry};
+use crate::chain::Registry;
 use crate::envelope::{self, Envelope, ErrorCode, Frame};
 use crate::hub::{self, ClientInfo, Hub, Identity, Outbound, Outbox};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
+use crate::metrics::Metrics;
 use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
 use crate::schema::{self, AuthRequest};
 
@@ -27,7 +28,8 @@ pub const CLOSE_KICKED: u16 = 4009;
 
 pub struct Router {
     pub hub: Arc<Hub>,
-    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
     pub auth_required: bool,
     /// Ends room timers on shutdown.
     pub shutdown: CancellationToken,
@@ -100,6 +102,8 @@ impl Router {
         let envelope = match Envelope::parse(text) {
             Ok(envelope) => envelope,
             Err(e) => {
+                self.metrics.messages_in.inc("invalid");
+                self.metrics.errors.inc(ErrorCode::InvalidMessage.as_str());
                 let frame = envelope::error_frame(
                     ErrorCode::InvalidMessage,
                     &e.message,
@@ -114,6 +118,7 @@ impl Router {
             id: envelope.id.as_ref(),
             event: &envelope.event,
         };
+        self.count_in(&envelope.event);
         let _span = tracing::debug_span!("message", client = %conn.id, event = %envelope.event, id = ?envelope.id).entered();
         if !conn.authenticated && !schema::allowed_before_auth(envelope.event.as_str()) {
             self.error(
@@ -236,6 +241,7 @@ impl Router {
 
     fn auth_failed(&self, conn: &mut Conn, cause: &Cause, reason: &str) -> Verdict {
         conn.auth_failures += 1;
+        self.metrics.errors.inc(ErrorCode::AuthFailed.as_str());
         let data = json!({ "success": false, "error": { "code": ErrorCode::AuthFailed, "message": reason } });
         self.reply(conn.id, cause, "auth:response", &data);
         tracing::info!(client = %conn.id, failures = conn.auth_failures, "auth failed: {reason}");
@@ -259,40 +265,43 @@ impl Router {
             return;
         }
         let data = match schema::normalize(cause.event.as_str(), data) {
-            Ok(data) => data,
+            Ok(data) => Value::Object(data),
             Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
         };
+        if let Err(message) = chain.validate(cause.event.as_str(), &data) {
+            return self.error(id, cause, ErrorCode::InvalidMessage, &message);
+        }
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
         let room = info.room.clone().or_else(|| {
             (cause.event.as_str() == schema::ROOM_JOIN)
-                .then(|| schema::join_target(&data))
+                .then(|| data.as_object().and_then(schema::join_target))
                 .flatten()
         });
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
-        let text = Value::Object(data);
-        let text_json = text.to_string();
-        let (outcome, effects) = match run_chain(plugins, &info, cause.event.as_str(), &text_json) {
-            Ok(done) => done,
+        let decided = match run_chain(plugins, &info, cause.event.as_str(), &data.to_string()) {
+            Ok(decided) => decided,
             Err(fault) => return self.plugin_error(id, cause, &fault),
         };
-        match outcome {
+        match decided.outcome {
             Outcome::Pass | Outcome::Handled => {}
             Outcome::Reply { event, data } => match reply_frame(&event, &data, cause.id) {
                 Some(frame) => self.hub.send(id, Outbound::Frame(frame)),
                 None => {
+                    let reason =
+                        format!("replied with an invalid event {event:?} or non-object data");
                     let fault = PluginFault {
-                        plugin: "chain".into(),
-                        reason: format!("replied with an invalid event {event:?} or data"),
+                        plugin: decided.by,
+                        reason,
                     };
                     return self.plugin_error(id, cause, &fault);
                 }
             },
-            Outcome::Relay(target) => self.relay(id, cause, &target, text),
+            Outcome::Relay(target) => self.relay(id, cause, &target, data),
             Outcome::Reject { code, message } => self.error(id, cause, code, &message),
         }
-        self.apply(effects);
+        self.apply(decided.effects);
     }
 
     /// Delivers a relayed event to `target` with `to` replaced by `from`.
@@ -382,12 +391,33 @@ impl Router {
         }
     }
 
+    /// Counts an inbound event under its name if the protocol or the chain
+    /// defines it, so clients cannot mint metric labels.
+    fn count_in(&self, event: &EventName) {
+        let event = event.as_str();
+        let known =
+            schema::is_protocol_event(event) || !self.registry.chain().route(event).is_empty();
+        self.metrics
+            .messages_in
+            .inc(if known { event } else { "unknown" });
+    }
+
+    /// Answers a binary frame (step 3 of the order of checks).
+    pub fn binary_frame(&self, id: ClientId) {
+        self.metrics.messages_in.inc("binary");
+        self.metrics.errors.inc(ErrorCode::InvalidMessage.as_str());
+        let message = "binary frames are not supported; send JSON text";
+        let frame = envelope::error_frame(ErrorCode::InvalidMessage, message, None, None);
+        self.hub.send(id, Outbound::Frame(frame));
+    }
+
     fn reply(&self, id: ClientId, cause: &Cause, event: &str, data: &Value) {
         self.hub
             .send(id, Outbound::Frame(envelope::frame(event, cause.id, data)));
     }
 
     fn error(&self, id: ClientId, cause: &Cause, code: ErrorCode, message: &str) {
+        self.metrics.errors.inc(code.as_str());
         let frame = envelope::error_frame(code, message, cause.id, Some(cause.event));
         self.hub.send(id, Outbound::Frame(frame));
     }
@@ -399,23 +429,38 @@ impl Router {
     }
 }
 
-/// Asks each plugin in turn until one decides; collects every plugin's
-/// effects in order.
+/// What the chain decided about an event, who decided it, and every
+/// plugin's queued effects in chain order.
+struct Decided {
+    outcome: Outcome,
+    by: Arc<str>,
+    effects: Vec<Effect>,
+}
+
+/// Asks each plugin in turn until one decides.
 fn run_chain(
     plugins: &[Arc<Plugin>],
     info: &ClientInfo,
     event: &str,
     data: &str,
-) -> Result<(Outcome, Vec<Effect>), PluginFault> {
+) -> Result<Decided, PluginFault> {
     let mut effects = Vec::new();
     for plugin in plugins {
         let called = plugin.on_event(info, event, data)?;
         effects.extend(called.effects);
         if !matches!(called.value, Outcome::Pass) {
-            return Ok((called.value, effects));
+            return Ok(Decided {
+                outcome: called.value,
+                by: Arc::clone(&plugin.name),
+                effects,
+            });
         }
     }
-    Ok((Outcome::Pass, effects))
+    Ok(Decided {
+        outcome: Outcome::Pass,
+        by: "chain".into(),
+        effects,
+    })
 }
 
 fn reply_frame(event: &str, data: &str, id: Option<&CorrelationId>) -> Option<Frame> {
@@ -425,15 +470,4 @@ fn reply_frame(event: &str, data: &str, id: Option<&CorrelationId>) -> Option<Fr
         .trim_start()
         .starts_with('{')
         .then(|| envelope::frame_raw(event.as_str(), id, &data))
-}
-
-impl Chain {
-    pub fn check_auth(&self, required: bool) -> anyhow::Result<()> {
-        if required && self.with_hook(|p| p.descriptor.hooks.auth).next().is_none() {
-            anyhow::bail!(
-                "`auth.required` is true but no plugin in the chain handles auth (add `auth-jwt`)"
-            );
-        }
-        Ok(())
-    }
 }

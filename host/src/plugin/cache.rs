@@ -8,7 +8,6 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -22,11 +21,17 @@ impl CompileCache {
         CompileCache { dir }
     }
 
-    pub fn compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    /// `hash` is the component's SHA-256, hex.
+    pub fn compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        hash: &str,
+    ) -> wasmtime::Result<Component> {
         let Some(dir) = &self.dir else {
             return Component::new(engine, bytes);
         };
-        let path = dir.join(format!("{}.cwasm", key(engine, bytes)));
+        let path = dir.join(format!("{}.cwasm", key(engine, hash)));
         if path.is_file() {
             // SAFETY: the file was written by `precompile_component` of an
             // engine with the same compatibility hash (it is in the name),
@@ -47,14 +52,12 @@ impl CompileCache {
     }
 }
 
-fn key(engine: &Engine, bytes: &[u8]) -> String {
+fn key(engine: &Engine, hash: &str) -> String {
     let mut engine_hash = DefaultHasher::new();
     engine
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{:016x}", engine_hash.finish())
+    format!("{hash}-{:016x}", engine_hash.finish())
 }
 
 /// Writes through a temporary file and a rename, so a concurrent reader

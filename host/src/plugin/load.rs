@@ -28,6 +28,21 @@ pub struct PluginSource {
     pub bytes: Vec<u8>,
 }
 
+/// A compiled, linked and described component, not yet started.
+pub(super) struct Prepared {
+    pub pre: PluginPre<PluginState>,
+    pub descriptor: Descriptor,
+    pub hash: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Everything a plugin load needs, built once per process.
 pub struct Loader {
     engine: Engine,
@@ -60,17 +75,9 @@ impl Loader {
         config: String,
         env: Vec<(String, String)>,
     ) -> anyhow::Result<Plugin> {
-        let (pre, descriptor) = self.prepare(source)?;
-        let name: Arc<str> = name.into();
-        let plugin = Plugin::new(
-            name,
-            pre,
-            Arc::clone(&self.hub),
-            config,
-            env,
-            self.limits.clone(),
-            descriptor,
-        );
+        let prepared = self.prepare(source)?;
+        let hub = Arc::clone(&self.hub);
+        let plugin = Plugin::new(name.into(), prepared, hub, config, env, self.limits.clone());
         plugin
             .warm_up()
             .with_context(|| format!("starting plugin from {}", source.origin))?;
@@ -79,17 +86,15 @@ impl Loader {
 
     /// Compiles and describes a plugin without starting it.
     pub fn describe(&self, source: &PluginSource) -> anyhow::Result<Descriptor> {
-        Ok(self.prepare(source)?.1)
+        Ok(self.prepare(source)?.descriptor)
     }
 
-    fn prepare(
-        &self,
-        source: &PluginSource,
-    ) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
+    fn prepare(&self, source: &PluginSource) -> anyhow::Result<Prepared> {
         let origin = &source.origin;
+        let hash = sha256_hex(&source.bytes);
         let component = self
             .cache
-            .compile(&self.engine, &source.bytes)
+            .compile(&self.engine, &source.bytes, &hash)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)")
@@ -106,7 +111,11 @@ impl Loader {
         let descriptor = self
             .call_describe(&pre)
             .with_context(|| format!("describing plugin {origin}"))?;
-        Ok((pre, descriptor))
+        Ok(Prepared {
+            pre,
+            descriptor,
+            hash,
+        })
     }
 
     fn call_describe(&self, pre: &PluginPre<PluginState>) -> anyhow::Result<Descriptor> {

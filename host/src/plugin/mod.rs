@@ -13,7 +13,7 @@ mod state;
 pub use cache::{CompileCache, default_dir as default_cache_dir};
 pub use engine::{engine, linker};
 pub use imports::unix_millis;
-pub use load::{Loader, PluginSource, WIT_VERSION};
+pub use load::{Loader, PluginSource, WIT_VERSION, sha256_hex};
 pub use pool::{Called, Plugin, PluginFault};
 pub use state::Effect;
 

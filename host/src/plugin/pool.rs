@@ -7,17 +7,21 @@
 //! starts a fresh one from the `InstancePre`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Guest, Plugin as Bindings, PluginPre};
 use super::engine::EPOCH_TICK;
+use super::imports::unix_millis;
+use super::load::Prepared;
 use super::state::{Effect, PluginState};
 use super::{AuthOutcome, Descriptor, Outcome, wit_client_info};
 use crate::config::PluginLimits;
 use crate::hub::{ClientInfo, Hub};
+use crate::metrics::CallStats;
 
 /// Idle instances kept per plugin: about one per thread that calls it.
 const MAX_IDLE: usize = 16;
@@ -25,6 +29,11 @@ const MAX_IDLE: usize = 16;
 pub struct Plugin {
     pub name: Arc<str>,
     pub descriptor: Descriptor,
+    /// SHA-256 of the component, hex.
+    pub hash: String,
+    /// Unix milliseconds.
+    pub loaded_at: u64,
+    pub stats: CallStats,
     pre: PluginPre<PluginState>,
     hub: Arc<Hub>,
     /// JSON text handed to `init` of every new instance.
@@ -57,17 +66,19 @@ pub struct Called<R> {
 impl Plugin {
     pub(super) fn new(
         name: Arc<str>,
-        pre: PluginPre<PluginState>,
+        prepared: Prepared,
         hub: Arc<Hub>,
         config: String,
         env: Vec<(String, String)>,
         limits: PluginLimits,
-        descriptor: Descriptor,
     ) -> Plugin {
         Plugin {
             name,
-            descriptor,
-            pre,
+            descriptor: prepared.descriptor,
+            hash: prepared.hash,
+            loaded_at: unix_millis(),
+            stats: CallStats::default(),
+            pre: prepared.pre,
             hub,
             config,
             env,
@@ -131,14 +142,23 @@ impl Plugin {
         };
         let started = Instant::now();
         let result = self.run(&mut instance, f);
+        let elapsed = started.elapsed();
+        self.stats.record(elapsed.as_secs_f64());
         let state = instance.store.data_mut();
         let effects = std::mem::take(&mut state.effects);
         let fault = state.fault.take();
         let value = match (result, fault) {
             (Ok(value), None) => value,
-            (Ok(_), Some(reason)) => return Err(self.fault(reason)),
+            (Ok(_), Some(reason)) => {
+                self.stats.traps.fetch_add(1, Relaxed);
+                return Err(self.fault(reason));
+            }
             (Err(trap), _) => {
-                let elapsed = started.elapsed();
+                let counter = match trap.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => &self.stats.timeouts,
+                    _ => &self.stats.traps,
+                };
+                counter.fetch_add(1, Relaxed);
                 return Err(self.fault(format!("{trap:#} (after {elapsed:?}; instance discarded)")));
             }
         };

@@ -1,0 +1,291 @@
+//! The operator's HTTP API, on its own listener: health, metrics, plugins
+//! (list, hot swap, rollback), rooms, and removing a client.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::SwapError;
+use crate::hub::{Outbound, Peer};
+use crate::ids::{ClientId, RoomId};
+use crate::metrics;
+use crate::plugin::PluginSource;
+use crate::router::{CLOSE_KICKED, Router};
+use crate::swap::{PluginInfo, Swapper};
+
+/// The largest component `PUT /admin/plugins/{name}` takes.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+pub struct Admin {
+    pub router: Arc<Router>,
+    pub swapper: Arc<Swapper>,
+    /// From `SWITCHBOARD_ADMIN_TOKEN`; `None` leaves the API open (the
+    /// listener is then loopback only).
+    pub token: Option<String>,
+    pub shutdown: CancellationToken,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl Admin {
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let stream = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("admin accept failed: {e}");
+                        continue;
+                    }
+                },
+            };
+            let admin = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = service_fn(|request| {
+                    let admin = Arc::clone(&admin);
+                    async move { Ok::<_, Infallible>(admin.handle(request).await) }
+                });
+                let http = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = http.await {
+                    tracing::debug!("admin connection: {e}");
+                }
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Reply {
+        let path = request.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = request.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, ["readyz"]) if self.shutdown.is_cancelled() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
+            (&Method::GET, ["readyz"]) => text(StatusCode::OK, "ready\n"),
+            _ if !self.authorized(&request) => {
+                let mut reply = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                reply
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                reply
+            }
+            (&Method::GET, ["metrics"]) => self.metrics(),
+            (&Method::GET, ["admin", "plugins"]) => self.plugins(),
+            (&Method::PUT, ["admin", "plugins", name]) => {
+                let name = name.to_string();
+                self.put_plugin(name, request).await
+            }
+            (&Method::POST, ["admin", "plugins", name, "rollback"]) => {
+                let swapper = Arc::clone(&self.swapper);
+                let name = name.to_string();
+                swapped(tokio::task::spawn_blocking(move || swapper.rollback(&name)).await)
+            }
+            (&Method::GET, ["admin", "rooms"]) => self.rooms(),
+            (&Method::GET, ["admin", "rooms", id]) => self.room(id),
+            (&Method::DELETE, ["admin", "clients", id]) => self.remove_client(id),
+            _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+        }
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        given
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
+    }
+
+    fn metrics(&self) -> Reply {
+        let hub = &self.router.hub;
+        let mut out = String::new();
+        self.router
+            .metrics
+            .render(&mut out, hub.rooms().len(), hub.queued());
+        let chain = self.router.registry.chain();
+        let plugins: Vec<_> = chain
+            .plugins
+            .iter()
+            .map(|p| (&*p.name, p.descriptor.version.as_str(), &p.stats))
+            .collect();
+        metrics::render_calls(&mut out, &plugins);
+        let mut reply = Response::new(Full::new(Bytes::from(out)));
+        reply.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        reply
+    }
+
+    fn plugins(&self) -> Reply {
+        let chain = self.router.registry.chain();
+        let plugins: Vec<PluginInfo> = chain.plugins.iter().map(|p| PluginInfo::of(p)).collect();
+        json_reply(StatusCode::OK, &json!({ "plugins": plugins }))
+    }
+
+    async fn put_plugin(&self, name: String, request: Request<Incoming>) -> Reply {
+        let bytes = match Limited::new(request.into_body(), MAX_COMPONENT_BYTES)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes().to_vec(),
+            Err(e) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("reading the component: {e}"),
+                );
+            }
+        };
+        let source = PluginSource {
+            origin: format!("upload ({} bytes)", bytes.len()),
+            bytes,
+        };
+        let swapper = Arc::clone(&self.swapper);
+        swapped(tokio::task::spawn_blocking(move || swapper.swap(&name, source)).await)
+    }
+
+    fn rooms(&self) -> Reply {
+        #[derive(Serialize)]
+        struct Room {
+            #[serde(rename = "roomId")]
+            room_id: String,
+            members: usize,
+        }
+        let mut rooms: Vec<Room> = self
+            .router
+            .hub
+            .rooms()
+            .into_iter()
+            .map(|(id, members)| Room {
+                room_id: id.to_string(),
+                members,
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        json_reply(StatusCode::OK, &json!({ "rooms": rooms }))
+    }
+
+    fn room(&self, id: &str) -> Reply {
+        let Some(room) = percent_decode(id).as_deref().and_then(RoomId::parse) else {
+            return error(StatusCode::NOT_FOUND, "no such room");
+        };
+        let peers: Vec<Peer> = self.router.hub.members(&room);
+        if peers.is_empty() {
+            return error(StatusCode::NOT_FOUND, "no such room");
+        }
+        json_reply(
+            StatusCode::OK,
+            &json!({ "roomId": room.as_str(), "peers": peers }),
+        )
+    }
+
+    fn remove_client(&self, id: &str) -> Reply {
+        let hub = &self.router.hub;
+        match ClientId::parse(id).filter(|id| hub.is_connected(*id)) {
+            Some(id) => {
+                hub.send(
+                    id,
+                    Outbound::Close(CLOSE_KICKED, "removed by an operator".into()),
+                );
+                Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(Full::default())
+                    .expect("valid response")
+            }
+            None => error(StatusCode::NOT_FOUND, "no such client"),
+        }
+    }
+}
+
+fn swapped(result: Result<Result<PluginInfo, SwapError>, tokio::task::JoinError>) -> Reply {
+    match result {
+        Ok(Ok(info)) => json_reply(StatusCode::OK, &info),
+        Ok(Err(e @ SwapError::UnknownPlugin(_))) => error(StatusCode::NOT_FOUND, &e.to_string()),
+        Ok(Err(e @ SwapError::NoPrevious(_))) => error(StatusCode::CONFLICT, &e.to_string()),
+        Ok(Err(e @ SwapError::Invalid(_))) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("swap task failed: {e}"),
+        ),
+    }
+}
+
+fn json_reply(status: StatusCode, body: &impl Serialize) -> Reply {
+    let body = serde_json::to_vec(body).expect("admin replies serialize");
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    reply
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    json_reply(status, &json!({ "error": message }))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *reply.status_mut() = status;
+    reply
+}
+
+/// Compares in time that depends only on the lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_utf8_and_rejects_garbage() {
+        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+
+    #[test]
+    fn token_comparison_needs_equal_bytes() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}

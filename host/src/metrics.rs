@@ -1,0 +1,239 @@
+//! Counters for `GET /metrics`, rendered as Prometheus text. Updates are
+//! atomic adds; labelled counters take a read lock to find their slot.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use parking_lot::RwLock;
+
+/// Distinct label values one counter keeps before folding the rest into
+/// `other`: labels come from event names, which clients and plugins choose.
+const MAX_LABELS: usize = 256;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_current: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub connections_closed: Labelled,
+    pub messages_in: Labelled,
+    pub messages_out: Labelled,
+    pub errors: Labelled,
+    pub swaps: Labelled,
+}
+
+/// A counter family with one label.
+#[derive(Default)]
+pub struct Labelled {
+    values: RwLock<HashMap<Box<str>, AtomicU64>>,
+}
+
+impl Labelled {
+    pub fn inc(&self, label: &str) {
+        if let Some(counter) = self.values.read().get(label) {
+            counter.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut values = self.values.write();
+        let label = if values.len() < MAX_LABELS || values.contains_key(label) {
+            label
+        } else {
+            "other"
+        };
+        values
+            .entry(label.into())
+            .or_default()
+            .fetch_add(1, Relaxed);
+    }
+
+    #[cfg(test)]
+    fn get(&self, label: &str) -> u64 {
+        self.values.read().get(label).map_or(0, |c| c.load(Relaxed))
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str) {
+        let values = self.values.read();
+        let mut sorted: Vec<_> = values.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (value, counter) in sorted {
+            let _ = writeln!(
+                out,
+                "{name}{{{label}=\"{}\"}} {}",
+                escape(value),
+                counter.load(Relaxed)
+            );
+        }
+    }
+}
+
+/// Upper bounds, in seconds, of the plugin call latency histogram.
+pub const CALL_BUCKETS: [f64; 12] = [
+    0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0,
+];
+
+/// One plugin version's call statistics.
+#[derive(Default)]
+pub struct CallStats {
+    pub calls: AtomicU64,
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+    buckets: [AtomicU64; CALL_BUCKETS.len()],
+    nanos: AtomicU64,
+}
+
+impl CallStats {
+    pub fn record(&self, seconds: f64) {
+        self.calls.fetch_add(1, Relaxed);
+        self.nanos.fetch_add((seconds * 1e9) as u64, Relaxed);
+        if let Some(i) = CALL_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.traps.load(Relaxed) + self.timeouts.load(Relaxed)
+    }
+}
+
+/// Writes one family's `# TYPE` line.
+pub fn family(out: &mut String, name: &str, kind: &str) {
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+impl Metrics {
+    /// Renders everything but the plugin families, which the caller adds
+    /// from the current chain with [`render_calls`].
+    pub fn render(&self, out: &mut String, rooms: usize, queued: usize) {
+        let scalar = |out: &mut String, name: &str, kind: &str, value: String| {
+            family(out, name, kind);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        scalar(
+            out,
+            "switchboard_connections_current",
+            "gauge",
+            self.connections_current.load(Relaxed).to_string(),
+        );
+        scalar(
+            out,
+            "switchboard_connections_total",
+            "counter",
+            self.connections_total.load(Relaxed).to_string(),
+        );
+        scalar(out, "switchboard_rooms", "gauge", rooms.to_string());
+        scalar(
+            out,
+            "switchboard_outbound_queue_depth",
+            "gauge",
+            queued.to_string(),
+        );
+        let families = [
+            (
+                &self.connections_closed,
+                "switchboard_connections_closed_total",
+                "reason",
+            ),
+            (&self.messages_in, "switchboard_messages_in_total", "event"),
+            (
+                &self.messages_out,
+                "switchboard_messages_out_total",
+                "event",
+            ),
+            (&self.errors, "switchboard_errors_total", "code"),
+            (&self.swaps, "switchboard_plugin_swaps_total", "result"),
+        ];
+        for (counter, name, label) in families {
+            family(out, name, "counter");
+            counter.render(out, name, label);
+        }
+    }
+}
+
+/// Renders the plugin families for `(plugin, version, stats)`.
+pub fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)]) {
+    let labels = |plugin: &str, version: &str| {
+        format!(
+            "plugin=\"{}\",version=\"{}\"",
+            escape(plugin),
+            escape(version)
+        )
+    };
+    let simple = [
+        (
+            "switchboard_plugin_calls_total",
+            (|s: &CallStats| s.calls.load(Relaxed)) as fn(&CallStats) -> u64,
+        ),
+        ("switchboard_plugin_traps_total", |s| s.traps.load(Relaxed)),
+        ("switchboard_plugin_timeouts_total", |s| {
+            s.timeouts.load(Relaxed)
+        }),
+    ];
+    for (name, value) in simple {
+        family(out, name, "counter");
+        for (plugin, version, stats) in plugins {
+            let _ = writeln!(
+                out,
+                "{name}{{{}}} {}",
+                labels(plugin, version),
+                value(stats)
+            );
+        }
+    }
+    let name = "switchboard_plugin_call_seconds";
+    family(out, name, "histogram");
+    for (plugin, version, stats) in plugins {
+        let labels = labels(plugin, version);
+        let mut cumulative = 0;
+        for (bound, count) in CALL_BUCKETS.iter().zip(&stats.buckets) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let calls = stats.calls.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {calls}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            stats.nanos.load(Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {calls}");
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelled_counters_cap_their_cardinality() {
+        let counter = Labelled::default();
+        for i in 0..MAX_LABELS + 10 {
+            counter.inc(&format!("e{i}"));
+        }
+        counter.inc("e0");
+        assert_eq!(counter.get("e0"), 2);
+        assert_eq!(counter.get("other"), 10);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let stats = CallStats::default();
+        stats.record(0.000_001);
+        stats.record(0.002);
+        let mut out = String::new();
+        render_calls(&mut out, &[("rooms", "1.0", &stats)]);
+        assert!(out.contains("switchboard_plugin_call_seconds_bucket{plugin=\"rooms\",version=\"1.0\",le=\"0.000005\"} 1"), "{out}");
+        assert!(out.contains("le=\"0.005\"} 2"), "{out}");
+        assert!(
+            out.contains(
+                "switchboard_plugin_call_seconds_count{plugin=\"rooms\",version=\"1.0\"} 2"
+            )
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Hot swap: loading a new version of a chain plugin off the hot path and
+//! making it live atomically (`PUT /admin/plugins/{name}`, a changed file
+//! in the plugins directory), and rollback.
+//!
+//! A version that fails to compile, link, describe itself or start leaves
+//! the running one in place. Plugin state lives in the hub's room storage,
+//! keyed by the chain name, so it carries over.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{Registry, SwapError};
+use crate::metrics::Metrics;
+use crate::plugin::{Loader, Plugin, PluginSource};
+
+/// How a chain entry is started, kept to start its next versions the same
+/// way.
+pub struct Entry {
+    pub config: String,
+    pub env: Vec<(String, String)>,
+    /// The plugins-directory file it was loaded from, watched for changes.
+    pub watched: Option<PathBuf>,
+}
+
+pub struct Swapper {
+    loader: Loader,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    entries: HashMap<String, Entry>,
+}
+
+/// A plugin version as the admin API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+    pub loaded_at: u64,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+impl PluginInfo {
+    pub fn of(plugin: &Plugin) -> PluginInfo {
+        use std::sync::atomic::Ordering::Relaxed;
+        PluginInfo {
+            name: plugin.name.to_string(),
+            version: plugin.descriptor.version.clone(),
+            hash: plugin.hash.clone(),
+            loaded_at: plugin.loaded_at,
+            calls: plugin.stats.calls.load(Relaxed),
+            errors: plugin.stats.errors(),
+        }
+    }
+}
+
+impl Swapper {
+    pub fn new(
+        loader: Loader,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        entries: HashMap<String, Entry>,
+    ) -> Swapper {
+        Swapper {
+            loader,
+            registry,
+            metrics,
+            entries,
+        }
+    }
+
+    /// Loads `bytes` as the next version of chain entry `name` and makes it
+    /// live. Blocking (it may compile): call it off the async workers.
+    pub fn swap(&self, name: &str, source: PluginSource) -> Result<PluginInfo, SwapError> {
+        let result = self
+            .load(name, &source)
+            .and_then(|plugin| self.registry.replace(plugin));
+        self.record(name, &source.origin, &result);
+        result.map(|plugin| PluginInfo::of(&plugin))
+    }
+
+    pub fn rollback(&self, name: &str) -> Result<PluginInfo, SwapError> {
+        let result = self.registry.rollback(name);
+        self.record(name, "rollback", &result);
+        result.map(|plugin| PluginInfo::of(&plugin))
+    }
+
+    fn load(&self, name: &str, source: &PluginSource) -> Result<Plugin, SwapError> {
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| SwapError::UnknownPlugin(name.to_owned()))?;
+        self.loader
+            .load(name, source, entry.config.clone(), entry.env.clone())
+            .map_err(SwapError::Invalid)
+    }
+
+    fn record(&self, name: &str, origin: &str, result: &Result<Arc<Plugin>, SwapError>) {
+        match result {
+            Ok(plugin) => {
+                self.metrics.swaps.inc("ok");
+                tracing::info!(plugin = name, version = %plugin.descriptor.version, hash = %plugin.hash, from = origin, "plugin swapped");
+            }
+            Err(e) => {
+                self.metrics.swaps.inc("failed");
+                tracing::warn!(plugin = name, from = origin, "plugin swap refused: {e}");
+            }
+        }
+    }
+
+    /// Polls the watched plugin files and swaps in any that changed, until
+    /// shutdown.
+    pub async fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        let mut seen: HashMap<String, Option<Stamp>> = self
+            .entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                entry
+                    .watched
+                    .as_ref()
+                    .map(|path| (name.clone(), stamp(path)))
+            })
+            .collect();
+        if seen.is_empty() {
+            return;
+        }
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for (name, last) in &mut seen {
+                let Some(path) = self.entries[name].watched.clone() else {
+                    continue;
+                };
+                let now = stamp(&path);
+                if now.is_none() || now == *last {
+                    continue;
+                }
+                *last = now;
+                let swapper = Arc::clone(&self);
+                let name = name.clone();
+                let _ = tokio::task::spawn_blocking(move || swapper.swap_file(&name, path)).await;
+            }
+        }
+    }
+
+    fn swap_file(&self, name: &str, path: PathBuf) {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return tracing::warn!(plugin = name, path = %path.display(), "reading changed plugin: {e}");
+            }
+        };
+        let live = self.registry.chain().find(name).map(|p| p.hash.clone());
+        let source = PluginSource {
+            origin: path.display().to_string(),
+            bytes,
+        };
+        if live.is_some_and(|hash| hash == crate::plugin::sha256_hex(&source.bytes)) {
+            return;
+        }
+        let _ = self.swap(name, source);
+    }
+}
+
+/// What tells a changed file apart: modification time and length.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &PathBuf) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
