@@ -77,20 +77,26 @@ pub async fn run(
     let metrics = &router.metrics;
     metrics.connections_total.fetch_add(1, Relaxed);
     metrics.connections_current.fetch_add(1, Relaxed);
-    let _span = tracing::info_span!("conn", client = %id).entered();
-    tracing::debug!("connected");
-    drop(_span);
+    tracing::debug!(client = %id, "connected");
 
     let end = serve(
         &mut ws, &router, &settings, &shutdown, &mut conn, &mut queue,
     )
     .await;
     tracing::info!(client = %id, how = end.describe(), "disconnected");
-    if let End::Close(code, reason) = &end {
-        flush_queue(&mut ws, &mut queue, metrics).await;
-        close(&mut ws, *code, reason).await;
-    }
+    let closing = match &end {
+        End::Close(code, reason) => {
+            flush_queue(&mut ws, &mut queue, metrics).await;
+            send_close(&mut ws, *code, reason).await
+        }
+        End::Gone(_) | End::Dead => false,
+    };
+    // The room learns at once; the client's answer to our close frame is
+    // only waited for afterwards.
     router.disconnect(&conn);
+    if closing {
+        linger(&mut ws).await;
+    }
     metrics.connections_current.fetch_sub(1, Relaxed);
     metrics.connections_closed.inc(end.reason());
 }
@@ -226,19 +232,20 @@ async fn write(ws: &mut Socket, frame: Frame, metrics: &Metrics) -> Result<(), W
     ws.feed(Message::Text(frame)).await
 }
 
-async fn close(ws: &mut Socket, code: u16, reason: &str) {
+/// Sends a close frame; false if the socket is already gone.
+async fn send_close(ws: &mut Socket, code: u16, reason: &str) -> bool {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: Utf8Bytes::from(reason),
     };
-    if ws.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    // Give the client a moment to answer; a silent one is dropped.
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    ws.send(Message::Close(Some(frame))).await.is_ok()
+}
+
+/// Gives the client a moment to answer our close frame; a silent one is
+/// dropped.
+async fn linger(ws: &mut Socket) {
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 /// Sessions are not resumable yet; the token is still unguessable so

@@ -30,11 +30,33 @@ const LEAKY_VARS: &[&str] = &[
 /// sources every plugin depends on (`wit/`, `guest-sdk/`) and for
 /// `plugin_dirs`, the packages' own directories relative to the workspace.
 pub fn build(packages: &[&str], plugin_dirs: &[&str]) -> Vec<PathBuf> {
+    build_in("wasm-plugins", packages, plugin_dirs, &[])
+}
+
+/// Builds one package with extra cargo `features` into its own target
+/// directory named after `variant`, so two builds of one crate (say, two
+/// versions of a plugin for a hot-swap test) do not overwrite each other.
+pub fn build_variant(package: &str, dir: &str, features: &[&str], variant: &str) -> PathBuf {
+    let mut wasm = build_in(
+        &format!("wasm-plugins-{variant}"),
+        &[package],
+        &[dir],
+        features,
+    );
+    wasm.remove(0)
+}
+
+fn build_in(
+    target_name: &str,
+    packages: &[&str],
+    plugin_dirs: &[&str],
+    features: &[&str],
+) -> Vec<PathBuf> {
     let workspace = workspace_root();
     for dir in ["wit", "guest-sdk", "Cargo.lock"].iter().chain(plugin_dirs) {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    let target_dir = workspace.join("target").join("wasm-plugins");
+    let target_dir = workspace.join("target").join(target_name);
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(&workspace)
@@ -42,6 +64,9 @@ pub fn build(packages: &[&str], plugin_dirs: &[&str]) -> Vec<PathBuf> {
         .arg(&target_dir);
     for package in packages {
         cargo.args(["-p", package]);
+    }
+    if !features.is_empty() {
+        cargo.arg("--features").arg(features.join(","));
     }
     for var in LEAKY_VARS {
         cargo.env_remove(var);
