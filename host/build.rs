@@ -5,6 +5,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("auth-jwt", "plugins/auth-jwt"),
     ("rooms", "plugins/rooms"),
     ("signaling", "plugins/signaling"),
+    ("chat", "plugins/chat"),
+    ("moderation", "plugins/moderation"),
+    ("room-ttl", "plugins/room-ttl"),
 ];
 
 fn main() {

@@ -12,23 +12,38 @@ pub struct Builtin {
 
 pub const JWT_SECRET_VAR: &str = "SWITCHBOARD_JWT_SECRET";
 
+/// The default chain's plugins and the examples an operator can enable
+/// by name (`chat`, `moderation`, `room-ttl`).
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "auth-jwt",
         wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_AUTH_JWT")),
         env: &[JWT_SECRET_VAR],
     },
-    Builtin {
-        name: "rooms",
-        wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_ROOMS")),
-        env: &[],
-    },
-    Builtin {
-        name: "signaling",
-        wasm: include_bytes!(env!("SWITCHBOARD_PLUGIN_SIGNALING")),
-        env: &[],
-    },
+    builtin("rooms", include_bytes!(env!("SWITCHBOARD_PLUGIN_ROOMS"))),
+    builtin(
+        "signaling",
+        include_bytes!(env!("SWITCHBOARD_PLUGIN_SIGNALING")),
+    ),
+    builtin("chat", include_bytes!(env!("SWITCHBOARD_PLUGIN_CHAT"))),
+    builtin(
+        "moderation",
+        include_bytes!(env!("SWITCHBOARD_PLUGIN_MODERATION")),
+    ),
+    builtin(
+        "room-ttl",
+        include_bytes!(env!("SWITCHBOARD_PLUGIN_ROOM_TTL")),
+    ),
 ];
+
+/// A built-in plugin that reads no environment variables.
+const fn builtin(name: &'static str, wasm: &'static [u8]) -> Builtin {
+    Builtin {
+        name,
+        wasm,
+        env: &[],
+    }
+}
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
