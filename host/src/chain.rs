@@ -115,6 +115,9 @@ pub struct Registry {
     history: Mutex<HashMap<Arc<str>, Vec<Arc<Plugin>>>>,
 }
 
+/// Versions kept per plugin for rollback.
+const MAX_HISTORY: usize = 8;
+
 /// Why a swap or rollback did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
@@ -174,7 +177,9 @@ impl Registry {
         let mut plugins = chain.plugins.clone();
         let old = std::mem::replace(&mut plugins[index], plugin);
         let next = Chain::new(plugins).map_err(SwapError::Invalid)?;
+        next.plugins[index].revive();
         *self.current.write() = Arc::new(next);
+        old.retire();
         Ok(old)
     }
 }

@@ -7,7 +7,7 @@
 //! starts a fresh one from the `InstancePre`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -41,6 +41,9 @@ pub struct Plugin {
     env: Vec<(String, String)>,
     limits: PluginLimits,
     idle: Mutex<Vec<Instance>>,
+    /// Replaced by another version: keeps no idle instances, so old
+    /// versions do not hold slots of the instance pool.
+    retired: AtomicBool,
 }
 
 struct Instance {
@@ -84,7 +87,19 @@ impl Plugin {
             env,
             limits,
             idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Called when another version replaces this one.
+    pub fn retire(&self) {
+        self.retired.store(true, Relaxed);
+        self.idle.lock().clear();
+    }
+
+    /// Called when this version is live again (a rollback).
+    pub fn revive(&self) {
+        self.retired.store(false, Relaxed);
     }
 
     /// Instantiates and initialises one instance, so a bad config or a
@@ -163,7 +178,7 @@ impl Plugin {
             }
         };
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE && !self.retired.load(Relaxed) {
             idle.push(instance);
         }
         Ok(Called { value, effects })
