@@ -148,10 +148,11 @@ impl Registry {
         let mut history = self.history.lock();
         let plugin = Arc::new(plugin);
         let old = self.install(Arc::clone(&plugin))?;
-        history
-            .entry(Arc::clone(&plugin.name))
-            .or_default()
-            .push(old);
+        let versions = history.entry(Arc::clone(&plugin.name)).or_default();
+        versions.push(old);
+        if versions.len() > MAX_HISTORY {
+            versions.remove(0);
+        }
         Ok(plugin)
     }
 
