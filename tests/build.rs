@@ -1,7 +1,26 @@
-//! Builds the plugins that exist only for the end-to-end tests and tells
-//! the tests where they are (`env!("MISBEHAVE_WASM")`).
+//! Builds the plugins the end-to-end tests load from files and tells the
+//! tests where they are (`env!("MISBEHAVE_WASM")` and so on): the test
+//! plugins in `tests/plugins/`, both versions of `stamp`, and the example
+//! plugins of `plugins/`, which tests load by path as well as by their
+//! built-in names.
 
 fn main() {
-    let wasm = plugin_build::build(&["misbehave"], &["tests/plugins/misbehave"]);
-    println!("cargo:rustc-env=MISBEHAVE_WASM={}", wasm[0].display());
+    let packages = [
+        ("misbehave", "tests/plugins/misbehave", "MISBEHAVE_WASM"),
+        ("stamp", "tests/plugins/stamp", "STAMP_WASM"),
+        ("chat", "plugins/chat", "CHAT_WASM"),
+        ("moderation", "plugins/moderation", "MODERATION_WASM"),
+        ("room-ttl", "plugins/room-ttl", "ROOM_TTL_WASM"),
+    ];
+    let names: Vec<&str> = packages.iter().map(|(name, _, _)| *name).collect();
+    let dirs: Vec<&str> = packages.iter().map(|(_, dir, _)| *dir).collect();
+    let wasm = plugin_build::build(&names, &dirs);
+    for ((_, _, var), path) in packages.iter().zip(&wasm) {
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
+
+    // The same source with the `v2` feature, in a target dir of its own so
+    // that it does not overwrite version 1.
+    let v2 = plugin_build::build_variant("stamp", "tests/plugins/stamp", &["v2"], "stamp-v2");
+    println!("cargo:rustc-env=STAMP_V2_WASM={}", v2.display());
 }

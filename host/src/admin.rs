@@ -39,17 +39,17 @@ pub struct Admin {
 type Reply = Response<Full<Bytes>>;
 
 impl Admin {
+    /// Serves until the process exits, so `/readyz` can answer 503 while
+    /// the WebSocket side drains.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let stream = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!("admin accept failed: {e}");
-                        continue;
-                    }
-                },
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("admin accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let admin = Arc::clone(&self);
             tokio::spawn(async move {

@@ -159,6 +159,9 @@ impl Registry {
     /// Makes the version `name` replaced last live again.
     pub fn rollback(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
         let mut history = self.history.lock();
+        if self.chain().find(name).is_none() {
+            return Err(SwapError::UnknownPlugin(name.to_owned()));
+        }
         let previous = history
             .get_mut(name)
             .and_then(Vec::pop)

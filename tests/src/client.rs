@@ -10,6 +10,7 @@
 //! ([`Client::expect_event`]) must have no `id` at all; replies
 //! ([`Client::expect_reply`]) must carry the request's.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -44,7 +45,17 @@ impl Client {
 
     /// Connects to `path_and_query` (e.g. `/ws?x=1`) and reads `connected`.
     pub async fn connect_path(server: &Server, path_and_query: &str) -> Client {
-        let url = format!("ws://{}{path_and_query}", server.addr());
+        Client::connect_addr_path(server.addr(), path_and_query).await
+    }
+
+    /// Connects to `/ws` on `addr` and reads `connected`: for tasks that
+    /// do not hold the [`Server`].
+    pub async fn connect_addr(addr: SocketAddr) -> Client {
+        Client::connect_addr_path(addr, "/ws").await
+    }
+
+    async fn connect_addr_path(addr: SocketAddr, path_and_query: &str) -> Client {
+        let url = format!("ws://{addr}{path_and_query}");
         let (ws, _response) = timeout(RECV_TIMEOUT, connect_async(&url))
             .await
             .unwrap_or_else(|_| panic!("WebSocket handshake with {url} timed out"))
@@ -65,7 +76,12 @@ impl Client {
 
     /// Connects and authenticates as `user` with a valid token for any room.
     pub async fn authed(server: &Server, user: &str) -> Client {
-        let mut client = Client::connect(server).await;
+        Client::authed_addr(server.addr(), user).await
+    }
+
+    /// [`Client::authed`] by the server's address.
+    pub async fn authed_addr(addr: SocketAddr, user: &str) -> Client {
+        let mut client = Client::connect_addr(addr).await;
         let response = client.auth(json!({ "token": token(user) })).await;
         assert_eq!(response, json!({ "success": true, "userId": user }));
         client
@@ -169,6 +185,31 @@ impl Client {
                 }
                 Some(Err(e)) => panic!("connection failed while waiting for a message: {e}"),
                 None => panic!("connection ended while waiting for a message"),
+            }
+        }
+    }
+
+    /// The next thing that happens on the connection, waiting as long as
+    /// it takes (wrap it in a timeout). Cancel-safe: dropping the future
+    /// loses no message, so it can sit in a `select!` next to sends.
+    pub async fn next_incoming(&mut self) -> Incoming {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("server sent non-JSON text {text:?}: {e}"));
+                    check_envelope(&value);
+                    return Incoming::Message(value);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Incoming::Failed(format!("server sent a binary frame: {bytes:?}"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Incoming::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Err(e)) => return Incoming::Failed(e.to_string()),
+                None => return Incoming::Failed("connection ended".into()),
             }
         }
     }
@@ -314,6 +355,17 @@ impl Client {
             .await;
         self.expect_reply("pong", "still-open").await;
     }
+}
+
+/// What [`Client::next_incoming`] saw.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A data message, parsed and shape-checked.
+    Message(Value),
+    /// A close frame, with its code if it had one.
+    Closed(Option<u16>),
+    /// Anything else that ends or breaks the connection.
+    Failed(String),
 }
 
 /// Every message in both directions: an object with `event` (string) and

@@ -5,19 +5,27 @@
 //! so they are independent and run in parallel. This crate only holds the
 //! harness they share:
 //!
-//! - [`Server`] starts `switchboard serve` with a TOML config and kills it on
-//!   drop (printing its log if the test failed);
+//! - [`Server`] starts `switchboard serve` with a TOML config (and, through
+//!   [`Server::builder`], extra flags and environment) and kills it on drop
+//!   (printing its log if the test failed);
 //! - [`Client`] is a WebSocket client whose every receive has a timeout and
 //!   whose `expect_*` methods check the wire shape of PROTOCOL.md;
 //! - [`token`] mints the JSON Web Tokens the default auth policy accepts,
 //!   and the broken ones it must refuse;
 //! - [`http`] sends raw HTTP/1.1 requests for the transport rules that a
-//!   WebSocket client cannot express.
+//!   WebSocket client cannot express;
+//! - [`admin`] is an HTTP/1.1 client for the admin listener (hot swap,
+//!   rooms, kicks, metrics), and [`metrics`] a strict reader of the
+//!   Prometheus text `/metrics` answers.
 
+pub mod admin;
 pub mod client;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod token;
 
-pub use client::{Client, RECV_TIMEOUT};
-pub use server::Server;
+pub use admin::Admin;
+pub use client::{Client, Incoming, RECV_TIMEOUT};
+pub use metrics::Metrics;
+pub use server::{Server, ServerBuilder};

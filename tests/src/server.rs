@@ -1,8 +1,9 @@
-//! A `switchboard serve` child process on a port of its own.
+//! A `switchboard serve` child process on ports of its own.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
+use crate::admin::Admin;
 use crate::token::JWT_SECRET;
 
 /// How long the server may take to print its listening line.
@@ -20,13 +22,136 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// address.
 const LISTENING_PREFIX: &str = "switchboard listening on ws://";
 
+/// What the server prints on stdout, before [`LISTENING_PREFIX`], once its
+/// admin listener accepts connections, before the address.
+const ADMIN_PREFIX: &str = "switchboard admin on http://";
+
+/// The admin address every test server gets unless a test picks another.
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:0";
+
 /// A running server. Dropping it kills the process; if the test is failing
 /// at that moment, the server's log (its stderr) is printed.
 pub struct Server {
     child: Child,
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     /// Holds the config file and the log; removed on drop.
     dir: TempDir,
+}
+
+/// How to start a server: the config and what goes around it on the
+/// command line and in the environment. [`Server::start`] is
+/// `Server::builder(config).start()`.
+#[must_use]
+pub struct ServerBuilder {
+    config_toml: String,
+    admin_listen: Option<String>,
+    env: Vec<(OsString, OsString)>,
+    args: Vec<OsString>,
+}
+
+impl ServerBuilder {
+    /// `--admin-listen ADDR` instead of `127.0.0.1:0`.
+    pub fn admin_listen(mut self, addr: &str) -> Self {
+        self.admin_listen = Some(addr.to_owned());
+        self
+    }
+
+    /// No `--admin-listen` at all: the config (or the default) decides.
+    pub fn no_admin_listen_flag(mut self) -> Self {
+        self.admin_listen = None;
+        self
+    }
+
+    /// Sets an environment variable for the server.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// `SWITCHBOARD_ADMIN_TOKEN=token`.
+    pub fn admin_token(self, token: &str) -> Self {
+        self.env("SWITCHBOARD_ADMIN_TOKEN", token)
+    }
+
+    /// `--plugins DIR`.
+    pub fn plugins_dir(mut self, dir: &Path) -> Self {
+        self.args.push("--plugins".into());
+        self.args.push(dir.into());
+        self
+    }
+
+    /// Starts the server and waits until it says where it listens.
+    pub async fn start(self) -> Server {
+        let (child, dir) = self.spawn();
+        Server::wait_listening(child, dir, &self.config_toml).await
+    }
+
+    /// Starts a server that must not come up: waits (at most `limit`) for
+    /// it to exit and returns its exit status and its log (stderr). Fails
+    /// the test if it prints its listening line instead.
+    pub async fn start_expecting_failure(self, limit: Duration) -> (ExitStatus, String) {
+        let (mut child, dir) = self.spawn();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let outcome = timeout(limit, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with(LISTENING_PREFIX) {
+                    return Err(line);
+                }
+            }
+            Ok(child.wait().await.expect("wait for switchboard"))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(status)) => (status, read_log(&dir)),
+            Ok(Err(line)) => {
+                let _ = child.start_kill();
+                panic!(
+                    "switchboard started although it should have refused to: {line:?}\nlog:\n{}",
+                    read_log(&dir)
+                )
+            }
+            Err(_) => {
+                let _ = child.start_kill();
+                panic!(
+                    "switchboard neither listened nor exited within {limit:?}\nlog:\n{}",
+                    read_log(&dir)
+                )
+            }
+        }
+    }
+
+    fn spawn(&self) -> (Child, TempDir) {
+        let bin = binary_path();
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(&config, &self.config_toml).expect("write config");
+        let log = File::create(dir.path().join("server.log")).expect("create log");
+
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"]);
+        if let Some(admin) = &self.admin_listen {
+            command.args(["--admin-listen", admin]);
+        }
+        command
+            .args(&self.args)
+            .env("SWITCHBOARD_JWT_SECRET", JWT_SECRET)
+            .env_remove("SWITCHBOARD_ADMIN_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        (child, dir)
+    }
 }
 
 impl Server {
@@ -36,46 +161,51 @@ impl Server {
     }
 
     /// Writes `config_toml` to a file and runs
-    /// `switchboard serve --config FILE --listen 127.0.0.1:0` with the test
-    /// JWT secret, then waits until it says where it listens.
+    /// `switchboard serve --config FILE --listen 127.0.0.1:0
+    /// --admin-listen 127.0.0.1:0` with the test JWT secret, then waits
+    /// until it says where it listens.
     pub async fn start(config_toml: &str) -> Server {
-        let bin = binary_path();
-        let dir = tempfile::tempdir().expect("create temp dir");
-        let config = dir.path().join("switchboard.toml");
-        std::fs::write(&config, config_toml).expect("write config");
-        let log = File::create(dir.path().join("server.log")).expect("create log");
+        Server::builder(config_toml).start().await
+    }
 
-        let mut child = Command::new(&bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("SWITCHBOARD_JWT_SECRET", JWT_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    /// A server with `config_toml` and anything else a test needs around it.
+    pub fn builder(config_toml: &str) -> ServerBuilder {
+        ServerBuilder {
+            config_toml: config_toml.to_owned(),
+            admin_listen: Some(DEFAULT_ADMIN_LISTEN.to_owned()),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
 
+    async fn wait_listening(mut child: Child, dir: TempDir, config_toml: &str) -> Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = timeout(STARTUP_TIMEOUT, async {
+        let addrs = timeout(STARTUP_TIMEOUT, async {
+            let mut admin_addr = None;
             while let Some(line) = lines.next_line().await.expect("read server stdout") {
+                if let Some(addr) = line.strip_prefix(ADMIN_PREFIX) {
+                    let addr = addr.trim_end_matches('/');
+                    admin_addr = Some(
+                        addr.parse::<SocketAddr>()
+                            .unwrap_or_else(|e| panic!("bad address in admin line {line:?}: {e}")),
+                    );
+                }
                 if let Some(addr) = line
                     .strip_prefix(LISTENING_PREFIX)
                     .and_then(|rest| rest.strip_suffix("/ws"))
                 {
-                    return Some(addr.parse::<SocketAddr>().unwrap_or_else(|e| {
-                        panic!("bad address in listening line {line:?}: {e}")
-                    }));
+                    let addr = addr
+                        .parse::<SocketAddr>()
+                        .unwrap_or_else(|e| panic!("bad address in listening line {line:?}: {e}"));
+                    return Some((addr, admin_addr));
                 }
             }
             None
         })
         .await;
-        let addr = match addr {
-            Ok(Some(addr)) => addr,
+        let (addr, admin_addr) = match addrs {
+            Ok(Some(addrs)) => addrs,
             Ok(None) => panic!(
                 "switchboard exited before listening.\nconfig:\n{config_toml}\nlog:\n{}",
                 read_log(&dir)
@@ -87,7 +217,12 @@ impl Server {
         };
         // Keep draining stdout so that a later print never hits a closed pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, addr, dir }
+        Server {
+            child,
+            addr,
+            admin_addr,
+            dir,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -97,6 +232,29 @@ impl Server {
     /// `ws://ADDR/ws`.
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// Where the admin HTTP listener is, from the `switchboard admin on`
+    /// line the server printed before its listening line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr.unwrap_or_else(|| {
+            panic!("the server printed no `{ADMIN_PREFIX}ADDR` line before listening")
+        })
+    }
+
+    /// An admin HTTP client without a bearer token.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.admin_addr(), None)
+    }
+
+    /// An admin HTTP client that sends `Authorization: Bearer <token>`.
+    pub fn admin_with_token(&self, token: &str) -> Admin {
+        Admin::new(self.admin_addr(), Some(token.to_owned()))
+    }
+
+    /// The server's log (its stderr) so far.
+    pub fn log(&self) -> String {
+        read_log(&self.dir)
     }
 
     pub fn pid(&self) -> u32 {

@@ -41,6 +41,11 @@ pub fn token_for_room(sub: &str, room: &str) -> String {
     sign(&json!({ "sub": sub, "exp": now_secs() + TTL_SECS, "room": room }))
 }
 
+/// A valid token for `sub`, any room, whose `role` claim is `role`.
+pub fn token_with_role(sub: &str, role: &str) -> String {
+    sign(&json!({ "sub": sub, "exp": now_secs() + TTL_SECS, "role": role }))
+}
+
 /// A correctly signed token for `sub` whose `exp` passed `secs_ago` seconds ago.
 pub fn token_expired_since(sub: &str, secs_ago: i64) -> String {
     sign(&json!({ "sub": sub, "exp": now_secs() - secs_ago }))
