@@ -103,14 +103,8 @@ impl Router {
             Ok(envelope) => envelope,
             Err(e) => {
                 self.metrics.messages_in.inc("invalid");
-                self.metrics.errors.inc(ErrorCode::InvalidMessage.as_str());
-                let frame = envelope::error_frame(
-                    ErrorCode::InvalidMessage,
-                    &e.message,
-                    e.id.as_ref(),
-                    e.event.as_ref(),
-                );
-                self.hub.send(conn.id, Outbound::Frame(frame));
+                let (id, event) = (e.id.as_ref(), e.event.as_ref());
+                self.send_error(conn.id, ErrorCode::InvalidMessage, &e.message, id, event);
                 return Verdict::Open;
             }
         };
@@ -405,10 +399,8 @@ impl Router {
     /// Answers a binary frame (step 3 of the order of checks).
     pub fn binary_frame(&self, id: ClientId) {
         self.metrics.messages_in.inc("binary");
-        self.metrics.errors.inc(ErrorCode::InvalidMessage.as_str());
         let message = "binary frames are not supported; send JSON text";
-        let frame = envelope::error_frame(ErrorCode::InvalidMessage, message, None, None);
-        self.hub.send(id, Outbound::Frame(frame));
+        self.send_error(id, ErrorCode::InvalidMessage, message, None, None);
     }
 
     fn reply(&self, id: ClientId, cause: &Cause, event: &str, data: &Value) {
@@ -417,9 +409,21 @@ impl Router {
     }
 
     fn error(&self, id: ClientId, cause: &Cause, code: ErrorCode, message: &str) {
+        self.send_error(id, code, message, cause.id, Some(cause.event));
+    }
+
+    /// Every `error` message goes out through here, so each is counted.
+    fn send_error(
+        &self,
+        to: ClientId,
+        code: ErrorCode,
+        message: &str,
+        id: Option<&CorrelationId>,
+        event: Option<&EventName>,
+    ) {
         self.metrics.errors.inc(code.as_str());
-        let frame = envelope::error_frame(code, message, cause.id, Some(cause.event));
-        self.hub.send(id, Outbound::Frame(frame));
+        let frame = envelope::error_frame(code, message, id, event);
+        self.hub.send(to, Outbound::Frame(frame));
     }
 
     fn plugin_error(&self, id: ClientId, cause: &Cause, fault: &PluginFault) {
