@@ -10,6 +10,7 @@
 //!   (printing its log if the test failed);
 //! - [`Client`] is a WebSocket client whose every receive has a timeout and
 //!   whose `expect_*` methods check the wire shape of PROTOCOL.md;
+//! - [`chains`] builds plugin chains for configs;
 //! - [`token`] mints the JSON Web Tokens the default auth policy accepts,
 //!   and the broken ones it must refuse;
 //! - [`http`] sends raw HTTP/1.1 requests for the transport rules that a
@@ -19,6 +20,7 @@
 //!   Prometheus text `/metrics` answers.
 
 pub mod admin;
+pub mod chains;
 pub mod client;
 pub mod http;
 pub mod metrics;

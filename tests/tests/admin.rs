@@ -8,14 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchboard_e2e::admin::encode_path_segment;
-use switchboard_e2e::{Admin, Client, Server};
+use switchboard_e2e::{Admin, Client, Server, chains};
 use tokio::time::{Instant, sleep};
 
 const QUIET: Duration = Duration::from_millis(300);
 const ADMIN_TOKEN: &str = "operator-secret-1234";
-
-/// The misbehave plugin's component, built by tests/build.rs.
-const MISBEHAVE_WASM: &str = env!("MISBEHAVE_WASM");
 
 /// Every admin path a token guards, with a method that only reads (or asks
 /// for something that does not exist), so a wrongly admitted request does
@@ -250,25 +247,6 @@ async fn readyz_is_503_while_shutting_down() {
 // ---------------------------------------------------------------------------
 // GET /admin/plugins
 
-fn misbehave_chain() -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "misbehave"
-path = "{MISBEHAVE_WASM}"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
-}
-
 /// `GET /admin/plugins`, checked for shape; returns the entries.
 async fn plugins(admin: &Admin) -> Vec<Value> {
     let body = admin.get_json("/admin/plugins").await;
@@ -324,12 +302,12 @@ fn stat(entries: &[Value], name: &str, field: &str) -> u64 {
 
 #[tokio::test]
 async fn admin_plugins_lists_the_chain_in_order() {
-    let server = Server::start(&misbehave_chain()).await;
+    let server = Server::start(&chains::misbehave("")).await;
     let entries = plugins(&server.admin()).await;
     let names: Vec<&str> = entries.iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(names, ["auth-jwt", "rooms", "misbehave", "signaling"]);
 
-    let bytes = std::fs::read(MISBEHAVE_WASM).expect("read misbehave");
+    let bytes = std::fs::read(chains::MISBEHAVE_WASM).expect("read misbehave");
     let hash: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -342,7 +320,7 @@ async fn admin_plugins_lists_the_chain_in_order() {
 
 #[tokio::test]
 async fn admin_plugins_counts_calls_and_errors() {
-    let server = Server::start(&misbehave_chain()).await;
+    let server = Server::start(&chains::misbehave("")).await;
     let admin = server.admin();
     let before = plugins(&admin).await;
 

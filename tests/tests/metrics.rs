@@ -5,11 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_e2e::{Admin, Client, Metrics, Server};
+use switchboard_e2e::{Admin, Client, Metrics, Server, chains};
 use tokio::time::{Instant, sleep};
-
-/// The misbehave plugin's component, built by tests/build.rs.
-const MISBEHAVE_WASM: &str = env!("MISBEHAVE_WASM");
 
 /// Every family the admin API documents, with its Prometheus type.
 const FAMILIES: &[(&str, &str)] = &[
@@ -57,28 +54,6 @@ async fn scrape_until(admin: &Admin, what: &str, check: impl Fn(&Metrics) -> boo
     }
 }
 
-fn misbehave_chain() -> String {
-    format!(
-        r#"
-[plugin_limits]
-deadline_ms = 100
-
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "misbehave"
-path = "{MISBEHAVE_WASM}"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
-}
-
 /// Some of everything: connections, auth, a room, relays, errors, a close.
 async fn some_traffic(server: &Server) {
     let mut a = Client::joined(server, "alice", "r").await;
@@ -96,7 +71,7 @@ async fn some_traffic(server: &Server) {
 
 #[tokio::test]
 async fn metrics_is_prometheus_text_with_every_documented_family() {
-    let server = Server::start(&misbehave_chain()).await;
+    let server = Server::start(&chains::misbehave("[plugin_limits]\ndeadline_ms = 100\n")).await;
     let admin = server.admin();
     some_traffic(&server).await;
     // And a trap and a timeout, so that those counters have a sample.
@@ -113,7 +88,7 @@ async fn metrics_is_prometheus_text_with_every_documented_family() {
     }
 
     // And a swap that works and one that does not.
-    let misbehave = std::fs::read(MISBEHAVE_WASM).expect("read misbehave");
+    let misbehave = std::fs::read(chains::MISBEHAVE_WASM).expect("read misbehave");
     assert_eq!(
         admin
             .put("/admin/plugins/misbehave", &misbehave)
@@ -428,7 +403,7 @@ async fn rooms_gauge_and_plugin_calls_follow_joins_and_relays() {
 
 #[tokio::test]
 async fn traps_and_timeouts_are_counted_for_the_plugin_that_failed() {
-    let server = Server::start(&misbehave_chain()).await;
+    let server = Server::start(&chains::misbehave("[plugin_limits]\ndeadline_ms = 100\n")).await;
     let admin = server.admin();
     let mut a = Client::joined(&server, "alice", "r").await;
     let b = Client::joined(&server, "bob", "r").await;

@@ -9,36 +9,15 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_e2e::{Client, Server};
+use switchboard_e2e::{Client, Server, chains};
 use tokio::time::Instant;
 
 const QUIET: Duration = Duration::from_millis(300);
 
-/// The misbehave plugin's component, built by tests/build.rs.
-const MISBEHAVE_WASM: &str = env!("MISBEHAVE_WASM");
-
 fn config(deadline_ms: u64) -> String {
-    format!(
-        r#"
-[plugin_limits]
-memory_bytes = 16777216
-deadline_ms = {deadline_ms}
-
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "misbehave"
-path = "{}"
-
-[[plugins]]
-name = "signaling"
-"#,
-        MISBEHAVE_WASM
-    )
+    chains::misbehave(&format!(
+        "[plugin_limits]\nmemory_bytes = 16777216\ndeadline_ms = {deadline_ms}\n"
+    ))
 }
 
 async fn start() -> Server {
