@@ -186,6 +186,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
     let settings = Arc::new(Settings {
         heartbeat: config.heartbeat.interval(),
         auth_timeout: Duration::from_millis(config.auth.timeout_ms),
+        rate: (config.limits.rate_per_sec, config.limits.rate_burst),
         ids: ClientIds::new(),
     });
     let server = Arc::new(Server {
@@ -193,6 +194,8 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         settings,
         ws_config: server::ws_config(config.limits.max_message_bytes),
         allowed_origins: config.allowed_origins.clone(),
+        max_connections: config.limits.max_connections,
+        handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
     });

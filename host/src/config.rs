@@ -31,6 +31,14 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_message_bytes: usize,
+    /// Token bucket refill, messages per second per connection.
+    pub rate_per_sec: f64,
+    /// Token bucket size.
+    pub rate_burst: f64,
+    /// Beyond this many open WebSocket connections, upgrades get 503.
+    pub max_connections: usize,
+    /// Time a new TCP connection has to send its HTTP request head.
+    pub handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +167,10 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 65536,
+            rate_per_sec: 100.0,
+            rate_burst: 200.0,
+            max_connections: 50_000,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -216,6 +228,11 @@ impl Config {
                 "limits.max_message_bytes",
                 self.limits.max_message_bytes as u64,
             ),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "limits.handshake_timeout_ms",
+                self.limits.handshake_timeout_ms,
+            ),
             ("heartbeat.interval_ms", self.heartbeat.interval_ms),
             ("auth.timeout_ms", self.auth.timeout_ms),
             (
@@ -228,6 +245,14 @@ impl Config {
         for (key, value) in positive {
             if value == 0 {
                 bail!("`{key}` must be greater than 0");
+            }
+        }
+        for (key, value) in [
+            ("limits.rate_per_sec", self.limits.rate_per_sec),
+            ("limits.rate_burst", self.limits.rate_burst),
+        ] {
+            if !(value.is_finite() && value >= 1.0) {
+                bail!("`{key}` must be a number of at least 1");
             }
         }
         if self.plugins.is_empty() {

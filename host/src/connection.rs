@@ -22,7 +22,8 @@ use crate::envelope::{self, Frame};
 use crate::hub::{self, Inbox, Outbound};
 use crate::ids::ClientIds;
 use crate::metrics::Metrics;
-use crate::router::{CLOSE_AUTH_FAILURES, CLOSE_KICKED, Conn, Router, Verdict};
+use crate::rate_limit::{Admit, RateLimit};
+use crate::router::{CLOSE_AUTH_FAILURES, CLOSE_KICKED, CLOSE_RATE_ABUSE, Conn, Router, Verdict};
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -39,6 +40,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 pub struct Settings {
     pub heartbeat: Duration,
     pub auth_timeout: Duration,
+    /// Messages per second and burst of each connection's token bucket.
+    pub rate: (f64, f64),
     pub ids: ClientIds,
 }
 
@@ -110,6 +113,7 @@ impl End {
             End::Close(CLOSE_AUTH_TIMEOUT, _) => "auth_timeout",
             End::Close(CLOSE_AUTH_FAILURES, _) => "auth_failures",
             End::Close(CLOSE_KICKED, _) => "kicked",
+            End::Close(CLOSE_RATE_ABUSE, _) => "rate_abuse",
             End::Close(..) => "closed_by_server",
             End::Gone(_) => "closed_by_client",
             End::Dead => "heartbeat_timeout",
@@ -136,6 +140,8 @@ async fn serve(
     let start = Instant::now();
     let mut heartbeat = interval_at(start + settings.heartbeat, settings.heartbeat);
     let mut awaiting_pong = false;
+    let (per_sec, burst) = settings.rate;
+    let mut limit = RateLimit::new(per_sec, burst, start);
     let auth_deadline = sleep(settings.auth_timeout);
     tokio::pin!(auth_deadline);
     loop {
@@ -160,6 +166,16 @@ async fn serve(
                     Some(Err(_)) => return End::Gone("socket error"),
                     Some(Ok(message)) => message,
                 };
+                if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                    match limit.admit(Instant::now()) {
+                        Admit::Yes => {}
+                        Admit::Limited => {
+                            router.rate_limited(conn.id);
+                            continue;
+                        }
+                        Admit::Abuse => return End::Close(CLOSE_RATE_ABUSE, "rate limit abuse".into()),
+                    }
+                }
                 match message {
                     Message::Text(text) => {
                         if let Verdict::Close(code, reason) = router.handle_text(conn, text.as_str()) {

@@ -12,6 +12,7 @@ mod hub;
 mod ids;
 mod metrics;
 mod plugin;
+mod rate_limit;
 mod router;
 mod schema;
 mod server;

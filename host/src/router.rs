@@ -24,6 +24,7 @@ use crate::schema::{self, AuthRequest};
 const MAX_AUTH_FAILURES: u32 = 3;
 
 pub const CLOSE_AUTH_FAILURES: u16 = 4003;
+pub const CLOSE_RATE_ABUSE: u16 = 4008;
 pub const CLOSE_KICKED: u16 = 4009;
 
 pub struct Router {
@@ -394,6 +395,14 @@ impl Router {
         self.metrics
             .messages_in
             .inc(if known { event } else { "unknown" });
+    }
+
+    /// Answers a message over the rate limit (step 2 of the order of
+    /// checks): it is not parsed, so the error has no `id` or `event`.
+    pub fn rate_limited(&self, id: ClientId) {
+        self.metrics.messages_in.inc("rate_limited");
+        let message = "too many messages; slow down";
+        self.send_error(id, ErrorCode::RateLimited, message, None, None);
     }
 
     /// Answers a binary frame (step 3 of the order of checks).

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -11,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -29,6 +30,9 @@ pub struct Server {
     pub ws_config: WebSocketConfig,
     /// Empty: any origin.
     pub allowed_origins: Vec<String>,
+    pub max_connections: usize,
+    /// Time a TCP connection has to send a complete request head.
+    pub handshake_timeout: Duration,
     pub shutdown: CancellationToken,
     /// WebSocket connections, so shutdown can wait for them to close.
     pub connections: TaskTracker,
@@ -71,6 +75,8 @@ impl Server {
                     async move { Ok::<_, Infallible>(server.handle(request)) }
                 });
                 let http = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(server.handshake_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
                 if let Err(e) = http.await {
@@ -103,6 +109,9 @@ impl Server {
         };
         if !self.origin_allowed(&request) {
             return status(StatusCode::FORBIDDEN);
+        }
+        if self.connections.len() >= self.max_connections {
+            return status(StatusCode::SERVICE_UNAVAILABLE);
         }
         if request
             .headers()
