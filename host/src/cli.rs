@@ -19,6 +19,7 @@ use crate::connection::Settings;
 use crate::hub::Hub;
 use crate::ids::ClientIds;
 use crate::metrics::Metrics;
+use crate::outbox::QueueLimits;
 use crate::plugin::{
     CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis,
 };
@@ -187,6 +188,10 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         heartbeat: config.heartbeat.interval(),
         auth_timeout: Duration::from_millis(config.auth.timeout_ms),
         rate: (config.limits.rate_per_sec, config.limits.rate_burst),
+        queue: QueueLimits {
+            messages: config.limits.outbound_max_messages,
+            bytes: config.limits.outbound_max_bytes,
+        },
         ids: ClientIds::new(),
     });
     let server = Arc::new(Server {

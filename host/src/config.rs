@@ -39,6 +39,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time a new TCP connection has to send its HTTP request head.
     pub handshake_timeout_ms: u64,
+    /// A client whose unsent messages exceed either bound is disconnected.
+    pub outbound_max_messages: usize,
+    pub outbound_max_bytes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +174,8 @@ impl Default for Limits {
             rate_burst: 200.0,
             max_connections: 50_000,
             handshake_timeout_ms: 10_000,
+            outbound_max_messages: 4096,
+            outbound_max_bytes: 4 << 20,
         }
     }
 }

@@ -19,9 +19,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{self, Frame};
-use crate::hub::{self, Inbox, Outbound};
+use crate::hub::Outbound;
 use crate::ids::ClientIds;
 use crate::metrics::Metrics;
+use crate::outbox::{self, Inbox, Overflow, QueueLimits};
 use crate::rate_limit::{Admit, RateLimit};
 use crate::router::{CLOSE_AUTH_FAILURES, CLOSE_KICKED, CLOSE_RATE_ABUSE, Conn, Router, Verdict};
 
@@ -42,6 +43,7 @@ pub struct Settings {
     pub auth_timeout: Duration,
     /// Messages per second and burst of each connection's token bucket.
     pub rate: (f64, f64),
+    pub queue: QueueLimits,
     pub ids: ClientIds,
 }
 
@@ -53,6 +55,8 @@ enum End {
     Gone(&'static str),
     /// No pong since the last ping: dropped without a close handshake.
     Dead,
+    /// Not reading fast enough: dropped without a close handshake.
+    SlowConsumer(&'static str),
 }
 
 pub async fn run(
@@ -75,7 +79,7 @@ pub async fn run(
     if ws.send(Message::Text(connected)).await.is_err() {
         return;
     }
-    let (outbox, mut queue) = hub::queue();
+    let (outbox, mut queue) = outbox::queue(settings.queue);
     let mut conn = router.connect(id, outbox);
     let metrics = &router.metrics;
     metrics.connections_total.fetch_add(1, Relaxed);
@@ -92,7 +96,7 @@ pub async fn run(
             flush_queue(&mut ws, &mut queue, metrics).await;
             send_close(&mut ws, *code, reason).await
         }
-        End::Gone(_) | End::Dead => false,
+        End::Gone(_) | End::Dead | End::SlowConsumer(_) => false,
     };
     // The room learns at once; the client's answer to our close frame is
     // only waited for afterwards.
@@ -117,13 +121,14 @@ impl End {
             End::Close(..) => "closed_by_server",
             End::Gone(_) => "closed_by_client",
             End::Dead => "heartbeat_timeout",
+            End::SlowConsumer(_) => "slow_consumer",
         }
     }
 
     fn describe(&self) -> String {
         match self {
             End::Close(code, reason) => format!("closed by server: {code} {reason}"),
-            End::Gone(why) => (*why).to_owned(),
+            End::Gone(why) | End::SlowConsumer(why) => (*why).to_owned(),
             End::Dead => "no pong to the last ping".to_owned(),
         }
     }
@@ -144,16 +149,21 @@ async fn serve(
     let mut limit = RateLimit::new(per_sec, burst, start);
     let auth_deadline = sleep(settings.auth_timeout);
     tokio::pin!(auth_deadline);
+    let overflow = queue.overflow();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
+            _ = overflow.wait() => return End::SlowConsumer("outbound queue full"),
             out = queue.recv() => match out {
-                Some(Outbound::Frame(frame)) => match write_batch(ws, frame, queue, &router.metrics).await {
-                    Ok(None) => {}
-                    Ok(Some((code, reason))) => return End::Close(code, reason),
-                    Err(_) => return End::Gone("write failed"),
-                },
+                Some(Outbound::Frame(frame)) => {
+                    let write = write_batch(ws, frame, queue, &router.metrics);
+                    match bounded(write, &overflow, settings.heartbeat).await {
+                        Ok(None) => {}
+                        Ok(Some((code, reason))) => return End::Close(code, reason),
+                        Err(end) => return end,
+                    }
+                }
                 Some(Outbound::Close(code, reason)) => return End::Close(code, reason),
                 None => return End::Gone("unregistered"),
             },
@@ -194,14 +204,30 @@ async fn serve(
                     return End::Dead;
                 }
                 awaiting_pong = true;
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    return End::Gone("write failed");
+                let ping = ws.send(Message::Ping(Default::default()));
+                if let Err(end) = bounded(ping, &overflow, settings.heartbeat).await {
+                    return end;
                 }
             }
             _ = &mut auth_deadline, if !conn.authenticated => {
                 return End::Close(CLOSE_AUTH_TIMEOUT, "not authenticated in time".into());
             }
         }
+    }
+}
+
+/// Runs a write to the socket unless the client stops keeping up: its
+/// queue overflows while the write waits, or the socket takes nothing for
+/// `patience`. Either way it is dropped as an unexpected disconnect.
+async fn bounded<T>(
+    write: impl Future<Output = Result<T, WsError>>,
+    overflow: &Overflow,
+    patience: Duration,
+) -> Result<T, End> {
+    tokio::select! {
+        result = write => result.map_err(|_| End::Gone("write failed")),
+        _ = overflow.wait() => Err(End::SlowConsumer("outbound queue full")),
+        _ = sleep(patience) => Err(End::SlowConsumer("socket stalled")),
     }
 }
 

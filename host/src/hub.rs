@@ -9,15 +9,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 use crate::envelope::{self, Frame};
 use crate::ids::{ClientId, RoomId};
+use crate::outbox::Outbox;
 
 /// What a connection task is asked to write.
 #[derive(Debug)]
@@ -25,57 +24,6 @@ pub enum Outbound {
     Frame(Frame),
     /// Close the connection with this code and reason.
     Close(u16, String),
-}
-
-/// The sending side of a client's outbound queue. It counts what it holds,
-/// for the queue depth metric.
-#[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
-    depth: Arc<AtomicUsize>,
-}
-
-/// The receiving side, owned by the client's connection task.
-pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Outbound>,
-    depth: Arc<AtomicUsize>,
-}
-
-pub fn queue() -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let depth = Arc::new(AtomicUsize::new(0));
-    (
-        Outbox {
-            tx,
-            depth: Arc::clone(&depth),
-        },
-        Inbox { rx, depth },
-    )
-}
-
-impl Outbox {
-    fn push(&self, message: Outbound) {
-        // Counted first, so the receiver never takes away what is not there.
-        self.depth.fetch_add(1, Relaxed);
-        if self.tx.send(message).is_err() {
-            // The connection is on its way out.
-            self.depth.fetch_sub(1, Relaxed);
-        }
-    }
-}
-
-impl Inbox {
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        let message = self.rx.recv().await?;
-        self.depth.fetch_sub(1, Relaxed);
-        Some(message)
-    }
-
-    pub fn try_recv(&mut self) -> Option<Outbound> {
-        let message = self.rx.try_recv().ok()?;
-        self.depth.fetch_sub(1, Relaxed);
-        Some(message)
-    }
 }
 
 /// A verified identity (from an auth plugin) or, with auth disabled, the
@@ -259,7 +207,7 @@ impl Hub {
             .lock()
             .clients
             .values()
-            .map(|c| c.outbox.depth.load(Relaxed))
+            .map(|c| c.outbox.depth())
             .sum()
     }
 
@@ -366,9 +314,13 @@ pub fn peer_left(room: &RoomId, id: ClientId, reason: &str) -> Frame {
 mod tests {
     use super::*;
     use crate::ids::ClientIds;
+    use crate::outbox::{Inbox, QueueLimits, queue};
 
     fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, Inbox) {
-        let (tx, rx) = queue();
+        let (tx, rx) = queue(QueueLimits {
+            messages: 16,
+            bytes: 1 << 20,
+        });
         let id = ids.next();
         let identity = Identity {
             user_id: format!("u{id}"),

@@ -11,6 +11,7 @@ mod envelope;
 mod hub;
 mod ids;
 mod metrics;
+mod outbox;
 mod plugin;
 mod rate_limit;
 mod router;

@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::Registry;
 use crate::envelope::{self, Envelope, ErrorCode, Frame};
-use crate::hub::{self, ClientInfo, Hub, Identity, Outbound, Outbox};
+use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
 use crate::schema::{self, AuthRequest};
 

@@ -20,7 +20,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::Server;
@@ -60,6 +60,25 @@ impl Client {
             .await
             .unwrap_or_else(|_| panic!("WebSocket handshake with {url} timed out"))
             .unwrap_or_else(|e| panic!("WebSocket handshake with {url} failed: {e}"));
+        Client::read_connected(ws).await
+    }
+
+    /// Connects to `/ws` and reads `connected`, or returns the HTTP status
+    /// the server answered the upgrade request with instead of 101. Any
+    /// other handshake failure fails the test.
+    pub async fn try_connect(server: &Server) -> Result<Client, u16> {
+        let url = server.url();
+        match timeout(RECV_TIMEOUT, connect_async(&url))
+            .await
+            .unwrap_or_else(|_| panic!("WebSocket handshake with {url} timed out"))
+        {
+            Ok((ws, _response)) => Ok(Client::read_connected(ws).await),
+            Err(WsError::Http(response)) => Err(response.status().as_u16()),
+            Err(e) => panic!("WebSocket handshake with {url} failed: {e}"),
+        }
+    }
+
+    async fn read_connected(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         let mut client = Client {
             ws,
             client_id: String::new(),
@@ -118,6 +137,16 @@ impl Client {
 
     pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) {
         self.send(Message::binary(bytes)).await;
+    }
+
+    /// Sends a WebSocket ping control frame (not a data message).
+    pub async fn send_ws_ping(&mut self, payload: impl Into<Bytes>) {
+        self.send(Message::Ping(payload.into())).await;
+    }
+
+    /// Sends an unsolicited WebSocket pong control frame.
+    pub async fn send_ws_pong(&mut self, payload: impl Into<Bytes>) {
+        self.send(Message::Pong(payload.into())).await;
     }
 
     /// Sends one text message split into one frame per part.
