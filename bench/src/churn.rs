@@ -1,0 +1,103 @@
+//! `churn`: C workers each repeating connect, auth, join, leave, disconnect
+//! (a clean 1000 close) as fast as the server lets them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::client::{self, Connector, Errors};
+use crate::stats::{self, Percentiles};
+use crate::{Meter, Report};
+
+/// Pause after a failed cycle, so a refusing server is not spun on.
+const ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+pub struct Args {
+    pub duration: Duration,
+    pub concurrency: usize,
+}
+
+pub async fn run(
+    connector: Arc<Connector>,
+    args: &Args,
+    pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let errors = Arc::new(Errors::default());
+    let meter = Meter::start(pid)?;
+    let deadline = Instant::now() + args.duration;
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|w| {
+            tokio::spawn(worker(
+                Arc::clone(&connector),
+                w,
+                deadline,
+                Arc::clone(&errors),
+            ))
+        })
+        .collect();
+    let mut cycle_us = Vec::new();
+    for worker in workers {
+        cycle_us.extend(worker.await.unwrap_or_default());
+    }
+    let window = meter.read()?;
+    let cycles = cycle_us.len() as u64;
+    let rate = cycles as f64 / window.wall.as_secs_f64();
+    let latency: Percentiles = stats::percentiles(cycle_us);
+    let mut json = json!({
+        "bench": "churn",
+        "concurrency": args.concurrency,
+        "cycles": cycles,
+        "cycles_per_sec": rate.round(),
+        "cycle_us": latency,
+        "errors": errors.count(),
+        "first_error": errors.first(),
+    });
+    window.add_to(&mut json, cycles);
+    let human = format!(
+        "churn x{}: {:.0} cycles/s, cycle us p50 {} p99 {} max {}, {} errors; {}",
+        args.concurrency,
+        rate,
+        latency.p50,
+        latency.p99,
+        latency.max,
+        errors.count(),
+        window.human("cycle", cycles),
+    );
+    Ok(Report { json, human })
+}
+
+/// Cycles until the deadline; the duration of each completed cycle in us.
+async fn worker(
+    connector: Arc<Connector>,
+    w: usize,
+    deadline: Instant,
+    errors: Arc<Errors>,
+) -> Vec<u32> {
+    let user = format!("churn-{w}");
+    let room = format!("bench-churn-{w}");
+    let mut cycles = Vec::new();
+    while Instant::now() < deadline {
+        let began = Instant::now();
+        match cycle(&connector, &user, &room).await {
+            Ok(()) => cycles.push(began.elapsed().as_micros().min(u32::MAX as u128) as u32),
+            Err(e) => {
+                errors.record(&e);
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    }
+    cycles
+}
+
+async fn cycle(connector: &Connector, user: &str, room: &str) -> anyhow::Result<()> {
+    let mut joined = connector.join(user, room).await?;
+    client::send(
+        &mut joined.ws,
+        &json!({ "event": "room:leave", "data": {} }),
+    )
+    .await?;
+    client::expect(&mut joined.ws, "room:left").await?;
+    client::close(joined.ws).await
+}

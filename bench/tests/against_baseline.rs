@@ -1,0 +1,97 @@
+//! Each subcommand against the native baseline, started in this process
+//! on a free port: the generator and the baseline agree on the protocol.
+//! Only counts are checked, never timings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_baseline::Server;
+use switchboard_bench::client::Connector;
+use switchboard_bench::{churn, idle, relay};
+use tokio::net::TcpListener;
+
+const SECRET: &[u8] = b"test-secret";
+
+/// The baseline's URL.
+async fn start_baseline() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(Arc::new(Server::new(SECRET.to_vec())).accept(listener));
+    url
+}
+
+async fn baseline() -> Arc<Connector> {
+    Arc::new(
+        Connector::new(&start_baseline().await, SECRET)
+            .await
+            .unwrap(),
+    )
+}
+
+fn count(report: &switchboard_bench::Report, field: &str) -> u64 {
+    report.json[field].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_windowed_and_paced_deliver_everything() {
+    let connector = baseline().await;
+    for rate in [None, Some(20.0)] {
+        let args = relay::Args {
+            rooms: 2,
+            clients_per_room: 3,
+            duration: Duration::from_millis(300),
+            rate,
+            window: 8,
+        };
+        let report = relay::run(&connector, &args, Some(std::process::id()))
+            .await
+            .unwrap();
+        assert_eq!(count(&report, "errors"), 0, "{}", report.json);
+        assert_eq!(count(&report, "clients"), 6);
+        assert!(count(&report, "delivered") > 0, "{}", report.json);
+        assert_eq!(count(&report, "undelivered"), 0, "{}", report.json);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_holds_every_client() {
+    let connector = baseline().await;
+    let args = idle::Args {
+        clients: 10,
+        room_size: 4,
+        hold: Duration::from_millis(50),
+    };
+    let report = idle::run(&connector, &args, std::process::id())
+        .await
+        .unwrap();
+    assert_eq!(count(&report, "connected"), 10, "{}", report.json);
+    assert_eq!(count(&report, "dropped_while_idle"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_completes_cycles_without_errors() {
+    let connector = baseline().await;
+    let args = churn::Args {
+        duration: Duration::from_millis(300),
+        concurrency: 2,
+    };
+    let report = churn::run(connector, &args, None).await.unwrap();
+    assert_eq!(count(&report, "errors"), 0, "{}", report.json);
+    assert!(count(&report, "cycles") > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_fails_setup_with_the_reason() {
+    let wrong = Connector::new(&start_baseline().await, b"wrong")
+        .await
+        .unwrap();
+    let args = relay::Args {
+        rooms: 1,
+        clients_per_room: 2,
+        duration: Duration::from_millis(50),
+        rate: None,
+        window: 1,
+    };
+    let error = relay::run(&wrong, &args, None).await.err().unwrap();
+    assert!(format!("{error:#}").contains("auth failed"), "{error:#}");
+}
