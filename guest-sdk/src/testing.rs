@@ -83,6 +83,20 @@ impl TestHost {
         TestHost::default()
     }
 
+    /// A host with these clients, each authenticated with its id as user
+    /// id and joined to its room (if any), in the order given.
+    pub fn with_members(members: &[(&str, Option<&str>)]) -> TestHost {
+        let host = TestHost::new();
+        for (id, room) in members {
+            host.add_client(id, id);
+            if let Some(room) = room {
+                host.join_room(id, room, "{}")
+                    .expect("a fresh client joins");
+            }
+        }
+        host
+    }
+
     /// A connected client that has not authenticated yet.
     pub fn connect(&self, id: &str) -> ClientInfo {
         let client = ClientInfo {

@@ -10,20 +10,13 @@ fn ttl(ms: u32) -> RoomTtl {
 
 /// c1 and c2 in room `a`, c3 in room `b`, c4 and c5 in none.
 fn setup() -> TestHost {
-    let host = TestHost::new();
-    for (id, room) in [
+    TestHost::with_members(&[
         ("c1", Some("a")),
         ("c2", Some("a")),
         ("c3", Some("b")),
         ("c4", None),
         ("c5", None),
-    ] {
-        host.add_client(id, id);
-        if let Some(room) = room {
-            host.join_room(id, room, "{}").unwrap();
-        }
-    }
-    host
+    ])
 }
 
 /// Calls `on_event` the way the host does: with the client as it is now.

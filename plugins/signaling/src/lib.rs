@@ -70,19 +70,12 @@ mod tests {
 
     /// c1 and c2 in room `a`, c3 in room `b`, c4 in none.
     fn setup() -> TestHost {
-        let host = TestHost::new();
-        for (id, room) in [
+        TestHost::with_members(&[
             ("c1", Some("a")),
             ("c2", Some("a")),
             ("c3", Some("b")),
             ("c4", None),
-        ] {
-            host.add_client(id, id);
-            if let Some(room) = room {
-                host.join_room(id, room, "{}").unwrap();
-            }
-        }
-        host
+        ])
     }
 
     fn send(host: &TestHost, from: &str, event: &str, to: &str) -> Outcome {

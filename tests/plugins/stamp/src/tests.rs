@@ -6,21 +6,14 @@ use super::*;
 
 /// c1, c2 and c3 in room `a`, c4 and c5 in room `b`, c6 in none.
 fn setup() -> TestHost {
-    let host = TestHost::new();
-    for (id, room) in [
+    TestHost::with_members(&[
         ("c1", Some("a")),
         ("c2", Some("a")),
         ("c3", Some("a")),
         ("c4", Some("b")),
         ("c5", Some("b")),
         ("c6", None),
-    ] {
-        host.add_client(id, id);
-        if let Some(room) = room {
-            host.join_room(id, room, "{}").unwrap();
-        }
-    }
-    host
+    ])
 }
 
 /// Calls `on_event` the way the host does: with the client as it is now.
