@@ -115,7 +115,14 @@ impl Router {
             event: &envelope.event,
         };
         self.count_in(&envelope.event);
-        let _span = tracing::debug_span!("message", client = %conn.id, event = %envelope.event, id = ?envelope.id).entered();
+        let span = tracing::debug_span!(
+            "message",
+            client = %conn.id,
+            room = tracing::field::Empty,
+            event = %envelope.event,
+            id = ?envelope.id,
+        );
+        let _span = span.enter();
         if !conn.authenticated && !schema::allowed_before_auth(envelope.event.as_str()) {
             self.error(
                 conn.id,
@@ -275,6 +282,9 @@ impl Router {
                 .then(|| data.as_object().and_then(schema::join_target))
                 .flatten()
         });
+        if let Some(room) = &room {
+            tracing::Span::current().record("room", tracing::field::display(room));
+        }
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
         let decided = match run_chain(plugins, &info, cause.event.as_str(), &data.to_string()) {
             Ok(decided) => decided,
