@@ -214,6 +214,13 @@ pub fn frame<D: Serialize + ?Sized>(event: &str, id: Option<&CorrelationId>, dat
         .into()
 }
 
+/// Plugin-supplied JSON text, if it is one JSON object (the only shape
+/// `data` and peer metadata may have).
+pub fn json_object(text: &str) -> Option<Box<RawValue>> {
+    let raw = RawValue::from_string(text.to_owned()).ok()?;
+    raw.get().trim_start().starts_with('{').then_some(raw)
+}
+
 /// Like [`frame`], for `data` that is already JSON text of an object.
 pub fn frame_raw(event: &str, id: Option<&CorrelationId>, data: &RawValue) -> Frame {
     frame(event, id, data)

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -489,9 +488,6 @@ fn run_chain(
 
 fn reply_frame(event: &str, data: &str, id: Option<&CorrelationId>) -> Option<Frame> {
     let event = EventName::parse(event)?;
-    let data = RawValue::from_string(data.to_owned()).ok()?;
-    data.get()
-        .trim_start()
-        .starts_with('{')
-        .then(|| envelope::frame_raw(event.as_str(), id, &data))
+    let data = envelope::json_object(data)?;
+    Some(envelope::frame_raw(event.as_str(), id, &data))
 }

@@ -146,13 +146,11 @@ impl PluginState {
     }
 
     fn json_object(&mut self, text: &str) -> Option<Arc<RawValue>> {
-        match RawValue::from_string(text.to_owned()) {
-            Ok(raw) if raw.get().trim_start().starts_with('{') => Some(raw.into()),
-            _ => {
-                self.fault = Some("passed data that is not a JSON object".into());
-                None
-            }
+        let object = envelope::json_object(text).map(Arc::from);
+        if object.is_none() {
+            self.fault = Some("passed data that is not a JSON object".into());
         }
+        object
     }
 }
 
