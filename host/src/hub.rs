@@ -96,6 +96,12 @@ pub struct Hub {
 
 const ROOM_LOCK_STRIPES: usize = 1024;
 
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new()
+    }
+}
+
 impl Hub {
     pub fn new() -> Hub {
         Hub {

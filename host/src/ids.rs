@@ -39,6 +39,12 @@ pub struct ClientIds {
     key: u64,
 }
 
+impl Default for ClientIds {
+    fn default() -> ClientIds {
+        ClientIds::new()
+    }
+}
+
 impl ClientIds {
     pub fn new() -> ClientIds {
         ClientIds {
