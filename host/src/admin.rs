@@ -117,9 +117,14 @@ impl Admin {
     fn metrics(&self) -> Reply {
         let hub = &self.router.hub;
         let mut out = String::new();
-        self.router
-            .metrics
-            .render(&mut out, hub.rooms().len(), hub.queued());
+        let gauges = metrics::HubGauges {
+            rooms: hub.rooms().len(),
+            queued: hub.queued(),
+            tasks: tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        };
+        self.router.metrics.render(&mut out, gauges);
         let chain = self.router.registry.chain();
         let plugins: Vec<_> = chain
             .plugins

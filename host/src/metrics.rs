@@ -15,6 +15,8 @@ const MAX_LABELS: usize = 256;
 pub struct Metrics {
     pub connections_current: AtomicI64,
     pub connections_total: AtomicU64,
+    /// Sessions kept for resume after an unexpected disconnect.
+    pub sessions_suspended: AtomicI64,
     pub connections_closed: Labelled,
     pub messages_in: Labelled,
     pub messages_out: Labelled,
@@ -103,7 +105,7 @@ pub fn family(out: &mut String, name: &str, kind: &str) {
 impl Metrics {
     /// Renders everything but the plugin families, which the caller adds
     /// from the current chain with [`render_calls`].
-    pub fn render(&self, out: &mut String, rooms: usize, queued: usize) {
+    pub fn render(&self, out: &mut String, hub: HubGauges) {
         let scalar = |out: &mut String, name: &str, kind: &str, value: String| {
             family(out, name, kind);
             let _ = writeln!(out, "{name} {value}");
@@ -120,12 +122,24 @@ impl Metrics {
             "counter",
             self.connections_total.load(Relaxed).to_string(),
         );
-        scalar(out, "switchboard_rooms", "gauge", rooms.to_string());
+        scalar(
+            out,
+            "switchboard_sessions_suspended",
+            "gauge",
+            self.sessions_suspended.load(Relaxed).to_string(),
+        );
+        scalar(out, "switchboard_rooms", "gauge", hub.rooms.to_string());
         scalar(
             out,
             "switchboard_outbound_queue_depth",
             "gauge",
-            queued.to_string(),
+            hub.queued.to_string(),
+        );
+        scalar(
+            out,
+            "switchboard_tasks_alive",
+            "gauge",
+            hub.tasks.to_string(),
         );
         let families = [
             (
@@ -147,6 +161,16 @@ impl Metrics {
             counter.render(out, name, label);
         }
     }
+}
+
+/// Readings taken when `/metrics` is asked for.
+pub struct HubGauges {
+    pub rooms: usize,
+    /// Messages queued for clients and not yet written.
+    pub queued: usize,
+    /// The runtime's live tasks: each connection, timer and grace period
+    /// is one, so a leak shows here.
+    pub tasks: usize,
 }
 
 /// Renders the plugin families for `(plugin, version, stats)`.
