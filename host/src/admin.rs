@@ -17,11 +17,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::SwapError;
-use crate::hub::{Outbound, Peer};
+use crate::hub::Peer;
 use crate::ids::{ClientId, RoomId};
 use crate::metrics;
 use crate::plugin::PluginSource;
-use crate::router::{CLOSE_KICKED, Router};
+use crate::router::Router;
 use crate::swap::{PluginInfo, Swapper};
 
 /// The largest component `PUT /admin/plugins/{name}` takes.
@@ -206,10 +206,7 @@ impl Admin {
         let hub = &self.router.hub;
         match ClientId::parse(id).filter(|id| hub.is_connected(*id)) {
             Some(id) => {
-                hub.send(
-                    id,
-                    Outbound::Close(CLOSE_KICKED, "removed by an operator".into()),
-                );
+                self.router.kick(id, "removed by an operator".into());
                 Response::builder()
                     .status(StatusCode::NO_CONTENT)
                     .body(Full::default())

@@ -26,6 +26,7 @@ use crate::plugin::{
 use crate::router::Router;
 use crate::schema;
 use crate::server::{self, Server};
+use crate::session::Sessions;
 use crate::swap::Swapper;
 use crate::token::{self, Claims};
 
@@ -179,6 +180,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
     let shutdown = CancellationToken::new();
     let router = Arc::new(Router {
         hub,
+        sessions: Sessions::new(config.session.replay_limit, Arc::clone(&metrics)),
         metrics,
         registry,
         auth_required: config.auth.required,
@@ -193,6 +195,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
             bytes: config.limits.outbound_max_bytes,
         },
         ids: ClientIds::new(),
+        resume_grace: Duration::from_millis(config.session.resume_grace_ms),
     });
     let server = Arc::new(Server {
         router: Arc::clone(&router),

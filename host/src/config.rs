@@ -18,6 +18,7 @@ pub struct Config {
     pub limits: Limits,
     pub heartbeat: Heartbeat,
     pub auth: Auth,
+    pub session: Session,
     pub shutdown: Shutdown,
     pub plugin_limits: PluginLimits,
     pub plugin_cache: PluginCache,
@@ -57,6 +58,25 @@ pub struct Auth {
     /// with its client id as its user id.
     pub required: bool,
     pub timeout_ms: u64,
+}
+
+/// Session resume (PROTOCOL.md, Session resume).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Session {
+    /// How long a session outlives an unexpected disconnect.
+    pub resume_grace_ms: u64,
+    /// Messages kept for a disconnected session; one more ends it.
+    pub replay_limit: usize,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            resume_grace_ms: 15_000,
+            replay_limit: 256,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +168,7 @@ impl Default for Config {
             limits: Limits::default(),
             heartbeat: Heartbeat::default(),
             auth: Auth::default(),
+            session: Session::default(),
             shutdown: Shutdown::default(),
             plugin_limits: PluginLimits::default(),
             plugin_cache: PluginCache::default(),

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use tokio::sync::Notify;
 use tokio::time::{Instant, interval_at, sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -20,17 +21,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{self, Frame};
 use crate::hub::Outbound;
-use crate::ids::ClientIds;
+use crate::ids::{ClientId, ClientIds, CorrelationId};
 use crate::metrics::Metrics;
 use crate::outbox::{self, Inbox, Overflow, QueueLimits};
 use crate::rate_limit::{Admit, RateLimit};
 use crate::router::{CLOSE_AUTH_FAILURES, CLOSE_KICKED, CLOSE_RATE_ABUSE, Conn, Router, Verdict};
+use crate::session::{Claim, Released, Suspension};
 
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
+/// The session was resumed by a newer connection.
+pub const CLOSE_TAKEN_OVER: u16 = 4000;
 
 /// Outbound frames written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -45,18 +49,30 @@ pub struct Settings {
     pub rate: (f64, f64),
     pub queue: QueueLimits,
     pub ids: ClientIds,
+    /// How long a session outlives an unexpected disconnect.
+    pub resume_grace: Duration,
 }
 
 /// How a connection ended.
 enum End {
     /// We close with this code, after writing what is queued.
     Close(u16, String),
-    /// The client closed (any code) or the socket failed.
-    Gone(&'static str),
+    /// The client closed or the socket failed; `clean` for a close frame
+    /// with 1000 or 1001.
+    Gone { clean: bool, why: &'static str },
     /// No pong since the last ping: dropped without a close handshake.
     Dead,
     /// Not reading fast enough: dropped without a close handshake.
     SlowConsumer(&'static str),
+    /// Another connection resumed this session: closed with 4000.
+    TakenOver,
+}
+
+impl End {
+    /// An unexpected disconnect from the client's side.
+    fn gone(why: &'static str) -> End {
+        End::Gone { clean: false, why }
+    }
 }
 
 pub async fn run(
@@ -66,6 +82,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let id = settings.ids.next();
+    let (token, takeover) = router.sessions.open(id);
     let connected = envelope::frame(
         "connected",
         None,
@@ -73,34 +90,57 @@ pub async fn run(
             "clientId": id.to_string(),
             "protocol": 1,
             "heartbeatMs": settings.heartbeat.as_millis() as u64,
-            "resumeToken": resume_token(),
+            "resumeToken": token.as_str(),
         }),
     );
     if ws.send(Message::Text(connected)).await.is_err() {
+        router.sessions.forget(id);
         return;
     }
-    let (outbox, mut queue) = outbox::queue(settings.queue);
-    let mut conn = router.connect(id, outbox);
+    let (outbox, queue) = outbox::queue(settings.queue);
+    let mut live = Live {
+        conn: router.connect(id, outbox),
+        overflow: queue.overflow(),
+        queue,
+        takeover,
+    };
     let metrics = &router.metrics;
     metrics.connections_total.fetch_add(1, Relaxed);
     metrics.connections_current.fetch_add(1, Relaxed);
     tracing::debug!(client = %id, "connected");
 
-    let end = serve(
-        &mut ws, &router, &settings, &shutdown, &mut conn, &mut queue,
-    )
-    .await;
-    tracing::info!(client = %id, how = end.describe(), "disconnected");
+    let end = serve(&mut ws, &router, &settings, &shutdown, &mut live).await;
+    let Live {
+        conn, mut queue, ..
+    } = live;
+    tracing::info!(client = %conn.id, how = end.describe(), "disconnected");
     let closing = match &end {
         End::Close(code, reason) => {
             flush_queue(&mut ws, &mut queue, metrics).await;
             send_close(&mut ws, *code, reason).await
         }
-        End::Gone(_) | End::Dead | End::SlowConsumer(_) => false,
+        End::Gone { .. } | End::Dead | End::SlowConsumer(_) | End::TakenOver => false,
     };
     // The room learns at once; the client's answer to our close frame is
     // only waited for afterwards.
-    router.disconnect(&conn);
+    let keep = end.is_unexpected() && conn.authenticated;
+    match router.sessions.release(conn.id, queue, keep) {
+        Released::Ended => router.disconnect(conn.id),
+        Released::Suspended(suspension) => {
+            let period = settings.resume_grace;
+            tokio::spawn(grace_period(
+                Arc::clone(&router),
+                conn.id,
+                suspension,
+                period,
+            ));
+        }
+        Released::HandedOver => {}
+    }
+    let closing = match end {
+        End::TakenOver => send_close(&mut ws, CLOSE_TAKEN_OVER, "session resumed elsewhere").await,
+        _ => closing,
+    };
     if closing {
         linger(&mut ws).await;
     }
@@ -108,7 +148,39 @@ pub async fn run(
     metrics.connections_closed.inc(end.reason());
 }
 
+/// A live session: the connection's protocol state and the queue it
+/// writes. A resume swaps in the resumed session's.
+struct Live {
+    conn: Conn,
+    queue: Inbox,
+    overflow: Overflow,
+    /// Fires when another connection resumes this session.
+    takeover: Arc<Notify>,
+}
+
+/// Keeps a suspended session until it is resumed, its grace period
+/// passes, its queue overflows, or it is kicked; all but a resume end it.
+async fn grace_period(router: Arc<Router>, id: ClientId, ends: Suspension, period: Duration) {
+    tokio::select! {
+        _ = ends.grace.cancelled() => {}
+        _ = sleep(period) => {}
+        _ = ends.overflow.wait() => {}
+        _ = router.shutdown.cancelled() => {}
+    }
+    if router.sessions.expire(id, ends.generation) {
+        tracing::info!(client = %id, "session ended unresumed");
+        router.disconnect(id);
+    }
+}
+
 impl End {
+    /// Whether the client's session is kept for a resume: PROTOCOL.md's
+    /// unexpected disconnects. Closes the server decides and slow
+    /// consumers (whose queue already lost a message) end it at once.
+    fn is_unexpected(&self) -> bool {
+        matches!(self, End::Gone { clean: false, .. } | End::Dead)
+    }
+
     /// The `reason` label of the closed-connections metric.
     fn reason(&self) -> &'static str {
         match self {
@@ -119,17 +191,19 @@ impl End {
             End::Close(CLOSE_KICKED, _) => "kicked",
             End::Close(CLOSE_RATE_ABUSE, _) => "rate_abuse",
             End::Close(..) => "closed_by_server",
-            End::Gone(_) => "closed_by_client",
+            End::Gone { .. } => "closed_by_client",
             End::Dead => "heartbeat_timeout",
             End::SlowConsumer(_) => "slow_consumer",
+            End::TakenOver => "resumed_elsewhere",
         }
     }
 
     fn describe(&self) -> String {
         match self {
             End::Close(code, reason) => format!("closed by server: {code} {reason}"),
-            End::Gone(why) | End::SlowConsumer(why) => (*why).to_owned(),
+            End::Gone { why, .. } | End::SlowConsumer(why) => (*why).to_owned(),
             End::Dead => "no pong to the last ping".to_owned(),
+            End::TakenOver => "session resumed by another connection".to_owned(),
         }
     }
 }
@@ -139,8 +213,7 @@ async fn serve(
     router: &Arc<Router>,
     settings: &Settings,
     shutdown: &CancellationToken,
-    conn: &mut Conn,
-    queue: &mut Inbox,
+    live: &mut Live,
 ) -> End {
     let start = Instant::now();
     let mut heartbeat = interval_at(start + settings.heartbeat, settings.heartbeat);
@@ -149,54 +222,62 @@ async fn serve(
     let mut limit = RateLimit::new(per_sec, burst, start);
     let auth_deadline = sleep(settings.auth_timeout);
     tokio::pin!(auth_deadline);
-    let overflow = queue.overflow();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
-            _ = overflow.wait() => return End::SlowConsumer("outbound queue full"),
-            out = queue.recv() => match out {
+            _ = live.takeover.notified() => return End::TakenOver,
+            _ = live.overflow.wait() => return End::SlowConsumer("outbound queue full"),
+            out = live.queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => {
-                    let write = write_batch(ws, frame, queue, &router.metrics);
-                    match bounded(write, &overflow, settings.heartbeat).await {
+                    let write = write_batch(ws, frame, &mut live.queue, &router.metrics);
+                    match bounded(write, (&live.takeover, &live.overflow), settings.heartbeat).await {
                         Ok(None) => {}
                         Ok(Some((code, reason))) => return End::Close(code, reason),
                         Err(end) => return end,
                     }
                 }
                 Some(Outbound::Close(code, reason)) => return End::Close(code, reason),
-                None => return End::Gone("unregistered"),
+                None => return End::gone("unregistered"),
             },
             message = ws.next() => {
                 let message = match message {
-                    None => return End::Gone("socket ended"),
+                    None => return End::gone("socket ended"),
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                         return End::Close(CLOSE_TOO_BIG, "message too big".into());
                     }
-                    Some(Err(_)) => return End::Gone("socket error"),
+                    Some(Err(_)) => return End::gone("socket error"),
                     Some(Ok(message)) => message,
                 };
                 if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                    live.conn.messages += 1;
                     match limit.admit(Instant::now()) {
                         Admit::Yes => {}
                         Admit::Limited => {
-                            router.rate_limited(conn.id);
+                            router.rate_limited(live.conn.id);
                             continue;
                         }
                         Admit::Abuse => return End::Close(CLOSE_RATE_ABUSE, "rate limit abuse".into()),
                     }
                 }
                 match message {
-                    Message::Text(text) => {
-                        if let Verdict::Close(code, reason) = router.handle_text(conn, text.as_str()) {
-                            return End::Close(code, reason.into());
+                    Message::Text(text) => match router.handle_text(&mut live.conn, text.as_str()) {
+                        Verdict::Open => {}
+                        Verdict::Close(code, reason) => return End::Close(code, reason.into()),
+                        Verdict::Resume { token, cause } => {
+                            if let Err(end) = resume(ws, router, settings, live, &token, cause.as_ref()).await {
+                                return end;
+                            }
                         }
-                    }
-                    Message::Binary(_) => router.binary_frame(conn.id),
+                    },
+                    Message::Binary(_) => router.binary_frame(live.conn.id),
                     Message::Pong(_) => awaiting_pong = false,
                     // tungstenite answers pings and close frames itself.
                     Message::Ping(_) | Message::Frame(_) => {}
-                    Message::Close(_) => return End::Gone("client closed"),
+                    Message::Close(frame) => {
+                        let clean = frame.is_some_and(|f| matches!(u16::from(f.code), 1000 | 1001));
+                        return End::Gone { clean, why: "client closed" };
+                    }
                 }
             }
             _ = heartbeat.tick() => {
@@ -205,27 +286,71 @@ async fn serve(
                 }
                 awaiting_pong = true;
                 let ping = ws.send(Message::Ping(Default::default()));
-                if let Err(end) = bounded(ping, &overflow, settings.heartbeat).await {
+                if let Err(end) = bounded(ping, (&live.takeover, &live.overflow), settings.heartbeat).await {
                     return end;
                 }
             }
-            _ = &mut auth_deadline, if !conn.authenticated => {
+            _ = &mut auth_deadline, if !live.conn.authenticated => {
                 return End::Close(CLOSE_AUTH_TIMEOUT, "not authenticated in time".into());
             }
         }
     }
 }
 
-/// Runs a write to the socket unless the client stops keeping up: its
+/// Takes over the session `token` names (PROTOCOL.md, Session resume):
+/// this connection becomes that client, answers `session:resumed`, and
+/// then writes the queue the session kept, in order.
+async fn resume(
+    ws: &mut Socket,
+    router: &Router,
+    settings: &Settings,
+    live: &mut Live,
+    token: &str,
+    cause: Option<&CorrelationId>,
+) -> Result<(), End> {
+    let own = live.conn.id;
+    let (id, queue) = match router.sessions.claim(token, own) {
+        Some(Claim::Ready(id, queue)) => (id, queue),
+        Some(Claim::Wait(id, handover)) => match handover.await {
+            Ok(queue) => (id, queue),
+            Err(_) => {
+                router.resume_failed(own, cause, "the session ended");
+                return Ok(());
+            }
+        },
+        None => {
+            router.resume_failed(own, cause, "unknown, used or expired resume token");
+            return Ok(());
+        }
+    };
+    queue.set_message_limit(settings.queue.messages);
+    let replayed = queue.depth();
+    let (token, takeover) = router.sessions.open(id);
+    // This connection's own client id ends here, unseen by any room.
+    router.sessions.forget(own);
+    router.disconnect(own);
+    router.adopt(&mut live.conn, id);
+    live.overflow = queue.overflow();
+    live.queue = queue;
+    live.takeover = takeover;
+    tracing::info!(client = %id, replaced = %own, replayed, "session resumed");
+    let frame = router.resumed(id, &token, replayed, cause);
+    router.metrics.messages_out.inc("session:resumed");
+    let signals = (&*live.takeover, &live.overflow);
+    bounded(ws.send(Message::Text(frame)), signals, settings.heartbeat).await
+}
+
+/// Runs a write to the socket unless the client stops keeping up (its
 /// queue overflows while the write waits, or the socket takes nothing for
-/// `patience`. Either way it is dropped as an unexpected disconnect.
+/// `patience`: it is dropped) or another connection resumes its session.
 async fn bounded<T>(
     write: impl Future<Output = Result<T, WsError>>,
-    overflow: &Overflow,
+    (takeover, overflow): (&Notify, &Overflow),
     patience: Duration,
 ) -> Result<T, End> {
     tokio::select! {
-        result = write => result.map_err(|_| End::Gone("write failed")),
+        result = write => result.map_err(|_| End::gone("write failed")),
+        _ = takeover.notified() => Err(End::TakenOver),
         _ = overflow.wait() => Err(End::SlowConsumer("outbound queue full")),
         _ = sleep(patience) => Err(End::SlowConsumer("socket stalled")),
     }
@@ -288,12 +413,4 @@ async fn send_close(ws: &mut Socket, code: u16, reason: &str) -> bool {
 async fn linger(ws: &mut Socket) {
     let drain = async { while let Some(Ok(_)) = ws.next().await {} };
     let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
-}
-
-/// Sessions are not resumable yet; the token is still unguessable so
-/// clients can store it as PROTOCOL.md says.
-fn resume_token() -> String {
-    use base64::Engine;
-    let bytes: [u8; 24] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

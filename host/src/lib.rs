@@ -19,5 +19,6 @@ mod rate_limit;
 mod router;
 pub mod schema;
 mod server;
+mod session;
 mod swap;
 mod token;

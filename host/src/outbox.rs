@@ -16,7 +16,10 @@ pub struct QueueLimits {
 }
 
 struct Shared {
-    limits: QueueLimits,
+    /// Lowered to the replay limit while the client's session waits for a
+    /// resume.
+    max_messages: AtomicUsize,
+    max_bytes: usize,
     messages: AtomicUsize,
     bytes: AtomicUsize,
     overflowed: AtomicBool,
@@ -43,7 +46,8 @@ pub struct Overflow(Arc<Shared>);
 pub fn queue(limits: QueueLimits) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        limits,
+        max_messages: AtomicUsize::new(limits.messages),
+        max_bytes: limits.bytes,
         messages: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
         overflowed: AtomicBool::new(false),
@@ -71,7 +75,7 @@ impl Outbox {
         // not there yet.
         let messages = shared.messages.fetch_add(1, Relaxed) + 1;
         let total = shared.bytes.fetch_add(bytes, Relaxed) + bytes;
-        let fits = messages <= shared.limits.messages && total <= shared.limits.bytes;
+        let fits = messages <= shared.max_messages.load(Relaxed) && total <= shared.max_bytes;
         if bytes > 0 && !fits {
             shared.uncount(bytes);
             if !shared.overflowed.swap(true, Relaxed) {
@@ -108,6 +112,17 @@ impl Inbox {
         let message = self.rx.try_recv().ok()?;
         self.taken(&message);
         Some(message)
+    }
+
+    /// Messages waiting.
+    pub fn depth(&self) -> usize {
+        self.shared.messages.load(Relaxed)
+    }
+
+    /// Changes how many messages the queue holds before it overflows; what
+    /// is queued already stays.
+    pub fn set_message_limit(&self, limit: usize) {
+        self.shared.max_messages.store(limit, Relaxed);
     }
 
     pub fn overflow(&self) -> Overflow {

@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
 use crate::schema::{self, AuthRequest};
+use crate::session::{ResumeToken, Sessions};
 
 /// Failed auth attempts after which a connection is closed (4003).
 const MAX_AUTH_FAILURES: u32 = 3;
@@ -32,7 +33,8 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub auth_required: bool,
-    /// Ends room timers on shutdown.
+    pub sessions: Sessions,
+    /// Ends room timers and grace periods on shutdown.
     pub shutdown: CancellationToken,
 }
 
@@ -42,6 +44,9 @@ pub struct Conn {
     pub authenticated: bool,
     identity: Option<Identity>,
     auth_failures: u32,
+    /// Data messages received, rate-limited ones included: only the first
+    /// may be a `session:resume`.
+    pub messages: u64,
 }
 
 /// Whether the connection stays open after a message.
@@ -49,6 +54,12 @@ pub struct Conn {
 pub enum Verdict {
     Open,
     Close(u16, &'static str),
+    /// A well-formed `session:resume` as the first message: the
+    /// connection, which owns the socket, takes the session over.
+    Resume {
+        token: String,
+        cause: Option<CorrelationId>,
+    },
 }
 
 /// The message being handled, for replies and logs.
@@ -77,23 +88,41 @@ impl Router {
             authenticated: identity.is_some(),
             identity,
             auth_failures: 0,
+            messages: 0,
         }
+    }
+
+    /// Makes `conn` the client `id`, whose session it resumed: it is
+    /// authenticated as that session was.
+    pub fn adopt(&self, conn: &mut Conn, id: ClientId) {
+        let identity = self.hub.client_info(id).and_then(|info| info.identity);
+        conn.id = id;
+        conn.authenticated = identity.is_some();
+        conn.identity = identity;
     }
 
     /// Removes a connection: its room's other members get `room:peer-left`
     /// (reason `disconnected`), then the disconnect hooks run.
-    pub fn disconnect(&self, conn: &Conn) {
-        let Some(info) = self.hub.client_info(conn.id) else {
+    pub fn disconnect(&self, id: ClientId) {
+        let Some(info) = self.hub.client_info(id) else {
             return;
         };
         let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
-        if let Some(room) = self.hub.unregister(conn.id) {
+        if let Some(room) = self.hub.unregister(id) {
             self.hub
-                .broadcast(&room, &hub::peer_left(&room, conn.id, "disconnected"), None);
+                .broadcast(&room, &hub::peer_left(&room, id, "disconnected"), None);
         }
         let chain = self.registry.chain();
         for plugin in chain.with_hook(|p| p.descriptor.hooks.disconnect) {
-            self.run_hook(plugin.on_disconnect(&info), conn.id);
+            self.run_hook(plugin.on_disconnect(&info), id);
+        }
+    }
+
+    /// Closes a client's connection with 4009; a suspended session, with
+    /// no connection to close, ends at once.
+    pub fn kick(&self, id: ClientId, reason: String) {
+        if !self.sessions.cut_short(id) {
+            self.hub.send(id, Outbound::Close(CLOSE_KICKED, reason));
         }
     }
 
@@ -141,10 +170,7 @@ impl Router {
                 );
                 Verdict::Open
             }
-            schema::SESSION_RESUME => {
-                self.resume(conn.id, &cause, &envelope.data);
-                Verdict::Open
-            }
+            schema::SESSION_RESUME => self.resume(conn, &cause, &envelope.data),
             schema::AUTH_REQUEST => self.authenticate(conn, &cause, &envelope.data),
             _ => {
                 self.route(conn.id, &cause, envelope.data);
@@ -153,18 +179,48 @@ impl Router {
         }
     }
 
-    /// Sessions are not kept yet (PROTOCOL.md, Session resume, comes with
-    /// the reliability work), so every token is unknown.
-    fn resume(&self, id: ClientId, cause: &Cause, data: &Map<String, Value>) {
-        match schema::resume_token(data) {
-            Err(message) => self.error(id, cause, ErrorCode::InvalidMessage, &message),
-            Ok(_) => self.error(
-                id,
-                cause,
-                ErrorCode::ResumeFailed,
-                "unknown or expired resume token",
-            ),
+    /// Checks a `session:resume`; the connection does the rest.
+    fn resume(&self, conn: &Conn, cause: &Cause, data: &Map<String, Value>) -> Verdict {
+        let token = match schema::resume_token(data) {
+            Ok(token) => token,
+            Err(message) => {
+                self.error(conn.id, cause, ErrorCode::InvalidMessage, &message);
+                return Verdict::Open;
+            }
+        };
+        if conn.messages > 1 {
+            // The token stays valid: a late attempt does not use it up.
+            let message = "`session:resume` must be the connection's first message";
+            self.error(conn.id, cause, ErrorCode::ResumeFailed, message);
+            return Verdict::Open;
         }
+        Verdict::Resume {
+            token: token.to_owned(),
+            cause: cause.id.cloned(),
+        }
+    }
+
+    pub fn resume_failed(&self, to: ClientId, id: Option<&CorrelationId>, message: &str) {
+        let event = EventName::parse(schema::SESSION_RESUME);
+        self.send_error(to, ErrorCode::ResumeFailed, message, id, event.as_ref());
+    }
+
+    /// `session:resumed` for the connection that resumed `id`.
+    pub fn resumed(
+        &self,
+        id: ClientId,
+        token: &ResumeToken,
+        replayed: usize,
+        cause: Option<&CorrelationId>,
+    ) -> Frame {
+        let room = self.hub.client_info(id).and_then(|info| info.room);
+        let data = json!({
+            "clientId": id.to_string(),
+            "roomId": room.as_ref().map(RoomId::as_str),
+            "replayed": replayed,
+            "resumeToken": token.as_str(),
+        });
+        envelope::frame("session:resumed", cause, &data)
     }
 
     fn authenticate(
@@ -334,9 +390,7 @@ impl Router {
                     frame,
                     except,
                 } => self.hub.broadcast(&room, &frame, except),
-                Effect::Kick(client, reason) => {
-                    self.hub.send(client, Outbound::Close(CLOSE_KICKED, reason))
-                }
+                Effect::Kick(client, reason) => self.kick(client, reason),
                 Effect::Timer {
                     plugin,
                     room,

@@ -113,6 +113,32 @@ impl Client {
         client
     }
 
+    /// Connects and, as its first message, asks to resume the session
+    /// `token` names; returns the client and the whole answer
+    /// (`session:resumed` or an error).
+    pub async fn resuming(server: &Server, token: &str) -> (Client, Value) {
+        let mut client = Client::connect(server).await;
+        client
+            .send_json(json!({ "event": "session:resume", "id": "resume", "data": { "resumeToken": token } }))
+            .await;
+        let answer = client.recv().await;
+        if answer["event"] == "session:resumed" {
+            client.client_id = answer["data"]["clientId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        (client, answer)
+    }
+
+    /// The `resumeToken` of `connected`.
+    pub fn resume_token(&self) -> String {
+        self.connected["resumeToken"]
+            .as_str()
+            .expect("connected carries a string resumeToken")
+            .to_owned()
+    }
+
     /// Sends `auth:request` with `data` and returns the `auth:response` data.
     pub async fn auth(&mut self, data: Value) -> Value {
         self.send_json(json!({ "event": "auth:request", "id": "auth", "data": data }))

@@ -1,0 +1,241 @@
+//! Sessions and their resume tokens (PROTOCOL.md, Session resume).
+//!
+//! A session is a client id with its hub entry (identity, room) and its
+//! outbound queue. It is *live* while a connection task writes its queue,
+//! *suspended* after an unexpected disconnect: the queue is parked here and
+//! keeps accepting messages, up to the replay limit, until a connection
+//! resumes it or the grace period ends. Every state change happens under
+//! one lock, so a resume, a disconnect and an expiry never see each other
+//! half done.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::ClientId;
+use crate::metrics::Metrics;
+use crate::outbox::{Inbox, Overflow};
+
+/// An unguessable, single-use token naming one session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResumeToken(String);
+
+impl ResumeToken {
+    fn new() -> ResumeToken {
+        use base64::Engine;
+        let bytes: [u8; 24] = rand::random();
+        ResumeToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+enum Slot {
+    /// A connection task writes the queue; `takeover` asks it to hand the
+    /// queue over.
+    Live {
+        token: ResumeToken,
+        takeover: Arc<Notify>,
+    },
+    /// A resume asked the live connection for the queue and waits here.
+    TakingOver { waiter: oneshot::Sender<Inbox> },
+    /// Disconnected unexpectedly. Cancelling `grace` wakes the grace
+    /// period's task, which ends the session if this slot, by its
+    /// `generation`, is still here.
+    Suspended {
+        token: ResumeToken,
+        queue: Inbox,
+        grace: CancellationToken,
+        generation: u64,
+    },
+}
+
+#[derive(Default)]
+struct Table {
+    tokens: HashMap<ResumeToken, ClientId>,
+    slots: HashMap<ClientId, Slot>,
+    suspensions: u64,
+}
+
+/// What a successful [`Sessions::claim`] gives the resuming connection.
+pub enum Claim {
+    /// The session was suspended: here is its queue.
+    Ready(ClientId, Inbox),
+    /// Its old connection still looks open and has been asked to hand the
+    /// queue over; it arrives here.
+    Wait(ClientId, oneshot::Receiver<Inbox>),
+}
+
+/// How a connection's session ended when its connection did.
+pub enum Released {
+    /// The session is over: the client leaves its room now.
+    Ended,
+    /// Kept for a resume; the caller runs the grace period.
+    Suspended(Suspension),
+    /// Another connection resumed it and has the queue.
+    HandedOver,
+}
+
+/// A suspended session's grace period: it runs until its time passes, the
+/// queue overflows or `grace` is cancelled, then asks
+/// [`Sessions::expire`] whether the session is still there to end.
+pub struct Suspension {
+    pub grace: CancellationToken,
+    pub generation: u64,
+    pub overflow: Overflow,
+}
+
+pub struct Sessions {
+    table: Mutex<Table>,
+    replay_limit: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Sessions {
+    pub fn new(replay_limit: usize, metrics: Arc<Metrics>) -> Sessions {
+        Sessions {
+            table: Mutex::default(),
+            replay_limit,
+            metrics,
+        }
+    }
+
+    /// Starts a live session for a new connection; returns its token and
+    /// the signal its task watches for a takeover.
+    pub fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
+        let token = ResumeToken::new();
+        let takeover = Arc::new(Notify::new());
+        let slot = Slot::Live {
+            token: token.clone(),
+            takeover: Arc::clone(&takeover),
+        };
+        let mut table = self.table.lock();
+        table.tokens.insert(token.clone(), id);
+        table.slots.insert(id, slot);
+        (token, takeover)
+    }
+
+    /// Uses a token up. `None` for an unknown, used or expired token, and
+    /// for the claimant's own, which it cannot resume into itself.
+    pub fn claim(&self, token: &str, claimant: ClientId) -> Option<Claim> {
+        let mut table = self.table.lock();
+        let token = ResumeToken(token.to_owned());
+        let id = *table.tokens.get(&token)?;
+        if id == claimant {
+            return None;
+        }
+        table.tokens.remove(&token);
+        match table.slots.remove(&id)? {
+            Slot::Live { takeover, .. } => {
+                let (waiter, receiver) = oneshot::channel();
+                table.slots.insert(id, Slot::TakingOver { waiter });
+                takeover.notify_one();
+                Some(Claim::Wait(id, receiver))
+            }
+            Slot::Suspended { queue, grace, .. } => {
+                grace.cancel();
+                self.metrics.sessions_suspended.fetch_sub(1, Relaxed);
+                Some(Claim::Ready(id, queue))
+            }
+            // Not reachable: a takeover removes the token it was claimed
+            // with. Put back, the claim just fails.
+            taking_over @ Slot::TakingOver { .. } => {
+                table.slots.insert(id, taking_over);
+                None
+            }
+        }
+    }
+
+    /// Voids a connection's own session after it resumed another one.
+    pub fn forget(&self, id: ClientId) {
+        let mut table = self.table.lock();
+        // A resume of this very connection, under way, fails when its
+        // waiter is dropped.
+        if let Some(Slot::Live { token, .. }) = table.slots.remove(&id) {
+            table.tokens.remove(&token);
+        }
+    }
+
+    /// Called when a connection ends. `keep` says whether the disconnect
+    /// was unexpected and the session worth resuming; one whose queue is
+    /// already past the replay limit ends anyway.
+    pub fn release(&self, id: ClientId, queue: Inbox, keep: bool) -> Released {
+        let mut table = self.table.lock();
+        let token = match table.slots.remove(&id) {
+            Some(Slot::TakingOver { waiter }) => {
+                // A resumer that gave up has dropped its end: the session
+                // then ends here.
+                return match waiter.send(queue) {
+                    Ok(()) => Released::HandedOver,
+                    Err(_) => Released::Ended,
+                };
+            }
+            Some(Slot::Live { token, .. }) => token,
+            Some(Slot::Suspended { .. }) | None => return Released::Ended,
+        };
+        if !keep || queue.depth() > self.replay_limit {
+            table.tokens.remove(&token);
+            return Released::Ended;
+        }
+        queue.set_message_limit(self.replay_limit);
+        let grace = CancellationToken::new();
+        let overflow = queue.overflow();
+        table.suspensions += 1;
+        let generation = table.suspensions;
+        table.slots.insert(
+            id,
+            Slot::Suspended {
+                token,
+                queue,
+                grace: grace.clone(),
+                generation,
+            },
+        );
+        self.metrics.sessions_suspended.fetch_add(1, Relaxed);
+        Released::Suspended(Suspension {
+            grace,
+            generation,
+            overflow,
+        })
+    }
+
+    /// Ends a suspended session now (a kick): wakes its grace period.
+    /// False if `id` is not suspended.
+    pub fn cut_short(&self, id: ClientId) -> bool {
+        match self.table.lock().slots.get(&id) {
+            Some(Slot::Suspended { grace, .. }) => {
+                grace.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the suspension `generation` of `id` when its grace period is
+    /// over; false if a resume got there first.
+    pub fn expire(&self, id: ClientId, generation: u64) -> bool {
+        let mut table = self.table.lock();
+        match table.slots.remove(&id) {
+            Some(Slot::Suspended {
+                token,
+                generation: g,
+                ..
+            }) if g == generation => {
+                table.tokens.remove(&token);
+                self.metrics.sessions_suspended.fetch_sub(1, Relaxed);
+                true
+            }
+            Some(other) => {
+                table.slots.insert(id, other);
+                false
+            }
+            None => false,
+        }
+    }
+}
