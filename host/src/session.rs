@@ -239,3 +239,118 @@ impl Sessions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Frame;
+    use crate::hub::Outbound;
+    use crate::ids::ClientIds;
+    use crate::outbox::{QueueLimits, queue};
+    use futures_util::FutureExt;
+
+    fn sessions(replay_limit: usize) -> Sessions {
+        Sessions::new(replay_limit, Arc::new(Metrics::default()))
+    }
+
+    fn inbox(frames: usize) -> Inbox {
+        let (outbox, inbox) = queue(QueueLimits {
+            messages: 100,
+            bytes: 1 << 20,
+        });
+        for n in 0..frames {
+            outbox.push(Outbound::Frame(Frame::from(n.to_string())));
+        }
+        inbox
+    }
+
+    fn suspended(released: Released) -> Suspension {
+        match released {
+            Released::Suspended(suspension) => suspension,
+            _ => panic!("expected a suspension"),
+        }
+    }
+
+    #[test]
+    fn a_suspended_session_is_claimed_once_with_its_queue() {
+        let (sessions, ids) = (sessions(8), ClientIds::new());
+        let (old, new) = (ids.next(), ids.next());
+        let (token, _) = sessions.open(old);
+        let (own, _) = sessions.open(new);
+        suspended(sessions.release(old, inbox(3), true));
+        assert_eq!(sessions.metrics.sessions_suspended.load(Relaxed), 1);
+        assert!(
+            sessions.claim(own.as_str(), new).is_none(),
+            "not into itself"
+        );
+        match sessions.claim(token.as_str(), new) {
+            Some(Claim::Ready(id, queue)) => assert_eq!((id, queue.depth()), (old, 3)),
+            _ => panic!("expected the suspended queue"),
+        }
+        assert!(sessions.claim(token.as_str(), new).is_none(), "single use");
+        assert_eq!(sessions.metrics.sessions_suspended.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_live_session_is_handed_over_by_its_connection() {
+        let (sessions, ids) = (sessions(8), ClientIds::new());
+        let (old, new) = (ids.next(), ids.next());
+        let (token, takeover) = sessions.open(old);
+        let Some(Claim::Wait(id, mut handover)) = sessions.claim(token.as_str(), new) else {
+            panic!("expected to wait for the live connection");
+        };
+        assert_eq!(id, old);
+        // The permit is stored for the connection task to find.
+        assert!(takeover.notified().now_or_never().is_some());
+        assert!(matches!(
+            sessions.release(old, inbox(2), false),
+            Released::HandedOver
+        ));
+        assert_eq!(handover.try_recv().unwrap().depth(), 2);
+    }
+
+    #[test]
+    fn what_is_not_kept_ends() {
+        let (sessions, ids) = (sessions(2), ClientIds::new());
+        let (clean, full) = (ids.next(), ids.next());
+        let (token, _) = sessions.open(clean);
+        assert!(matches!(
+            sessions.release(clean, inbox(0), false),
+            Released::Ended
+        ));
+        assert!(sessions.claim(token.as_str(), ids.next()).is_none());
+        sessions.open(full);
+        assert!(matches!(
+            sessions.release(full, inbox(3), true),
+            Released::Ended
+        ));
+    }
+
+    #[test]
+    fn expiry_loses_to_a_resume_and_a_kick_cuts_the_grace_short() {
+        let (sessions, ids) = (sessions(8), ClientIds::new());
+        let id = ids.next();
+        let (token, _) = sessions.open(id);
+        let first = suspended(sessions.release(id, inbox(0), true));
+        assert!(sessions.claim(token.as_str(), ids.next()).is_some());
+        assert!(first.grace.is_cancelled());
+        assert!(!sessions.expire(id, first.generation), "resumed first");
+
+        sessions.open(id);
+        let second = suspended(sessions.release(id, inbox(0), true));
+        assert!(!sessions.expire(id, first.generation), "a stale timer");
+        assert!(sessions.cut_short(id));
+        assert!(second.grace.is_cancelled());
+        assert!(sessions.expire(id, second.generation));
+        assert!(!sessions.cut_short(id));
+    }
+
+    #[test]
+    fn a_forgotten_session_has_no_token() {
+        let (sessions, ids) = (sessions(8), ClientIds::new());
+        let id = ids.next();
+        let (token, _) = sessions.open(id);
+        sessions.forget(id);
+        assert!(sessions.claim(token.as_str(), ids.next()).is_none());
+    }
+}
