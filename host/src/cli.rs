@@ -184,6 +184,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         metrics,
         registry,
         auth_required: config.auth.required,
+        event_rates: config.limits.events.clone(),
         shutdown: shutdown.clone(),
     });
     let settings = Arc::new(Settings {

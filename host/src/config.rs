@@ -1,12 +1,15 @@
 //! The server's configuration: one TOML file in which every key has a
 //! default. Unknown keys are errors, so a typo fails at start-up.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+
+use crate::ids::EventName;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +46,17 @@ pub struct Limits {
     /// A client whose unsent messages exceed either bound is disconnected.
     pub outbound_max_messages: usize,
     pub outbound_max_bytes: usize,
+    /// Token buckets of their own for some events, drawn from after the
+    /// connection's: `[limits.events."chat:message"]`.
+    pub events: HashMap<String, EventRate>,
+}
+
+/// One event's token bucket.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRate {
+    pub rate_per_sec: f64,
+    pub rate_burst: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +211,7 @@ impl Default for Limits {
             handshake_timeout_ms: 10_000,
             outbound_max_messages: 4096,
             outbound_max_bytes: 4 << 20,
+            events: HashMap::new(),
         }
     }
 }
@@ -279,6 +294,17 @@ impl Config {
         ] {
             if !(value.is_finite() && value >= 1.0) {
                 bail!("`{key}` must be a number of at least 1");
+            }
+        }
+        for (event, rate) in &self.limits.events {
+            if EventName::parse(event).is_none() {
+                bail!("`limits.events`: `{event}` is not a valid event name");
+            }
+            if !(rate.rate_per_sec.is_finite() && rate.rate_per_sec > 0.0) {
+                bail!("`limits.events.\"{event}\".rate_per_sec` must be a positive number");
+            }
+            if !(rate.rate_burst.is_finite() && rate.rate_burst >= 1.0) {
+                bail!("`limits.events.\"{event}\".rate_burst` must be a number of at least 1");
             }
         }
         if self.plugins.is_empty() {

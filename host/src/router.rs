@@ -5,19 +5,23 @@
 //! Every function here is synchronous: plugin calls are short and bounded
 //! by their deadline, and delivery only enqueues.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::Registry;
+use crate::config::EventRate;
 use crate::envelope::{self, Envelope, ErrorCode, Frame};
 use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
+use crate::rate_limit::{Admit, RateLimit};
 use crate::schema::{self, AuthRequest};
 use crate::session::{ResumeToken, Sessions};
 
@@ -33,6 +37,8 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub auth_required: bool,
+    /// `limits.events`: buckets of their own for some events.
+    pub event_rates: HashMap<String, EventRate>,
     pub sessions: Sessions,
     /// Ends room timers and grace periods on shutdown.
     pub shutdown: CancellationToken,
@@ -47,6 +53,8 @@ pub struct Conn {
     /// Data messages received, rate-limited ones included: only the first
     /// may be a `session:resume`.
     pub messages: u64,
+    /// The buckets of rate-limited events this connection has sent.
+    event_limits: HashMap<EventName, RateLimit>,
 }
 
 /// Whether the connection stays open after a message.
@@ -89,6 +97,7 @@ impl Router {
             identity,
             auth_failures: 0,
             messages: 0,
+            event_limits: HashMap::new(),
         }
     }
 
@@ -151,6 +160,9 @@ impl Router {
             id = ?envelope.id,
         );
         let _span = span.enter();
+        if let Some(verdict) = self.limit_event(conn, &cause) {
+            return verdict;
+        }
         if !conn.authenticated && !schema::allowed_before_auth(envelope.event.as_str()) {
             self.error(
                 conn.id,
@@ -176,6 +188,27 @@ impl Router {
                 self.route(conn.id, &cause, envelope.data);
                 Verdict::Open
             }
+        }
+    }
+
+    /// The event's own rate limit, if it has one: `RATE_LIMITED` for this
+    /// message (with its `id`: unlike the connection's limit, this one
+    /// needs the message parsed), or 4008 for abuse.
+    fn limit_event(&self, conn: &mut Conn, cause: &Cause) -> Option<Verdict> {
+        let rate = self.event_rates.get(cause.event.as_str())?;
+        let now = Instant::now();
+        let limit = conn
+            .event_limits
+            .entry(cause.event.clone())
+            .or_insert_with(|| RateLimit::new(rate.rate_per_sec, rate.rate_burst, now));
+        match limit.admit(now) {
+            Admit::Yes => None,
+            Admit::Limited => {
+                let message = format!("too many `{}` messages; slow down", cause.event);
+                self.error(conn.id, cause, ErrorCode::RateLimited, &message);
+                Some(Verdict::Open)
+            }
+            Admit::Abuse => Some(Verdict::Close(CLOSE_RATE_ABUSE, "rate limit abuse")),
         }
     }
 

@@ -238,6 +238,91 @@ async fn other_clients_are_not_limited_by_one_clients_flood() {
     newcomer.assert_open().await;
 }
 
+/// `[limits.events]`: a bucket of its own for one event, drawn from after
+/// the connection's. Its `RATE_LIMITED` comes after parsing, so it carries
+/// the message's `id` and names its event; other events are not limited.
+#[tokio::test]
+async fn an_event_can_have_a_rate_limit_of_its_own() {
+    let config = "[limits.events.ping]\nrate_per_sec = 1\nrate_burst = 2\n";
+    let server = Server::start(config).await;
+    let mut client = Client::authed(&server, "alice").await;
+    for i in 0..3 {
+        ping(&mut client, &format!("p{i}")).await;
+    }
+    client.expect_reply("pong", "p0").await;
+    client.expect_reply("pong", "p1").await;
+    client
+        .expect_error("RATE_LIMITED", Some("p2"), Some("ping"))
+        .await;
+    // Other events draw only from the connection's bucket.
+    for i in 0..5 {
+        client
+            .send_json(json!({ "event": "room:state", "id": format!("s{i}") }))
+            .await;
+        client
+            .expect_error("NOT_IN_ROOM", Some(&format!("s{i}")), Some("room:state"))
+            .await;
+    }
+    sleep(REFILL).await;
+    ping(&mut client, "again").await;
+    client.expect_reply("pong", "again").await;
+}
+
+#[tokio::test]
+async fn abusing_an_event_limit_closes_with_4008() {
+    let config = "[limits.events.ping]\nrate_per_sec = 1\nrate_burst = 1\n";
+    let server = Server::start(config).await;
+    let mut client = Client::connect(&server).await;
+    for i in 0..102 {
+        ping(&mut client, &format!("p{i}")).await;
+    }
+    client.expect_reply("pong", "p0").await;
+    for i in 1..=100 {
+        let id = format!("p{i}");
+        client
+            .expect_error("RATE_LIMITED", Some(&id), Some("ping"))
+            .await;
+    }
+    loop {
+        match timeout(RECV_TIMEOUT, client.next_incoming()).await {
+            Ok(Incoming::Message(message)) => assert_eq!(message["data"]["code"], "RATE_LIMITED"),
+            Ok(Incoming::Closed(code)) => {
+                assert_eq!(code, Some(4008));
+                break;
+            }
+            other => panic!("expected a close with 4008, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_event_limit_is_refused_at_start_up() {
+    for (config, named) in [
+        (
+            "[limits.events.\"Bad Event\"]\nrate_per_sec = 1\nrate_burst = 1\n",
+            "Bad Event",
+        ),
+        (
+            "[limits.events.ping]\nrate_per_sec = 0\nrate_burst = 1\n",
+            "rate_per_sec",
+        ),
+        (
+            "[limits.events.ping]\nrate_per_sec = 1\nrate_burst = 0.5\n",
+            "rate_burst",
+        ),
+        ("[limits.events.ping]\nrate_per_sec = 1\n", "rate_burst"),
+    ] {
+        let (status, log) = Server::builder(config)
+            .start_expecting_failure(RECV_TIMEOUT)
+            .await;
+        assert!(!status.success(), "{config} was accepted");
+        assert!(
+            log.contains(named),
+            "the error does not name `{named}`: {log}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn max_connections_answers_503_before_upgrade() {
     let server = Server::start("[limits]\nmax_connections = 2\n").await;
