@@ -148,7 +148,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         );
     }
     let secret = jwt_secret();
-    let hub = Arc::new(Hub::new());
+    let hub = Arc::new(Hub::new(config.limits.max_rooms));
     let metrics = Arc::new(Metrics::default());
     let cache_dir = config
         .plugin_cache
@@ -298,7 +298,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
         bytes,
     };
     let loader = Loader::new(
-        Arc::new(Hub::new()),
+        Arc::new(Hub::new(Config::default().limits.max_rooms)),
         Config::default().plugin_limits,
         CompileCache::new(None),
     )?;

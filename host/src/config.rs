@@ -41,6 +41,9 @@ pub struct Limits {
     pub rate_burst: f64,
     /// Beyond this many open WebSocket connections, upgrades get 503.
     pub max_connections: usize,
+    /// A `room:join` that would open one more room than this is
+    /// `ROOM_FULL`.
+    pub max_rooms: usize,
     /// Time a new TCP connection has to send its HTTP request head.
     pub handshake_timeout_ms: u64,
     /// A client whose unsent messages exceed either bound is disconnected.
@@ -208,6 +211,7 @@ impl Default for Limits {
             rate_per_sec: 100.0,
             rate_burst: 200.0,
             max_connections: 50_000,
+            max_rooms: 100_000,
             handshake_timeout_ms: 10_000,
             outbound_max_messages: 4096,
             outbound_max_bytes: 4 << 20,
@@ -270,6 +274,7 @@ impl Config {
                 self.limits.max_message_bytes as u64,
             ),
             ("limits.max_connections", self.limits.max_connections as u64),
+            ("limits.max_rooms", self.limits.max_rooms as u64),
             (
                 "limits.handshake_timeout_ms",
                 self.limits.handshake_timeout_ms,

@@ -64,6 +64,8 @@ pub enum JoinError {
     AlreadyInRoom,
     #[error("the client is not connected or not authenticated")]
     UnknownClient,
+    #[error("the server holds as many rooms as it may")]
+    TooManyRooms,
 }
 
 struct Client {
@@ -92,22 +94,19 @@ pub struct Hub {
     /// plugins in one total order while other rooms run in parallel.
     room_locks: Box<[Mutex<()>]>,
     stripe_hasher: RandomState,
+    /// `limits.max_rooms`: a join that would open one more room fails.
+    max_rooms: usize,
 }
 
 const ROOM_LOCK_STRIPES: usize = 1024;
 
-impl Default for Hub {
-    fn default() -> Hub {
-        Hub::new()
-    }
-}
-
 impl Hub {
-    pub fn new() -> Hub {
+    pub fn new(max_rooms: usize) -> Hub {
         Hub {
             state: Mutex::default(),
             room_locks: (0..ROOM_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             stripe_hasher: RandomState::new(),
+            max_rooms,
         }
     }
 
@@ -157,10 +156,14 @@ impl Hub {
         room: &RoomId,
         metadata: Arc<RawValue>,
     ) -> Result<(Vec<Peer>, Peer), JoinError> {
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         let client = state.clients.get_mut(&id).ok_or(JoinError::UnknownClient)?;
         if client.room.is_some() {
             return Err(JoinError::AlreadyInRoom);
+        }
+        if state.rooms.len() >= self.max_rooms && !state.rooms.contains_key(room) {
+            return Err(JoinError::TooManyRooms);
         }
         let user_id = client
             .identity
@@ -343,7 +346,7 @@ mod tests {
 
     #[test]
     fn membership_is_ordered_and_rooms_end_when_empty() {
-        let (hub, ids) = (Hub::new(), ClientIds::new());
+        let (hub, ids) = (Hub::new(usize::MAX), ClientIds::new());
         let room = RoomId::parse("r").unwrap();
         let (a, _ra) = client(&hub, &ids);
         let (b, _rb) = client(&hub, &ids);
@@ -366,7 +369,7 @@ mod tests {
 
     #[test]
     fn broadcast_skips_the_excepted_member() {
-        let (hub, ids) = (Hub::new(), ClientIds::new());
+        let (hub, ids) = (Hub::new(usize::MAX), ClientIds::new());
         let room = RoomId::parse("r").unwrap();
         let (a, mut ra) = client(&hub, &ids);
         let (b, mut rb) = client(&hub, &ids);

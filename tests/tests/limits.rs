@@ -1,7 +1,8 @@
 //! PROTOCOL.md, "Order of checks" step 2, `RATE_LIMITED` and close code
-//! 4008: the per-connection token bucket; and the `[limits]` that guard
-//! the listener: `max_connections` (HTTP 503 before the upgrade) and
-//! `handshake_timeout_ms` (a request head that never completes).
+//! 4008: the per-connection token bucket and per-event buckets; the
+//! `[limits]` that guard the listener: `max_connections` (HTTP 503 before
+//! the upgrade) and `handshake_timeout_ms` (a request head that never
+//! completes); and `max_rooms`.
 //!
 //! The rate tests use a slow refill (1 or 2 tokens a second), so a burst
 //! sent back-to-back finds the bucket as the test left it.
@@ -321,6 +322,29 @@ async fn a_bad_event_limit_is_refused_at_start_up() {
             "the error does not name `{named}`: {log}"
         );
     }
+}
+
+/// `limits.max_rooms`: the host refuses a join that would open one room
+/// more, whatever the room policy says; joining an existing room still
+/// works, and a room that ends frees its place.
+#[tokio::test]
+async fn max_rooms_refuses_a_new_room_with_room_full() {
+    let server = Server::start("[limits]\nmax_rooms = 2\n").await;
+    let mut a = Client::joined(&server, "a", "one").await;
+    let _b = Client::joined(&server, "b", "two").await;
+    let mut c = Client::authed(&server, "c").await;
+    c.send_json(json!({ "event": "room:join", "id": "j", "data": { "roomId": "three" } }))
+        .await;
+    c.expect_error("ROOM_FULL", Some("j"), Some("room:join"))
+        .await;
+    c.join("one").await;
+    a.send_json(json!({ "event": "room:leave", "id": "l" }))
+        .await;
+    a.expect_reply("room:left", "l").await;
+    c.send_json(json!({ "event": "room:leave", "id": "l" }))
+        .await;
+    c.expect_reply("room:left", "l").await;
+    c.join("three").await;
 }
 
 #[tokio::test]

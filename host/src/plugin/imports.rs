@@ -49,6 +49,7 @@ impl Host for PluginState {
         let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
             JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
             JoinError::UnknownClient => ErrorCode::NotAuthenticated,
+            JoinError::TooManyRooms => ErrorCode::RoomFull,
         })?;
         let frame = hub::peer_joined(&room, &joined);
         self.effects.push(Effect::Broadcast {
