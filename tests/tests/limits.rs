@@ -338,11 +338,13 @@ async fn max_rooms_refuses_a_new_room_with_room_full() {
     c.expect_error("ROOM_FULL", Some("j"), Some("room:join"))
         .await;
     c.join("one").await;
+    a.expect_event("room:peer-joined").await;
     a.send_json(json!({ "event": "room:leave", "id": "l" }))
         .await;
     a.expect_reply("room:left", "l").await;
     c.send_json(json!({ "event": "room:leave", "id": "l" }))
         .await;
+    c.expect_event("room:peer-left").await;
     c.expect_reply("room:left", "l").await;
     c.join("three").await;
 }
