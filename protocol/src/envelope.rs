@@ -377,6 +377,18 @@ mod tests {
         assert!(err(&arrays).message.contains("nest"));
     }
 
+    /// Found by fuzzing: without serde_json's `float_roundtrip`, a number
+    /// written back out read in again as another number.
+    #[test]
+    fn numbers_read_back_as_written() {
+        let text = r#"{"event":"x","data":{"e":2.2250758500387214e-309,"f":0.1,"g":-0}}"#;
+        let env = Envelope::parse(text).unwrap();
+        let again = Envelope::parse(&frame("x", None, &env.data)).unwrap();
+        assert_eq!(again, env);
+        let exact: f64 = "2.2250758500387214e-309".parse().unwrap();
+        assert_eq!(env.data["e"].as_f64(), Some(exact));
+    }
+
     #[test]
     fn data_keeps_the_last_duplicate_key() {
         let env = Envelope::parse(r#"{"event":"x","data":{"a":1,"a":2}}"#).unwrap();
