@@ -1,6 +1,5 @@
 //! The Switchboard server as a library: `main.rs` is its command line,
-//! and the fuzz targets and micro-benchmarks reach the parts they
-//! exercise (envelope parsing, the plugin call path) through here. See
+//! and the micro-benchmarks reach the plugin call path through here. See
 //! ARCHITECTURE.md for the map.
 
 mod admin;
@@ -9,16 +8,17 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 mod connection;
-pub mod envelope;
 pub mod hub;
-pub mod ids;
 pub mod metrics;
 mod outbox;
 pub mod plugin;
 mod rate_limit;
 mod router;
-pub mod schema;
 mod server;
 mod session;
 mod swap;
 mod token;
+
+// The wire format lives in its own crate (no I/O, no wasmtime) so the fuzz
+// targets build fast; re-exported so `crate::envelope::...` reads as before.
+pub use switchboard_protocol::{envelope, ids, schema};

@@ -8,12 +8,12 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tungstenite::Utf8Bytes;
 
 use crate::ids::{CorrelationId, EventName};
 
 /// A validated inbound message.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Envelope {
     pub event: EventName,
     pub id: Option<CorrelationId>,
@@ -89,6 +89,11 @@ impl Envelope {
         let data = match field("data") {
             None => Map::new(),
             Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(data)) if depth(&data) > MAX_DATA_DEPTH => {
+                    error.message =
+                        format!("`data` must not nest deeper than {MAX_DATA_DEPTH} levels");
+                    return Err(error);
+                }
                 Ok(Value::Object(data)) => data,
                 Ok(_) => {
                     error.message = "`data` must be an object".into();
@@ -106,6 +111,25 @@ impl Envelope {
             data,
         })
     }
+}
+
+/// How deeply `data` may nest objects and arrays, itself included.
+///
+/// serde_json, and so many clients, refuse a message nested 128 levels or
+/// more, and the host puts client data deeper than it came (a peer's
+/// `metadata` sits four levels into `room:joined`). A bound well below that
+/// keeps every frame built from accepted data readable by such clients.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+fn depth(data: &Map<String, Value>) -> usize {
+    fn value_depth(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+            Value::Object(members) => 1 + members.values().map(value_depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    1 + data.values().map(value_depth).max().unwrap_or(0)
 }
 
 impl EnvelopeError {
@@ -323,6 +347,46 @@ mod tests {
     fn escaped_strings_are_valid_ids() {
         let env = Envelope::parse(r#"{"event":"ping","id":"a\"b"}"#).unwrap();
         assert_eq!(env.id.unwrap().as_str(), "a\"b");
+    }
+
+    /// Found by fuzzing: `data` nested 127 levels was accepted, but a frame
+    /// carrying it nests 128, which serde_json refuses to read.
+    #[test]
+    fn data_nesting_is_bounded_so_frames_stay_readable() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"event":"x","id":"n","data":{}1{}}}"#,
+                r#"{"a":"#.repeat(levels),
+                "}".repeat(levels)
+            )
+        };
+        let deepest = Envelope::parse(&nested(MAX_DATA_DEPTH)).unwrap();
+        let frame = frame("x", None, &deepest.data);
+        assert!(serde_json::from_str::<Value>(&frame).is_ok());
+        for levels in [MAX_DATA_DEPTH + 1, 127] {
+            let e = err(&nested(levels));
+            assert!(e.message.contains("nest"), "{}", e.message);
+            assert_eq!(e.id.unwrap().as_str(), "n");
+            assert_eq!(e.event.unwrap().as_str(), "x");
+        }
+        let arrays = format!(
+            r#"{{"event":"x","data":{{"a":{}{}}}}}"#,
+            "[".repeat(MAX_DATA_DEPTH),
+            "]".repeat(MAX_DATA_DEPTH)
+        );
+        assert!(err(&arrays).message.contains("nest"));
+    }
+
+    /// Found by fuzzing: without serde_json's `float_roundtrip`, a number
+    /// written back out read in again as another number.
+    #[test]
+    fn numbers_read_back_as_written() {
+        let text = r#"{"event":"x","data":{"e":2.2250758500387214e-309,"f":0.1,"g":-0}}"#;
+        let env = Envelope::parse(text).unwrap();
+        let again = Envelope::parse(&frame("x", None, &env.data)).unwrap();
+        assert_eq!(again, env);
+        let exact: f64 = "2.2250758500387214e-309".parse().unwrap();
+        assert_eq!(env.data["e"].as_f64(), Some(exact));
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! The Switchboard wire format (PROTOCOL.md): validated identifiers, the
+//! envelope parser and writers, and the `data` schemas of the events the
+//! protocol defines. It has no I/O and no plugin runtime, so the fuzz
+//! targets build it quickly with sanitizers.
+
+pub mod envelope;
+pub mod ids;
+pub mod schema;
