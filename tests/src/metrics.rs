@@ -117,6 +117,12 @@ impl Metrics {
         found.first().map(|s| s.value)
     }
 
+    /// The value of the unlabelled sample `name`, which must be present.
+    pub fn value(&self, name: &str) -> f64 {
+        self.get(name, &[])
+            .unwrap_or_else(|| panic!("{name} is missing: {:?}", self.samples))
+    }
+
     /// [`Metrics::get`], with an absent sample read as 0 (a labelled
     /// counter that has not been incremented may not be exported yet).
     pub fn get_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
