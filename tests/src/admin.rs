@@ -96,8 +96,8 @@ impl Admin {
             }
             assert!(
                 Instant::now() < deadline,
-                "{what} within {limit:?}; last scrape: {:?}",
-                metrics.samples
+                "{what} within {limit:?}; last scrape: {}",
+                metrics.summary()
             );
             sleep(METRICS_POLL).await;
         }
