@@ -608,7 +608,7 @@ async fn ping_and_pong_floods_are_answered_and_not_limited() {
 
 #[tokio::test]
 async fn half_open_connections_are_ended_by_the_heartbeat() {
-    let (mut server, baseline) = start("[heartbeat]\ninterval_ms = 200\n").await;
+    let (mut server, baseline) = start("[heartbeat]\ninterval_ms = 300\n").await;
     let bystanders = Bystanders::start(&server).await;
     let before = server.admin().metrics().await;
     let timeouts_before = before.get_or_zero(
