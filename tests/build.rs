@@ -7,6 +7,7 @@
 fn main() {
     let packages = [
         ("misbehave", "tests/plugins/misbehave", "MISBEHAVE_WASM"),
+        ("sandbox", "tests/plugins/sandbox", "SANDBOX_WASM"),
         ("stamp", "tests/plugins/stamp", "STAMP_WASM"),
         ("chat", "plugins/chat", "CHAT_WASM"),
         ("moderation", "plugins/moderation", "MODERATION_WASM"),

@@ -8,11 +8,16 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::Metrics;
 
 /// How long one admin request may take, from connect to the last byte. A
 /// hot swap compiles the component before it answers, so this is generous.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often [`Admin::metrics_until`] scrapes.
+const METRICS_POLL: Duration = Duration::from_millis(50);
 
 /// The admin endpoint of one server, with or without a bearer token.
 #[derive(Clone)]
@@ -66,6 +71,36 @@ impl Admin {
         let response = self.get("/metrics").await;
         assert_eq!(response.status, 200, "GET /metrics: {response}");
         response.text()
+    }
+
+    /// `GET /metrics`, parsed.
+    pub async fn metrics(&self) -> Metrics {
+        Metrics::parse(&self.metrics_text().await)
+    }
+
+    /// Scrapes `/metrics` until `check` holds and returns that scrape;
+    /// fails after `limit`, naming `what` and showing the last scrape.
+    /// Gauges settle a moment after what a client sees (a close is counted
+    /// once the server has handled it), so tests poll rather than sleep.
+    pub async fn metrics_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
+        let deadline = Instant::now() + limit;
+        loop {
+            let metrics = self.metrics().await;
+            if check(&metrics) {
+                return metrics;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {limit:?}; last scrape: {}",
+                metrics.summary()
+            );
+            sleep(METRICS_POLL).await;
+        }
     }
 
     /// Sends one request with `body` and reads the whole response.

@@ -214,6 +214,23 @@ impl Client {
         .await;
     }
 
+    /// Goes without a close frame: the socket is shut (FIN), as when a
+    /// client's process dies.
+    pub fn vanish(self) {
+        drop(self);
+    }
+
+    /// Goes with a TCP reset, as when a client's network fails: the server
+    /// sees an error, not an end of stream.
+    pub fn reset(self) {
+        if let MaybeTlsStream::Plain(stream) = self.ws.get_ref() {
+            // A zero linger resets at once on drop; the deprecation is
+            // about lingers that block the dropping thread.
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+        }
+    }
+
     /// The next data message, parsed as JSON, waiting at most [`RECV_TIMEOUT`].
     pub async fn recv(&mut self) -> Value {
         self.recv_within(RECV_TIMEOUT).await

@@ -15,6 +15,8 @@
 //!   and the broken ones it must refuse;
 //! - [`http`] sends raw HTTP/1.1 requests for the transport rules that a
 //!   WebSocket client cannot express;
+//! - [`raw`] writes WebSocket frames by hand on a `TcpStream`, for the
+//!   hostile input a client library refuses to send;
 //! - [`admin`] is an HTTP/1.1 client for the admin listener (hot swap,
 //!   rooms, kicks, metrics), and [`metrics`] a strict reader of the
 //!   Prometheus text `/metrics` answers.
@@ -24,10 +26,12 @@ pub mod chains;
 pub mod client;
 pub mod http;
 pub mod metrics;
+pub mod raw;
 pub mod server;
 pub mod token;
 
 pub use admin::Admin;
 pub use client::{Client, Incoming, RECV_TIMEOUT};
 pub use metrics::Metrics;
+pub use raw::RawWs;
 pub use server::{Server, ServerBuilder};

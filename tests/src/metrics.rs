@@ -117,6 +117,23 @@ impl Metrics {
         found.first().map(|s| s.value)
     }
 
+    /// The value of the unlabelled sample `name`, which must be present.
+    pub fn value(&self, name: &str) -> f64 {
+        self.get(name, &[])
+            .unwrap_or_else(|| panic!("{name} is missing: {:?}", self.samples))
+    }
+
+    /// The samples without histogram buckets, one per line, for failure
+    /// messages.
+    pub fn summary(&self) -> String {
+        self.samples
+            .iter()
+            .filter(|s| !s.name.ends_with("_bucket"))
+            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// [`Metrics::get`], with an absent sample read as 0 (a labelled
     /// counter that has not been incremented may not be exported yet).
     pub fn get_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -261,6 +261,20 @@ impl Server {
         self.child.id().expect("server already reaped")
     }
 
+    /// The server's resident set size (`VmRSS` in `/proc/<pid>/status`),
+    /// in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `VmRSS: N kB` line in {path}:\n{status}"));
+        kib * 1024
+    }
+
     /// Sends SIGTERM to the server.
     pub fn sigterm(&self) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
