@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::{Instant, interval_at, sleep};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -31,6 +31,8 @@ use crate::session::{Claim, Released, Suspension};
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4001;
 /// The session was resumed by a newer connection.
@@ -186,6 +188,7 @@ impl End {
         match self {
             End::Close(CLOSE_GOING_AWAY, _) => "shutdown",
             End::Close(CLOSE_TOO_BIG, _) => "too_big",
+            End::Close(CLOSE_PROTOCOL_ERROR | CLOSE_INVALID_DATA, _) => "protocol_error",
             End::Close(CLOSE_AUTH_TIMEOUT, _) => "auth_timeout",
             End::Close(CLOSE_AUTH_FAILURES, _) => "auth_failures",
             End::Close(CLOSE_KICKED, _) => "kicked",
@@ -246,6 +249,12 @@ async fn serve(
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                         return End::Close(CLOSE_TOO_BIG, "message too big".into());
                     }
+                    Some(Err(WsError::Utf8(_))) => {
+                        return End::Close(CLOSE_INVALID_DATA, "invalid UTF-8".into());
+                    }
+                    Some(Err(WsError::Protocol(e))) if e != ProtocolError::ResetWithoutClosingHandshake => {
+                        return End::Close(CLOSE_PROTOCOL_ERROR, "WebSocket protocol error".into());
+                    }
                     Some(Err(_)) => return End::gone("socket error"),
                     Some(Ok(message)) => message,
                 };
@@ -272,9 +281,12 @@ async fn serve(
                     },
                     Message::Binary(_) => router.binary_frame(live.conn.id),
                     Message::Pong(_) => awaiting_pong = false,
-                    // tungstenite answers pings and close frames itself.
+                    // tungstenite answers pings itself.
                     Message::Ping(_) | Message::Frame(_) => {}
                     Message::Close(frame) => {
+                        // tungstenite has queued the answering close frame.
+                        let signals = (&*live.takeover, &live.overflow);
+                        let _ = bounded(ws.flush(), signals, CLOSE_LINGER).await;
                         let clean = frame.is_some_and(|f| matches!(u16::from(f.code), 1000 | 1001));
                         return End::Gone { clean, why: "client closed" };
                     }

@@ -40,15 +40,13 @@ const ROOMS: u64 = 8;
 /// How long one expected message may take.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// How long the server gets to let go of everything after the soak. Once
-/// session resume lands, the config sets a short grace period; until its
-/// config key exists, this also covers the default (15 s).
+/// How long the server gets to let go of everything after the soak,
+/// suspended sessions' short grace periods included.
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// Session resume keeps an abruptly disconnected client's session for
-/// `session.resume_grace_ms`. Once that key exists, add
-/// `[session]\nresume_grace_ms = 500\n` here so those sessions end quickly.
-const CONFIG: &str = "";
+/// `session.resume_grace_ms`; a short one lets them end soon after the run.
+const CONFIG: &str = "[session]\nresume_grace_ms = 500\n";
 
 /// A small xorshift generator: the runs must be reproducible from a seed,
 /// and the tests have no other use for randomness.

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use wasmtime_wasi::p2::DynOutputStream;
 
 use super::bindings;
 use super::state::PluginState;
@@ -50,29 +49,35 @@ fn start_epoch_clock(engine: &Engine) {
         .expect("spawning the epoch clock thread");
 }
 
-/// Replaces WASI's stdout and stderr with a trap. The sync WASI bindings
-/// block on a tokio runtime to write, which panics on the runtime's own
-/// worker threads, where plugin calls run; a plugin that prints fails its
-/// own call instead, with a message saying how to log.
-fn deny_stdio(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
+const NO_STDIO: &str = "plugins have no stdout or stderr: log through the host's `log`";
+const NO_BLOCKING: &str = "plugins may not block: a call must return promptly";
+
+/// WASI functions replaced with a trap. The sync WASI bindings block on a
+/// tokio runtime for these (to write to stdio, wait on a pollable, as in a
+/// sleep, or set up a UDP socket), which panics on the runtime's own
+/// worker threads, where plugin calls run; a plugin that calls one fails
+/// its own call instead, with a message saying why.
+const DENIED: [(&str, &str, &str); 5] = [
+    ("wasi:cli/stdout@0.2.12", "get-stdout", NO_STDIO),
+    ("wasi:cli/stderr@0.2.12", "get-stderr", NO_STDIO),
+    ("wasi:io/poll@0.2.12", "poll", NO_BLOCKING),
+    ("wasi:io/poll@0.2.12", "[method]pollable.block", NO_BLOCKING),
+    (
+        "wasi:sockets/udp-create-socket@0.2.12",
+        "create-udp-socket",
+        "plugins have no network",
+    ),
+];
+
+fn deny_blocking(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
     linker.allow_shadowing(true);
-    for (interface, getter) in [
-        ("wasi:cli/stdout@0.2.12", "get-stdout"),
-        ("wasi:cli/stderr@0.2.12", "get-stderr"),
-    ] {
+    for (interface, name, reason) in DENIED {
         linker
             .instance(interface)
             .and_then(|mut instance| {
-                instance.func_wrap(
-                    getter,
-                    |_, ()| -> wasmtime::Result<(Resource<DynOutputStream>,)> {
-                        wasmtime::bail!(
-                            "plugins have no stdout or stderr: log through the host's `log`"
-                        )
-                    },
-                )
+                instance.func_new(name, move |_, _, _, _| wasmtime::bail!("{reason}"))
             })
-            .with_context(|| format!("replacing {interface}"))?;
+            .with_context(|| format!("replacing {interface}#{name}"))?;
     }
     linker.allow_shadowing(false);
     Ok(())
@@ -83,7 +88,7 @@ fn deny_stdio(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
-    deny_stdio(&mut linker)?;
+    deny_blocking(&mut linker)?;
     bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         .context("linking the host interface")?;
     Ok(linker)

@@ -6,6 +6,8 @@
 //! trapped, timed out or ran out of memory is dropped, and the next call
 //! starts a fresh one from the `InstancePre`.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -156,7 +158,11 @@ impl Plugin {
             None => self.instantiate()?,
         };
         let started = Instant::now();
-        let result = self.run(&mut instance, f);
+        // A host function that panics (a WASI call this host did not
+        // foresee) must cost only this call, like a trap: the instance is
+        // discarded below and the connection lives on.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.run(&mut instance, f)))
+            .unwrap_or_else(|panic| Err(wasmtime::Error::msg(panic_message(&panic))));
         let elapsed = started.elapsed();
         self.stats.record(elapsed.as_secs_f64());
         let state = instance.store.data_mut();
@@ -276,4 +282,13 @@ impl<R> Called<R> {
             effects: self.effects,
         }
     }
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("a host call panicked: {text}")
 }
