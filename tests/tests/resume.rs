@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_e2e::chains::{self, builtin};
 use switchboard_e2e::metrics::Metrics;
 use switchboard_e2e::{Client, Server};
 use tokio::time::{Instant, sleep};
@@ -43,6 +44,15 @@ async fn wait_for_suspended(server: &Server, n: f64) {
     }
 }
 
+/// Drops `client` without a close frame and waits until the server holds
+/// its session; returns its resume token and client id.
+async fn vanish(server: &Server, client: Client) -> (String, String) {
+    let taken = (client.resume_token(), client.client_id.clone());
+    drop(client);
+    wait_for_suspended(server, 1.0).await;
+    taken
+}
+
 /// Two members of room `r`; `a` has seen `b` join.
 async fn pair(server: &Server) -> (Client, Client) {
     let mut a = Client::joined(server, "alice", "r").await;
@@ -77,9 +87,7 @@ fn assert_resumed(answer: &Value, client_id: &str, room: Value, replayed: usize)
 async fn an_unexpected_disconnect_keeps_the_session_for_a_resume() {
     let server = Server::start(SESSION).await;
     let (mut a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     a.expect_silence(QUIET).await;
 
     let (mut b, answer) = Client::resuming(&server, &token).await;
@@ -105,9 +113,7 @@ async fn an_unexpected_disconnect_keeps_the_session_for_a_resume() {
 async fn messages_sent_meanwhile_are_accepted_and_replayed_in_order() {
     let server = Server::start(SESSION).await;
     let (mut a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     // Exactly the replay limit: all kept.
     for n in 0..8 {
         a.send_json(candidate(&bob, n)).await;
@@ -131,9 +137,7 @@ async fn messages_sent_meanwhile_are_accepted_and_replayed_in_order() {
 async fn a_session_outside_any_room_resumes_with_a_null_room() {
     let server = Server::start(SESSION).await;
     let b = Client::authed(&server, "bob").await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     let (_b, answer) = Client::resuming(&server, &token).await;
     assert_resumed(&answer, &bob, Value::Null, 0);
 }
@@ -254,9 +258,7 @@ async fn after_the_grace_period_the_room_hears_peer_left_and_the_token_is_void()
 async fn overflowing_the_replay_limit_ends_the_session_without_refusing_the_sender() {
     let server = Server::start(SESSION).await;
     let (mut a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     for n in 0..9 {
         a.send_json(candidate(&bob, n)).await;
     }
@@ -275,9 +277,7 @@ async fn overflowing_the_replay_limit_ends_the_session_without_refusing_the_send
 async fn a_late_resume_fails_without_using_up_the_token() {
     let server = Server::start(SESSION).await;
     let (mut a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
 
     let mut late = Client::connect(&server).await;
     late.assert_open().await;
@@ -315,9 +315,7 @@ async fn a_late_resume_fails_without_using_up_the_token() {
 async fn tokens_are_single_use() {
     let server = Server::start(SESSION).await;
     let (_a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     let (b, answer) = Client::resuming(&server, &token).await;
     let next = assert_resumed(&answer, &bob, json!("r"), 0);
     let own = b.resume_token();
@@ -354,9 +352,8 @@ async fn unknown_and_malformed_tokens() {
 
 #[tokio::test]
 async fn a_member_in_its_grace_period_still_counts_toward_room_full() {
-    let config = format!(
-        "{SESSION}\n[[plugins]]\nname = \"auth-jwt\"\n\n[[plugins]]\nname = \"rooms\"\nconfig = {{ capacity = 2 }}\n\n[[plugins]]\nname = \"signaling\"\n"
-    );
+    let rooms = format!("{}\nconfig = {{ capacity = 2 }}", builtin("rooms"));
+    let config = chains::config(SESSION, &[builtin("auth-jwt"), rooms, builtin("signaling")]);
     let server = Server::start(&config).await;
     let (_a, b) = pair(&server).await;
     drop(b);
@@ -388,9 +385,7 @@ async fn a_heartbeat_timeout_is_an_unexpected_disconnect() {
 async fn an_operator_removing_a_suspended_client_ends_its_session_at_once() {
     let server = Server::start(SESSION).await;
     let (mut a, b) = pair(&server).await;
-    let (token, bob) = (b.resume_token(), b.client_id.clone());
-    drop(b);
-    wait_for_suspended(&server, 1.0).await;
+    let (token, bob) = vanish(&server, b).await;
     let response = server
         .admin()
         .delete(&format!("/admin/clients/{bob}"))
