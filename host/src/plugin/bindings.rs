@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::switchboard::plugin::guest::Guest;
-pub use switchboard::plugin::types;
+pub use self::switchboard::plugin::types;
