@@ -29,7 +29,7 @@ use switchboard::hub::{Hub, Outbound};
 use switchboard::ids::ClientIds;
 use switchboard::metrics::Metrics;
 use switchboard::outbox::{Inbox, QueueLimits, queue};
-use switchboard::plugin::{CompileCache, Loader, Plugin, PluginSource};
+use switchboard::plugin::{CompileCache, Loader, Plugin, PluginSource, default_cache_dir};
 use switchboard::router::{Conn, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,9 @@ impl Fixture {
         // relay path, and the chain still holds `auth-jwt`.
         config.auth.required = false;
         let hub = Arc::new(Hub::new());
-        let loader = loader(&config, &hub, CompileCache::new(None));
+        // The server's default cache, so that setting up (three times, and
+        // under callgrind too) compiles nothing the server has compiled.
+        let loader = loader(&config, &hub, CompileCache::new(default_cache_dir()));
         let (chain, _) = chain::load(&loader, &config.plugins, None, jwt_secret).unwrap();
         let router = Arc::new(Router {
             hub,
