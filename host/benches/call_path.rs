@@ -29,7 +29,9 @@ use switchboard::hub::{Hub, Outbound};
 use switchboard::ids::ClientIds;
 use switchboard::metrics::Metrics;
 use switchboard::outbox::{Inbox, QueueLimits, queue};
-use switchboard::plugin::{CompileCache, Loader, Plugin, PluginSource, default_cache_dir};
+use switchboard::plugin::{
+    CompileCache, Loader, Plugin, PluginSource, RelayTarget, default_cache_dir,
+};
 use switchboard::router::{Conn, Router};
 use tokio_util::sync::CancellationToken;
 
@@ -96,7 +98,7 @@ impl Fixture {
     /// The `data` the router hands the chain for that candidate.
     fn normalized_data(&self) -> String {
         format!(
-            r#"{{"candidate":{{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123","sdpMLineIndex":0,"sdpMid":"0"}},"to":"{}"}}"#,
+            r#"{{"to":"{}","candidate":{{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123","sdpMid":"0","sdpMLineIndex":0}}}}"#,
             self.target.id
         )
     }
@@ -148,9 +150,20 @@ fn signaling(c: &mut Criterion) {
         .client_info(fixture.sender.id)
         .expect("the sender is connected");
     let data = fixture.normalized_data();
+    let to = fixture.target.id.to_string();
+    let target = RelayTarget {
+        id: &to,
+        room: fixture.router.hub.room_of(fixture.target.id),
+    };
+    let target = Some(&target);
     let warm = fixture.signaling();
     c.bench_function("signaling/on_event", |b| {
-        b.iter(|| black_box(warm.on_event(&info, "ice:candidate", &data).unwrap()))
+        b.iter(|| {
+            black_box(
+                warm.on_event(&info, "ice:candidate", &data, target)
+                    .unwrap(),
+            )
+        })
     });
 
     // A retired version keeps no idle instance, so every call instantiates
@@ -166,7 +179,13 @@ fn signaling(c: &mut Criterion) {
         .unwrap();
     fresh.retire();
     c.bench_function("signaling/on_event_fresh_instance", |b| {
-        b.iter(|| black_box(fresh.on_event(&info, "ice:candidate", &data).unwrap()))
+        b.iter(|| {
+            black_box(
+                fresh
+                    .on_event(&info, "ice:candidate", &data, target)
+                    .unwrap(),
+            )
+        })
     });
 }
 

@@ -17,7 +17,9 @@ use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
+use crate::plugin::{
+    AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, RelayTarget, unix_millis,
+};
 use crate::schema::{self, AuthRequest, Normalized};
 
 /// Failed auth attempts after which a connection is closed (4003).
@@ -293,7 +295,14 @@ impl Router {
             tracing::Span::current().record("room", tracing::field::display(room));
         }
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
-        let decided = match run_chain(plugins, &info, event, json) {
+        let target = match &data {
+            Normalized::Relay(relay) => Some(RelayTarget {
+                id: &relay.to,
+                room: ClientId::parse(&relay.to).and_then(|to| self.hub.room_of(to)),
+            }),
+            Normalized::Object(_) => None,
+        };
+        let decided = match run_chain(plugins, &info, event, json, target.as_ref()) {
             Ok(decided) => decided,
             Err(fault) => return self.plugin_error(id, cause, &fault),
         };
@@ -480,10 +489,11 @@ fn run_chain(
     info: &ClientInfo,
     event: &str,
     data: &str,
+    target: Option<&RelayTarget>,
 ) -> Result<Decided, PluginFault> {
     let mut effects = Vec::new();
     for plugin in plugins {
-        let called = plugin.on_event(info, event, data)?;
+        let called = plugin.on_event(info, event, data, target)?;
         effects.extend(called.effects);
         if !matches!(called.value, Outcome::Pass) {
             return Ok(Decided {
