@@ -158,7 +158,7 @@ async fn serve(
             out = queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => {
                     let write = write_batch(ws, frame, queue, &router.metrics);
-                    match bounded(write, &overflow, settings.heartbeat).await {
+                    match Box::pin(bounded(write, &overflow, settings.heartbeat)).await {
                         Ok(None) => {}
                         Ok(Some((code, reason))) => return End::Close(code, reason),
                         Err(end) => return end,
@@ -205,7 +205,7 @@ async fn serve(
                 }
                 awaiting_pong = true;
                 let ping = ws.send(Message::Ping(Default::default()));
-                if let Err(end) = bounded(ping, &overflow, settings.heartbeat).await {
+                if let Err(end) = Box::pin(bounded(ping, &overflow, settings.heartbeat)).await {
                     return end;
                 }
             }
@@ -219,6 +219,9 @@ async fn serve(
 /// Runs a write to the socket unless the client stops keeping up: its
 /// queue overflows while the write waits, or the socket takes nothing for
 /// `patience`. Either way it is dropped as an unexpected disconnect.
+///
+/// Callers box it: its state (a timer, the frame being fed) then exists
+/// only while a write is under way, not in every idle connection's task.
 async fn bounded<T>(
     write: impl Future<Output = Result<T, WsError>>,
     overflow: &Overflow,
