@@ -2,7 +2,6 @@
 //! outbound ones (PROTOCOL.md, Envelope and Errors).
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -15,79 +14,11 @@ use crate::ids::{CorrelationId, EventName};
 
 /// A validated inbound message.
 #[derive(Debug)]
-pub struct Envelope<'a> {
+pub struct Envelope {
     pub event: EventName,
     pub id: Option<CorrelationId>,
     /// `{}` when the input had no `data`.
-    pub data: Data<'a>,
-}
-
-/// An inbound message's `data`: a JSON object, kept as the text it came
-/// in. It reads as a map (`Deref`), parsed on first use; the relay events
-/// are read straight from the text (`raw`) and never build one.
-pub struct Data<'a> {
-    /// `None` when the message had no `data`.
-    raw: Option<&'a RawValue>,
-    map: OnceCell<Map<String, Value>>,
-}
-
-/// How deeply `data` may nest, itself included: serde_json, which reads it
-/// as a map, refuses anything deeper.
-const MAX_DATA_DEPTH: usize = 127;
-
-impl<'a> Data<'a> {
-    /// The JSON text of the object.
-    pub fn raw(&self) -> &'a str {
-        self.raw.map_or("{}", RawValue::get)
-    }
-
-    /// The object as a map, taken out.
-    pub fn into_map(self) -> Map<String, Value> {
-        let raw = self.raw();
-        self.map.into_inner().unwrap_or_else(|| parse_map(raw))
-    }
-}
-
-impl std::ops::Deref for Data<'_> {
-    type Target = Map<String, Value>;
-
-    fn deref(&self) -> &Map<String, Value> {
-        self.map.get_or_init(|| parse_map(self.raw()))
-    }
-}
-
-impl fmt::Debug for Data<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.raw())
-    }
-}
-
-/// Reads `data` that [`Envelope::parse`] accepted: a JSON object nested
-/// within serde_json's limit, which always reads as a map.
-fn parse_map(raw: &str) -> Map<String, Value> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
-
-/// How deeply a JSON value nests objects and arrays (0 for a scalar),
-/// counted on its text.
-fn nesting(json: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0);
-    let (mut in_string, mut escaped) = (false, false);
-    for byte in json.bytes() {
-        match byte {
-            _ if escaped => escaped = false,
-            b'\\' if in_string => escaped = true,
-            b'"' => in_string = !in_string,
-            _ if in_string => {}
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
+    pub data: Map<String, Value>,
 }
 
 /// Why a text frame is not a valid envelope, with whatever of it was valid
@@ -100,7 +31,7 @@ pub struct EnvelopeError {
 }
 
 /// The top level of an object, each key with its raw value, in order.
-pub(crate) struct Fields<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -124,8 +55,8 @@ impl<'de> Deserialize<'de> for Fields<'de> {
     }
 }
 
-impl<'a> Envelope<'a> {
-    pub fn parse(text: &'a str) -> Result<Envelope<'a>, EnvelopeError> {
+impl Envelope {
+    pub fn parse(text: &str) -> Result<Envelope, EnvelopeError> {
         let fields = match serde_json::from_str::<Fields>(text) {
             Ok(fields) => fields.0,
             Err(e) => return Err(EnvelopeError::bare(invalid_json_message(&e))),
@@ -155,24 +86,24 @@ impl<'a> Envelope<'a> {
             error.message = "`id` must be a string of 1..64 characters".into();
             return Err(error);
         }
-        let raw = field("data");
-        if let Some(raw) = raw {
-            if !raw.get().starts_with('{') {
-                error.message = "`data` must be an object".into();
-                return Err(error);
-            }
-            if nesting(raw.get()) > MAX_DATA_DEPTH {
-                error.message = format!("`data` must not nest deeper than {MAX_DATA_DEPTH} levels");
-                return Err(error);
-            }
-        }
+        let data = match field("data") {
+            None => Map::new(),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Object(data)) => data,
+                Ok(_) => {
+                    error.message = "`data` must be an object".into();
+                    return Err(error);
+                }
+                Err(e) => {
+                    error.message = format!("`data`: {e}");
+                    return Err(error);
+                }
+            },
+        };
         Ok(Envelope {
             event,
             id: error.id,
-            data: Data {
-                raw,
-                map: OnceCell::new(),
-            },
+            data,
         })
     }
 }
@@ -410,45 +341,6 @@ mod tests {
     fn escaped_strings_are_valid_ids() {
         let env = Envelope::parse(r#"{"event":"ping","id":"a\"b"}"#).unwrap();
         assert_eq!(env.id.unwrap().as_str(), "a\"b");
-    }
-
-    #[test]
-    fn data_nests_as_deep_as_serde_json_reads() {
-        let nested = |depth: usize| {
-            format!(
-                r#"{{"a":{}1{}}}"#,
-                "[".repeat(depth - 1),
-                "]".repeat(depth - 1)
-            )
-        };
-        for depth in [
-            1,
-            2,
-            MAX_DATA_DEPTH - 1,
-            MAX_DATA_DEPTH,
-            MAX_DATA_DEPTH + 1,
-            300,
-        ] {
-            let data = nested(depth);
-            assert_eq!(nesting(&data), depth);
-            let reads = serde_json::from_str::<Value>(&data).is_ok();
-            let message = format!(r#"{{"event":"x","data":{data}}}"#);
-            assert_eq!(Envelope::parse(&message).is_ok(), reads, "depth {depth}");
-        }
-        assert_eq!(nesting(r#"{"s":"[{\"[\\"}"#), 1);
-    }
-
-    #[test]
-    fn data_reads_as_a_map_and_keeps_its_text() {
-        let text = r#"{"event":"x","data":{"b":[1, 2],"a":"\u0041"}}"#;
-        let env = Envelope::parse(text).unwrap();
-        assert_eq!(env.data.raw(), r#"{"b":[1, 2],"a":"\u0041"}"#);
-        assert_eq!(env.data["a"], "A");
-        assert_eq!(env.data.into_map().len(), 2);
-        assert_eq!(
-            Envelope::parse(r#"{"event":"x"}"#).unwrap().data.raw(),
-            "{}"
-        );
     }
 
     #[test]

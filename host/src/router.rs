@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::Registry;
-use crate::envelope::{self, Data, Envelope, ErrorCode, Frame};
+use crate::envelope::{self, Envelope, ErrorCode, Frame};
 use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
@@ -256,7 +256,7 @@ impl Router {
     }
 
     /// Steps 6 to 8 of the order of checks, for events plugins handle.
-    fn route(self: &Arc<Self>, id: ClientId, cause: &Cause, data: Data) {
+    fn route(self: &Arc<Self>, id: ClientId, cause: &Cause, data: Map<String, Value>) {
         let event = cause.event.as_str();
         let chain = self.registry.chain();
         let plugins = chain.route(event);

@@ -2,13 +2,9 @@
 //! only the fields the protocol names, so unknown fields are never
 //! forwarded, and plugins get data they need not re-check.
 
-use std::borrow::Cow;
-
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::envelope::{Data, Fields};
-use crate::ids::RoomId;
+use crate::ids::{RoomId, char_len};
 
 pub const AUTH_REQUEST: &str = "auth:request";
 pub const PING: &str = "ping";
@@ -104,36 +100,36 @@ impl Relay {
         out
     }
 
-    /// Writes `{"to":…,` then the payload fields with `fields` (each with
-    /// its key, a comma before every one but the first), then `}`. Values
-    /// are copied as the client wrote them.
-    fn write(to: &RawValue, fields: impl FnOnce(&mut String)) -> Result<Relay, String> {
+    /// Writes `{"to":…}` and then the payload fields with `fields`, which
+    /// starts each with its key and a comma before every field but the
+    /// first.
+    fn write(to: &str, fields: impl FnOnce(&mut String)) -> Relay {
         let mut json = String::with_capacity(256);
         json.push_str(r#"{"to":"#);
-        json.push_str(to.get());
+        write_json_str(&mut json, to);
         json.push(',');
         let start = json.len();
         fields(&mut json);
         let payload = start..json.len();
         json.push('}');
-        Ok(Relay {
-            to: serde_json::from_str(to.get()).map_err(|e| format!("`to`: {e}"))?,
+        Relay {
+            to: to.to_owned(),
             json,
             payload,
-        })
+        }
     }
 }
 
 /// Validates the data of an event a plugin handles and keeps only the
 /// fields its schema names. Events PROTOCOL.md does not define pass through
 /// unchanged (the chain checks them against their plugin's schema).
-pub fn normalize(event: &str, data: Data) -> Result<Normalized, String> {
+pub fn normalize(event: &str, data: Map<String, Value>) -> Result<Normalized, String> {
     match event {
         ROOM_JOIN => room_join(&data).map(|join| Normalized::Object(join.into())),
         "room:leave" | "room:state" => Ok(Normalized::Object(Map::new().into())),
-        "sdp:offer" | "sdp:answer" => sdp(data.raw()).map(Normalized::Relay),
-        "ice:candidate" => ice_candidate(data.raw()).map(Normalized::Relay),
-        _ => Ok(Normalized::Object(data.into_map().into())),
+        "sdp:offer" | "sdp:answer" => sdp(&data).map(Normalized::Relay),
+        "ice:candidate" => ice_candidate(&data).map(Normalized::Relay),
+        _ => Ok(Normalized::Object(data.into())),
     }
 }
 
@@ -157,24 +153,21 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
-fn sdp(data: &str) -> Result<Relay, String> {
-    let data = Object::parse(data)?;
-    let to = data.non_empty_str("to")?;
-    let sdp = data.non_empty_str("sdp")?;
-    Relay::write(to, |out| {
+fn sdp(data: &Map<String, Value>) -> Result<Relay, String> {
+    let to = non_empty_str(data, "to")?;
+    let sdp = non_empty_str(data, "sdp")?;
+    Ok(Relay::write(to, |out| {
         out.push_str(r#""sdp":"#);
-        out.push_str(sdp.get());
-    })
+        write_json_str(out, sdp);
+    }))
 }
 
-fn ice_candidate(data: &str) -> Result<Relay, String> {
-    let data = Object::parse(data)?;
-    let to = data.non_empty_str("to")?;
-    let candidate = match data.get("candidate") {
-        Some(raw) if raw.get().starts_with('{') => Object::parse(raw.get())?,
-        _ => return Err("`candidate` must be an object".into()),
+fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
+    let to = non_empty_str(data, "to")?;
+    let Some(Value::Object(candidate)) = data.get("candidate") else {
+        return Err("`candidate` must be an object".into());
     };
-    let text = candidate.required_str("candidate")?;
+    let text = required_str(candidate, "candidate")?;
     // The optional fields that are present, in the order PROTOCOL.md lists
     // them, each checked before anything is written.
     let mut optional = Vec::with_capacity(3);
@@ -182,64 +175,30 @@ fn ice_candidate(data: &str) -> Result<Relay, String> {
         let Some(value) = candidate.get(key) else {
             continue;
         };
-        let json = value.get();
-        let (valid, kind) = match key {
-            "sdpMLineIndex" => (is_integer(json), "an integer"),
-            _ => (json.starts_with('"'), "a string"),
+        let valid = match key {
+            "sdpMLineIndex" => value.is_null() || value.is_i64() || value.is_u64(),
+            _ => value.is_null() || value.is_string(),
         };
-        if !valid && json != "null" {
+        if !valid {
+            let kind = match key {
+                "sdpMLineIndex" => "an integer",
+                _ => "a string",
+            };
             return Err(format!("`candidate.{key}` must be {kind} or null"));
         }
-        optional.push((key, json));
+        optional.push((key, value));
     }
-    Relay::write(to, |out| {
+    Ok(Relay::write(to, |out| {
         out.push_str(r#""candidate":{"candidate":"#);
-        out.push_str(text.get());
-        for (key, json) in optional {
+        write_json_str(out, text);
+        for (key, value) in optional {
             out.push_str(",\"");
             out.push_str(key);
             out.push_str("\":");
-            out.push_str(json);
+            write_json_scalar(out, value);
         }
         out.push('}');
-    })
-}
-
-/// A JSON number serde_json reads as an integer (`i64` or `u64`).
-fn is_integer(json: &str) -> bool {
-    json.parse::<i64>().is_ok() || json.parse::<u64>().is_ok()
-}
-
-/// The fields of a JSON object's text, read without building a map; the
-/// last of a repeated key wins, as in a map.
-struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'a> Object<'a> {
-    fn parse(json: &'a str) -> Result<Object<'a>, String> {
-        let fields: Fields<'a> = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        Ok(Object(fields.0))
-    }
-
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
-    }
-
-    /// A string field, as the JSON text of the string.
-    fn required_str(&self, key: &str) -> Result<&'a RawValue, String> {
-        match self.get(key) {
-            None => Err(format!("missing field `{key}`")),
-            Some(raw) if raw.get().starts_with('"') => Ok(raw),
-            Some(_) => Err(format!("`{key}` must be a string")),
-        }
-    }
-
-    fn non_empty_str(&self, key: &str) -> Result<&'a RawValue, String> {
-        let raw = self.required_str(key)?;
-        if raw.get() == r#""""# {
-            return Err(format!("`{key}` must not be empty"));
-        }
-        Ok(raw)
-    }
+    }))
 }
 
 /// Appends `text` as a JSON string; most need no escaping at all.
@@ -250,6 +209,14 @@ fn write_json_str(out: &mut String, text: &str) {
         out.push('"');
     } else {
         out.push_str(&Value::from(text).to_string());
+    }
+}
+
+/// Appends a JSON scalar (string, number or null).
+fn write_json_scalar(out: &mut String, value: &Value) {
+    match value {
+        Value::String(text) => write_json_str(out, text),
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -266,27 +233,32 @@ fn optional_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'
     }
 }
 
+fn non_empty_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
+    let value = required_str(data, key)?;
+    if char_len(value) == 0 {
+        return Err(format!("`{key}` must not be empty"));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Envelope;
     use serde_json::json;
 
-    /// `normalize` of `data` as it would come in a message.
-    fn normalized(event: &str, data: Value) -> Result<Normalized, String> {
-        let text = json!({ "event": "x", "data": data }).to_string();
-        normalize(event, Envelope::parse(&text).unwrap().data)
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
     }
 
     fn object(event: &str, data: Value) -> Value {
-        match normalized(event, data).unwrap() {
+        match normalize(event, map(data)).unwrap() {
             Normalized::Object(object) => object,
             Normalized::Relay(relay) => panic!("{event} normalised as a relay: {relay:?}"),
         }
     }
 
     fn relay(event: &str, data: Value) -> Relay {
-        match normalized(event, data).unwrap() {
+        match normalize(event, map(data)).unwrap() {
             Normalized::Relay(relay) => relay,
             Normalized::Object(object) => panic!("{event} normalised as an object: {object:?}"),
         }
@@ -300,9 +272,9 @@ mod tests {
     fn join_keeps_room_and_metadata_only() {
         let out = object(ROOM_JOIN, json!({"roomId":"a","metadata":{"x":1},"y":2}));
         assert_eq!(out, json!({"roomId":"a","metadata":{"x":1}}));
-        assert!(normalized(ROOM_JOIN, json!({"roomId":""})).is_err());
-        assert!(normalized(ROOM_JOIN, json!({"roomId":"a".repeat(129)})).is_err());
-        assert!(normalized(ROOM_JOIN, json!({"roomId":"a","metadata":null})).is_err());
+        assert!(normalize(ROOM_JOIN, map(json!({"roomId":""}))).is_err());
+        assert!(normalize(ROOM_JOIN, map(json!({"roomId":"a".repeat(129)}))).is_err());
+        assert!(normalize(ROOM_JOIN, map(json!({"roomId":"a","metadata":null}))).is_err());
     }
 
     #[test]
@@ -318,15 +290,15 @@ mod tests {
             parse(&out.forwarded("me")),
             json!({"from":"me","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
         );
-        assert!(normalized("ice:candidate", json!({"to":"p","candidate":{}})).is_err());
+        assert!(normalize("ice:candidate", map(json!({"to":"p","candidate":{}}))).is_err());
         let bad_index = json!({"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}});
-        assert!(normalized("ice:candidate", bad_index).is_err());
+        assert!(normalize("ice:candidate", map(bad_index)).is_err());
     }
 
     #[test]
     fn sdp_needs_non_empty_to_and_sdp() {
-        assert!(normalized("sdp:offer", json!({"to":"p","sdp":""})).is_err());
-        assert!(normalized("sdp:answer", json!({"to":"","sdp":"v"})).is_err());
+        assert!(normalize("sdp:offer", map(json!({"to":"p","sdp":""}))).is_err());
+        assert!(normalize("sdp:answer", map(json!({"to":"","sdp":"v"}))).is_err());
         let out = relay("sdp:offer", json!({"to":"p","sdp":"v","x":1}));
         assert_eq!(parse(out.json()), json!({"to":"p","sdp":"v"}));
         assert_eq!(parse(&out.forwarded("me")), json!({"from":"me","sdp":"v"}));
