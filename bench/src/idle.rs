@@ -58,7 +58,12 @@ pub async fn run(connector: &Connector, args: &Args, pid: u32) -> anyhow::Result
         groups.push(if procs == 1 {
             Group::Local(Held::connect(connector, first, count, room_size).await)
         } else {
-            Group::Worker(Worker::spawn(connector.url(), first, count, room_size)?)
+            Group::Worker(Box::new(Worker::spawn(
+                connector.url(),
+                first,
+                count,
+                room_size,
+            )?))
         });
         first += count;
     }
@@ -132,7 +137,7 @@ pub async fn worker(
 
 enum Group {
     Local(Held),
-    Worker(Worker),
+    Worker(Box<Worker>),
 }
 
 impl Group {
