@@ -144,7 +144,9 @@ fn builtin_source(name: &str) -> PluginSource {
 fn relay(c: &mut Criterion) {
     let mut fixture = Fixture::new();
     let text = fixture.candidate_to_target();
-    c.bench_function("relay/ice_candidate", |b| b.iter(|| fixture.relay(&text)));
+    let mut group = c.benchmark_group("relay");
+    group.bench_function("ice_candidate", |b| b.iter(|| fixture.relay(&text)));
+    group.finish();
 }
 
 fn signaling(c: &mut Criterion) {
@@ -162,7 +164,8 @@ fn signaling(c: &mut Criterion) {
     };
     let target = Some(&target);
     let warm = fixture.signaling();
-    c.bench_function("signaling/on_event", |b| {
+    let mut group = c.benchmark_group("signaling");
+    group.bench_function("on_event", |b| {
         b.iter(|| {
             black_box(
                 warm.on_event(&info, "ice:candidate", &data, target)
@@ -173,17 +176,14 @@ fn signaling(c: &mut Criterion) {
 
     // A retired version keeps no idle instance, so every call instantiates
     // one and drops it afterwards.
-    let loader = loader(
-        &fixture.config,
-        &fixture.router.hub,
-        CompileCache::new(None),
-    );
+    let cache = CompileCache::new(default_cache_dir());
+    let loader = loader(&fixture.config, &fixture.router.hub, cache);
     let source = builtin_source("signaling");
     let fresh = loader
         .load("signaling", &source, "{}".into(), vec![])
         .unwrap();
     fresh.retire();
-    c.bench_function("signaling/on_event_fresh_instance", |b| {
+    group.bench_function("on_event_fresh_instance", |b| {
         b.iter(|| {
             black_box(
                 fresh
@@ -192,6 +192,7 @@ fn signaling(c: &mut Criterion) {
             )
         })
     });
+    group.finish();
 }
 
 fn swap(c: &mut Criterion) {

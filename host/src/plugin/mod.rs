@@ -155,13 +155,13 @@ fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
         user_id: identity.map(|i| i.user_id.clone()),
         role: identity.and_then(|i| i.role.clone()),
         room_claim: identity.and_then(|i| i.room_claim.clone()),
-        room: info.room.as_ref().map(|r| r.to_string()),
+        room: info.room.as_ref().map(|r| r.as_str().to_owned()),
     }
 }
 
 fn wit_relay_target(target: &RelayTarget) -> types::RelayTarget {
     types::RelayTarget {
         id: target.id.to_owned(),
-        room: target.room.as_ref().map(|r| r.to_string()),
+        room: target.room.as_ref().map(|r| r.as_str().to_owned()),
     }
 }
