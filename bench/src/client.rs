@@ -61,6 +61,10 @@ impl Connector {
         })
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     fn next_source(&self) -> Ipv4Addr {
         let n = self.next_source.fetch_add(1, Ordering::Relaxed);
         let subnet = (n / SOURCE_HOSTS % SOURCE_SUBNETS) as u8;

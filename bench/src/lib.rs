@@ -6,6 +6,7 @@
 pub mod churn;
 pub mod client;
 pub mod idle;
+pub mod plot;
 pub mod relay;
 pub mod stats;
 pub mod sys;

@@ -1,5 +1,6 @@
 //! `switchboard-bench relay|idle|churn`: see `switchboard_bench`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use switchboard_bench::client::Connector;
-use switchboard_bench::{churn, idle, relay, sys};
+use switchboard_bench::{churn, idle, plot, relay, sys};
 
 const SECRET_VAR: &str = "SWITCHBOARD_JWT_SECRET";
 
@@ -58,6 +59,31 @@ enum Command {
         /// Seconds the clients stay connected before RSS is read again.
         #[arg(long, default_value_t = 2.0)]
         hold: f64,
+        /// Processes to split the clients over (this program, run again):
+        /// each process may open only so many files.
+        #[arg(long, default_value_t = 1)]
+        procs: usize,
+    },
+    /// Relay latency p50/p99 against offered load, per server, as SVG: from
+    /// the fixed-rate relay runs of a results file (`scripts/bench`).
+    Plot {
+        /// One JSON report a line, tagged with `server`.
+        #[arg(long, default_value = "target/bench/results.jsonl")]
+        results: PathBuf,
+        #[arg(long, default_value = "target/bench/latency.svg")]
+        out: PathBuf,
+        #[arg(long, default_value = "Relay latency against offered load")]
+        title: String,
+    },
+    /// One process's share of `idle --procs`: not for direct use.
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long)]
+        first: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        room_size: usize,
     },
     /// Connect, auth, join, leave, disconnect cycles per second.
     Churn {
@@ -73,10 +99,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    sys::raise_nofile()?;
-    let secret = std::env::var(SECRET_VAR)
-        .with_context(|| format!("{SECRET_VAR} is not set; set it to the server's secret"))?;
-    let connector = Arc::new(Connector::new(&cli.url, secret.as_bytes()).await?);
+    let url = cli.url.as_str();
     let report = match cli.command {
         Command::Relay {
             rooms,
@@ -93,21 +116,28 @@ async fn main() -> anyhow::Result<()> {
                 rate,
                 window,
             };
-            relay::run(&connector, &args, pid).await?
+            relay::run(&connect(url).await?, &args, pid).await?
         }
         Command::Idle {
             clients,
             pid,
             room_size,
             hold,
+            procs,
         } => {
             let args = idle::Args {
                 clients,
                 room_size,
                 hold: seconds(hold)?,
+                procs,
             };
-            idle::run(&connector, &args, pid).await?
+            idle::run(&connect(url).await?, &args, pid).await?
         }
+        Command::IdleWorker {
+            first,
+            count,
+            room_size,
+        } => return idle::worker(&connect(url).await?, first, count, room_size).await,
         Command::Churn {
             duration,
             concurrency,
@@ -117,11 +147,33 @@ async fn main() -> anyhow::Result<()> {
                 duration: seconds(duration)?,
                 concurrency,
             };
-            churn::run(connector, &args, pid).await?
+            churn::run(Arc::new(connect(url).await?), &args, pid).await?
         }
+        Command::Plot {
+            results,
+            out,
+            title,
+        } => return plot(&results, &out, &title),
     };
     println!("{}", report.json);
     eprintln!("{}", report.human);
+    Ok(())
+}
+
+/// A connector for the server at `url`, with every client a file away.
+async fn connect(url: &str) -> anyhow::Result<Connector> {
+    sys::raise_nofile()?;
+    let secret = std::env::var(SECRET_VAR)
+        .with_context(|| format!("{SECRET_VAR} is not set; set it to the server's secret"))?;
+    Connector::new(url, secret.as_bytes()).await
+}
+
+fn plot(results: &Path, out: &Path, title: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(results)
+        .with_context(|| format!("reading {}", results.display()))?;
+    let svg = plot::svg(&plot::series(&text)?, title)?;
+    std::fs::write(out, svg).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 

@@ -413,6 +413,9 @@ fn report(
         "errors": shared.errors.count(),
         "first_error": shared.errors.first(),
     });
+    if let Some(rate) = args.rate {
+        json["offered_msgs_per_sec"] = json!((rate * clients as f64).round());
+    }
     window.add_to(&mut json, in_window);
     let human = format!(
         "relay {}x{} ({mode}): {:.0} msgs/s, latency us p50 {} p90 {} p99 {} max {}, {} undelivered, {} errors; {}",

@@ -60,12 +60,35 @@ async fn idle_holds_every_client() {
         clients: 10,
         room_size: 4,
         hold: Duration::from_millis(50),
+        procs: 1,
     };
     let report = idle::run(&connector, &args, std::process::id())
         .await
         .unwrap();
     assert_eq!(count(&report, "connected"), 10, "{}", report.json);
     assert_eq!(count(&report, "dropped_while_idle"), 0);
+}
+
+/// The binary itself, splitting its clients over two processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_over_several_processes_holds_every_client() {
+    let url = start_baseline().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args(["--url", &url, "idle", "--clients", "9", "--procs", "2"])
+        .args(["--hold", "0.05", "--pid", &std::process::id().to_string()])
+        .env(
+            "SWITCHBOARD_JWT_SECRET",
+            std::str::from_utf8(SECRET).unwrap(),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["connected"], 9, "{report}");
+    assert_eq!(report["procs"], 2);
+    assert_eq!(report["dropped_while_idle"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use crate::__bindings::switchboard::plugin::host as imports;
 use crate::__bindings::switchboard::plugin::types as wit;
 use crate::{
     AuthOutcome, ClientInfo, Descriptor, ErrorCode, EventDecl, Hook, Identity, LogLevel, Outcome,
-    Peer, Plugin,
+    Peer, Plugin, RelayTarget,
 };
 
 const NOT_INITIALISED: &str = "plugin not initialised";
@@ -130,10 +130,15 @@ impl<P: Plugin> Instance<P> {
         client: wit::ClientInfo,
         event: &str,
         data: &str,
+        target: Option<wit::RelayTarget>,
     ) -> wit::Outcome {
-        match self.plugin(host) {
-            Some(plugin) => plugin.on_event(host, &client.into(), event, data),
-            None => Outcome::reject(ErrorCode::Internal, NOT_INITIALISED),
+        let Some(plugin) = self.plugin(host) else {
+            return Outcome::reject(ErrorCode::Internal, NOT_INITIALISED).into();
+        };
+        let client = client.into();
+        match target {
+            Some(target) => plugin.on_relay(host, &client, event, data, &target.into()),
+            None => plugin.on_event(host, &client, event, data),
         }
         .into()
     }
@@ -200,6 +205,15 @@ impl From<wit::ClientInfo> for ClientInfo {
             role: c.role,
             room_claim: c.room_claim,
             room: c.room,
+        }
+    }
+}
+
+impl From<wit::RelayTarget> for RelayTarget {
+    fn from(t: wit::RelayTarget) -> Self {
+        RelayTarget {
+            id: t.id,
+            room: t.room,
         }
     }
 }
@@ -311,7 +325,7 @@ mod tests {
         let host = TestHost::new();
         let instance = Instance::<Echo>::new();
 
-        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}", None);
         let wit::Outcome::Reject(error) = outcome else {
             panic!("expected a rejection, got {outcome:?}");
         };
@@ -337,9 +351,55 @@ mod tests {
             Err("plugin already initialised".to_owned())
         );
 
-        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}", None);
         assert!(matches!(outcome, wit::Outcome::Reply(m) if m.event == "echo" && m.data == "{}"));
         assert!(host.logs().is_empty());
+    }
+
+    /// Routes every relay to its target and passes everything else.
+    struct RouteOnly;
+
+    impl Plugin for RouteOnly {
+        fn describe() -> Descriptor {
+            Echo::describe()
+        }
+
+        fn new(_: &str) -> Result<Self, String> {
+            Ok(RouteOnly)
+        }
+
+        fn on_relay(
+            &self,
+            _: &dyn Host,
+            _: &ClientInfo,
+            _: &str,
+            _: &str,
+            target: &RelayTarget,
+        ) -> Outcome {
+            Outcome::Relay(target.id.clone())
+        }
+    }
+
+    #[test]
+    fn a_target_makes_it_a_relay_which_defaults_to_on_event() {
+        let host = TestHost::new();
+        let target = || {
+            Some(wit::RelayTarget {
+                id: "c2".into(),
+                room: Some("r".into()),
+            })
+        };
+        let echo = Instance::<Echo>::new();
+        echo.init("cfg").unwrap();
+        let outcome = echo.on_event(&host, wit_client(), "echo", "{}", target());
+        assert!(matches!(outcome, wit::Outcome::Reply(m) if m.data == "cfg"));
+
+        let route = Instance::<RouteOnly>::new();
+        route.init("{}").unwrap();
+        let outcome = route.on_event(&host, wit_client(), "echo", "{}", target());
+        assert!(matches!(outcome, wit::Outcome::Relay(to) if to == "c2"));
+        let outcome = route.on_event(&host, wit_client(), "echo", "{}", None);
+        assert!(matches!(outcome, wit::Outcome::Pass));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use crate::{AuthOutcome, ClientInfo, Descriptor, Host, Outcome};
+use crate::{AuthOutcome, ClientInfo, Descriptor, Host, Outcome, RelayTarget};
 
 /// A Switchboard plugin. Export it with [`export_plugin!`](crate::export_plugin).
 ///
@@ -43,6 +43,23 @@ pub trait Plugin: Sized + Send + Sync + 'static {
         _data: &str,
     ) -> Outcome {
         Outcome::Pass
+    }
+
+    /// Decides about a relay event (`sdp:offer`, `sdp:answer`,
+    /// `ice:candidate`) the plugin declared. `target` is the client its
+    /// `data.to` names, as the host knows it now, so a plugin that only
+    /// routes parses nothing and calls nothing; the host forwards the
+    /// payload itself on [`Outcome::Relay`]. By default this is
+    /// [`on_event`](Plugin::on_event) with the same `data`.
+    fn on_relay(
+        &self,
+        host: &dyn Host,
+        client: &ClientInfo,
+        event: &str,
+        data: &str,
+        _target: &RelayTarget,
+    ) -> Outcome {
+        self.on_event(host, client, event, data)
     }
 
     fn on_disconnect(&self, _host: &dyn Host, _client: &ClientInfo) {}

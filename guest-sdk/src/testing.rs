@@ -37,7 +37,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::{ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError};
+use crate::{
+    ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError, RelayTarget,
+};
 
 /// One message queued for a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +145,21 @@ impl TestHost {
     /// If the client is unknown.
     pub fn client(&self, id: &str) -> ClientInfo {
         self.state.borrow_mut().client_mut(id).clone()
+    }
+
+    /// The target of a relay event addressed to `id`, as the real host
+    /// would describe it: its room, `None` if it is in none or unknown.
+    pub fn relay_target(&self, id: &str) -> RelayTarget {
+        let room = self
+            .state
+            .borrow()
+            .clients
+            .get(id)
+            .and_then(|client| client.room.clone());
+        RelayTarget {
+            id: id.to_owned(),
+            room,
+        }
     }
 
     /// Everything queued for one client, oldest first.

@@ -34,6 +34,17 @@ impl ClientInfo {
     }
 }
 
+/// The client a relay event (`sdp:offer`, `sdp:answer`, `ice:candidate`)
+/// is addressed to, as the host knows it at the time of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTarget {
+    /// `data.to`, as the sender wrote it.
+    pub id: String,
+    /// The room it is in; `None` when it is in none, or when no such client
+    /// is connected.
+    pub room: Option<String>,
+}
+
 /// A member of a room, as PROTOCOL.md's `Peer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {

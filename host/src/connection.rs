@@ -234,7 +234,8 @@ async fn serve(
             out = live.queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => {
                     let write = write_batch(ws, frame, &mut live.queue, &router.metrics);
-                    match bounded(write, (&live.takeover, &live.overflow), settings.heartbeat).await {
+                    let signals = (&*live.takeover, &live.overflow);
+                    match Box::pin(bounded(write, signals, settings.heartbeat)).await {
                         Ok(None) => {}
                         Ok(Some((code, reason))) => return End::Close(code, reason),
                         Err(end) => return end,
@@ -274,7 +275,8 @@ async fn serve(
                         Verdict::Open => {}
                         Verdict::Close(code, reason) => return End::Close(code, reason.into()),
                         Verdict::Resume { token, cause } => {
-                            if let Err(end) = resume(ws, router, settings, live, &token, cause.as_ref()).await {
+                            let resumed = resume(ws, router, settings, live, &token, cause.as_ref());
+                            if let Err(end) = Box::pin(resumed).await {
                                 return end;
                             }
                         }
@@ -286,7 +288,7 @@ async fn serve(
                     Message::Close(frame) => {
                         // tungstenite has queued the answering close frame.
                         let signals = (&*live.takeover, &live.overflow);
-                        let _ = bounded(ws.flush(), signals, CLOSE_LINGER).await;
+                        let _ = Box::pin(bounded(ws.flush(), signals, CLOSE_LINGER)).await;
                         let clean = frame.is_some_and(|f| matches!(u16::from(f.code), 1000 | 1001));
                         return End::Gone { clean, why: "client closed" };
                     }
@@ -298,7 +300,8 @@ async fn serve(
                 }
                 awaiting_pong = true;
                 let ping = ws.send(Message::Ping(Default::default()));
-                if let Err(end) = bounded(ping, (&live.takeover, &live.overflow), settings.heartbeat).await {
+                let signals = (&*live.takeover, &live.overflow);
+                if let Err(end) = Box::pin(bounded(ping, signals, settings.heartbeat)).await {
                     return end;
                 }
             }
@@ -355,6 +358,9 @@ async fn resume(
 /// Runs a write to the socket unless the client stops keeping up (its
 /// queue overflows while the write waits, or the socket takes nothing for
 /// `patience`: it is dropped) or another connection resumes its session.
+///
+/// Callers box it: its state (a timer, the frame being fed) then exists
+/// only while a write is under way, not in every idle connection's task.
 async fn bounded<T>(
     write: impl Future<Output = Result<T, WsError>>,
     (takeover, overflow): (&Notify, &Overflow),

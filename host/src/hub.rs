@@ -148,6 +148,11 @@ impl Hub {
         })
     }
 
+    /// The room a client is in; `None` when it is in none or not connected.
+    pub fn room_of(&self, id: ClientId) -> Option<RoomId> {
+        self.state.lock().clients.get(&id)?.room.clone()
+    }
+
     /// Adds an authenticated client to a room; returns the other members,
     /// oldest first, and the new member.
     pub fn join(

@@ -10,12 +10,12 @@ pub mod config;
 mod connection;
 pub mod hub;
 pub mod metrics;
-mod outbox;
+pub mod outbox;
 pub mod plugin;
 mod rate_limit;
-mod router;
+pub mod router;
 mod server;
-mod session;
+pub mod session;
 mod swap;
 mod token;
 

@@ -1,11 +1,17 @@
 //! A client's outbound queue, bounded in messages and bytes. A client that
 //! stops reading fills its own queue and is disconnected; senders never
 //! wait, so nobody else slows down.
+//!
+//! It is a locked `VecDeque` rather than a channel: an idle connection's
+//! queue is empty, and an empty `VecDeque` holds a few dozen bytes where a
+//! channel keeps a block of slots allocated for its whole life.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use tokio::sync::{Notify, mpsc};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::hub::Outbound;
 
@@ -20,6 +26,13 @@ struct Shared {
     /// resume.
     max_messages: AtomicUsize,
     max_bytes: usize,
+    queue: Mutex<VecDeque<Outbound>>,
+    /// Woken by a push, and when the last sender goes.
+    pushed: Notify,
+    /// Live [`Outbox`] clones; at zero nothing more can arrive.
+    senders: AtomicUsize,
+    /// The [`Inbox`] is gone: pushes are dropped.
+    closed: AtomicBool,
     messages: AtomicUsize,
     bytes: AtomicUsize,
     overflowed: AtomicBool,
@@ -27,15 +40,12 @@ struct Shared {
 }
 
 /// The sending side, kept in the hub.
-#[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
     shared: Arc<Shared>,
 }
 
 /// The receiving side, owned by the client's connection task.
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Outbound>,
     shared: Arc<Shared>,
 }
 
@@ -44,10 +54,13 @@ pub struct Inbox {
 pub struct Overflow(Arc<Shared>);
 
 pub fn queue(limits: QueueLimits) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         max_messages: AtomicUsize::new(limits.messages),
         max_bytes: limits.bytes,
+        queue: Mutex::new(VecDeque::new()),
+        pushed: Notify::new(),
+        senders: AtomicUsize::new(1),
+        closed: AtomicBool::new(false),
         messages: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
         overflowed: AtomicBool::new(false),
@@ -55,10 +68,9 @@ pub fn queue(limits: QueueLimits) -> (Outbox, Inbox) {
     });
     (
         Outbox {
-            tx,
             shared: Arc::clone(&shared),
         },
-        Inbox { rx, shared },
+        Inbox { shared },
     )
 }
 
@@ -66,13 +78,12 @@ impl Outbox {
     /// Queues a message. A frame that does not fit is dropped and the
     /// queue marked overflowed; a close request always fits.
     pub fn push(&self, message: Outbound) {
-        let bytes = match &message {
-            Outbound::Frame(frame) => frame.len(),
-            Outbound::Close(..) => 0,
-        };
+        let bytes = size(&message);
         let shared = &self.shared;
-        // Counted before sending, so the receiver never takes away what is
-        // not there yet.
+        if shared.closed.load(Relaxed) {
+            // The connection is on its way out.
+            return;
+        }
         let messages = shared.messages.fetch_add(1, Relaxed) + 1;
         let total = shared.bytes.fetch_add(bytes, Relaxed) + bytes;
         let fits = messages <= shared.max_messages.load(Relaxed) && total <= shared.max_bytes;
@@ -83,14 +94,36 @@ impl Outbox {
             }
             return;
         }
-        if self.tx.send(message).is_err() {
-            // The connection is on its way out.
-            shared.uncount(bytes);
-        }
+        shared.queue.lock().push_back(message);
+        shared.pushed.notify_one();
     }
 
     pub fn depth(&self) -> usize {
         self.shared.messages.load(Relaxed)
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Outbox {
+        self.shared.senders.fetch_add(1, Relaxed);
+        Outbox {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Relaxed) == 1 {
+            self.shared.pushed.notify_one();
+        }
+    }
+}
+
+fn size(message: &Outbound) -> usize {
+    match message {
+        Outbound::Frame(frame) => frame.len(),
+        Outbound::Close(..) => 0,
     }
 }
 
@@ -102,15 +135,24 @@ impl Shared {
 }
 
 impl Inbox {
+    /// The next message; `None` once every sender is gone and the queue is
+    /// empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        let message = self.rx.recv().await?;
-        self.taken(&message);
-        Some(message)
+        loop {
+            if let Some(message) = self.try_recv() {
+                return Some(message);
+            }
+            if self.shared.senders.load(Relaxed) == 0 {
+                return None;
+            }
+            // A push after the check above left a permit: nothing is missed.
+            self.shared.pushed.notified().await;
+        }
     }
 
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        let message = self.rx.try_recv().ok()?;
-        self.taken(&message);
+        let message = self.shared.queue.lock().pop_front()?;
+        self.shared.uncount(size(&message));
         Some(message)
     }
 
@@ -128,13 +170,15 @@ impl Inbox {
     pub fn overflow(&self) -> Overflow {
         Overflow(Arc::clone(&self.shared))
     }
+}
 
-    fn taken(&self, message: &Outbound) {
-        let bytes = match message {
-            Outbound::Frame(frame) => frame.len(),
-            Outbound::Close(..) => 0,
-        };
-        self.shared.uncount(bytes);
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Relaxed);
+        let dropped = std::mem::take(&mut *self.shared.queue.lock());
+        for message in &dropped {
+            self.shared.uncount(size(message));
+        }
     }
 }
 
@@ -165,6 +209,37 @@ mod tests {
         while inbox.try_recv().is_some() {}
         assert_eq!(outbox.depth(), 0);
         assert_eq!(inbox.shared.bytes.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn recv_ends_when_the_last_sender_goes_and_the_queue_is_empty() {
+        let (outbox, mut inbox) = queue(QueueLimits {
+            messages: 4,
+            bytes: 1 << 20,
+        });
+        let other = outbox.clone();
+        other.push(Outbound::Frame(Frame::from("x")));
+        drop(other);
+        drop(outbox);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(matches!(inbox.recv().await, Some(Outbound::Frame(_))));
+            assert!(inbox.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn pushes_after_the_inbox_is_gone_are_dropped_uncounted() {
+        let (outbox, inbox) = queue(QueueLimits {
+            messages: 4,
+            bytes: 1 << 20,
+        });
+        outbox.push(Outbound::Frame(Frame::from("x")));
+        drop(inbox);
+        outbox.push(Outbound::Frame(Frame::from("y")));
+        assert_eq!(outbox.depth(), 0);
     }
 
     #[test]

@@ -20,9 +20,11 @@ use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::plugin::{AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, unix_millis};
+use crate::plugin::{
+    AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, RelayTarget, unix_millis,
+};
 use crate::rate_limit::{Admit, RateLimit};
-use crate::schema::{self, AuthRequest};
+use crate::schema::{self, AuthRequest, Normalized};
 use crate::session::{ResumeToken, Sessions};
 
 /// Failed auth attempts after which a connection is closed (4003).
@@ -344,8 +346,9 @@ impl Router {
 
     /// Steps 6 to 8 of the order of checks, for events plugins handle.
     fn route(self: &Arc<Self>, id: ClientId, cause: &Cause, data: Map<String, Value>) {
+        let event = cause.event.as_str();
         let chain = self.registry.chain();
-        let plugins = chain.route(cause.event.as_str());
+        let plugins = chain.route(event);
         if plugins.is_empty() {
             self.error(
                 id,
@@ -355,26 +358,40 @@ impl Router {
             );
             return;
         }
-        let data = match schema::normalize(cause.event.as_str(), data) {
-            Ok(data) => Value::Object(data),
+        let data = match schema::normalize(event, data) {
+            Ok(data) => data,
             Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
         };
-        if let Err(message) = chain.validate(cause.event.as_str(), &data) {
-            return self.error(id, cause, ErrorCode::InvalidMessage, &message);
-        }
+        let object_json;
+        let json = match &data {
+            Normalized::Relay(relay) => relay.json(),
+            Normalized::Object(object) => {
+                if let Err(message) = chain.validate(event, object) {
+                    return self.error(id, cause, ErrorCode::InvalidMessage, &message);
+                }
+                object_json = object.to_string();
+                &object_json
+            }
+        };
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
-        let room = info.room.clone().or_else(|| {
-            (cause.event.as_str() == schema::ROOM_JOIN)
-                .then(|| data.as_object().and_then(schema::join_target))
-                .flatten()
+        let room = info.room.clone().or_else(|| match &data {
+            Normalized::Object(object) if event == schema::ROOM_JOIN => schema::join_target(object),
+            _ => None,
         });
         if let Some(room) = &room {
             tracing::Span::current().record("room", tracing::field::display(room));
         }
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
-        let decided = match run_chain(plugins, &info, cause.event.as_str(), &data.to_string()) {
+        let target = match &data {
+            Normalized::Relay(relay) => Some(RelayTarget {
+                id: &relay.to,
+                room: ClientId::parse(&relay.to).and_then(|to| self.hub.room_of(to)),
+            }),
+            Normalized::Object(_) => None,
+        };
+        let decided = match run_chain(plugins, &info, event, json, target.as_ref()) {
             Ok(decided) => decided,
             Err(fault) => return self.plugin_error(id, cause, &fault),
         };
@@ -399,17 +416,23 @@ impl Router {
     }
 
     /// Delivers a relayed event to `target` with `to` replaced by `from`.
-    fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Value) {
-        let Some(target) = ClientId::parse(target).filter(|t| self.hub.client_info(*t).is_some())
-        else {
+    fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Normalized) {
+        let Some(target) = ClientId::parse(target).filter(|t| self.hub.is_connected(*t)) else {
             return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         };
-        let Value::Object(mut data) = data else {
-            unreachable!("event data is an object")
+        let from = from.to_string();
+        let data = match data {
+            Normalized::Relay(relay) => relay.forwarded(&from),
+            // A custom event a plugin chose to relay.
+            Normalized::Object(mut object) => {
+                if let Some(fields) = object.as_object_mut() {
+                    fields.remove("to");
+                    fields.insert("from".into(), Value::String(from));
+                }
+                object.to_string()
+            }
         };
-        data.remove("to");
-        data.insert("from".into(), Value::String(from.to_string()));
-        let frame = envelope::frame(cause.event.as_str(), None, &data);
+        let frame = envelope::frame_json(cause.event, None, &data);
         self.hub.send(target, Outbound::Frame(frame));
     }
 
@@ -553,10 +576,11 @@ fn run_chain(
     info: &ClientInfo,
     event: &str,
     data: &str,
+    target: Option<&RelayTarget>,
 ) -> Result<Decided, PluginFault> {
     let mut effects = Vec::new();
     for plugin in plugins {
-        let called = plugin.on_event(info, event, data)?;
+        let called = plugin.on_event(info, event, data, target)?;
         effects.extend(called.effects);
         if !matches!(called.value, Outcome::Pass) {
             return Ok(Decided {

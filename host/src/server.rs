@@ -38,12 +38,14 @@ pub struct Server {
     pub connections: TaskTracker,
 }
 
-/// tungstenite buffers, per connection. Its defaults (128 KiB read buffer)
-/// would cost gigabytes at tens of thousands of clients; signaling messages
-/// are small, and a larger one just takes a few more reads.
+/// tungstenite buffers, per connection. The read buffer is allocated up
+/// front and kept for the connection's life, so it is most of what an idle
+/// connection costs: its defaults (128 KiB) would cost gigabytes at tens of
+/// thousands of clients. 1 KiB holds a few ICE candidates per read; an SDP
+/// takes a few more reads.
 pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(max_message_bytes.saturating_mul(4).max(1 << 20))
         .max_message_size(Some(max_message_bytes))

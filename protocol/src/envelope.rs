@@ -245,6 +245,24 @@ pub fn json_object(text: &str) -> Option<Box<RawValue>> {
     raw.get().trim_start().starts_with('{').then_some(raw)
 }
 
+/// Like [`frame`], for `data` the host itself wrote as the JSON text of an
+/// object, which is not read again.
+pub fn frame_json(event: &EventName, id: Option<&CorrelationId>, data: &str) -> Frame {
+    let mut out = String::with_capacity(data.len() + 96);
+    // Event names need no escaping.
+    out.push_str(r#"{"event":""#);
+    out.push_str(event.as_str());
+    out.push('"');
+    if let Some(id) = id {
+        out.push_str(r#","id":"#);
+        out.push_str(&Value::from(id.as_str()).to_string());
+    }
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+    out.push('}');
+    out.into()
+}
+
 /// Like [`frame`], for `data` that is already JSON text of an object.
 pub fn frame_raw(event: &str, id: Option<&CorrelationId>, data: &RawValue) -> Frame {
     frame(event, id, data)
@@ -401,6 +419,19 @@ mod tests {
             frame_event(&frame("room:joined", None, &serde_json::json!({}))),
             "room:joined"
         );
+    }
+
+    #[test]
+    fn frame_json_writes_what_frame_writes() {
+        let event = EventName::parse("sdp:offer").unwrap();
+        let data = serde_json::json!({ "from": "a", "sdp": "v=0\r\n" });
+        let id = CorrelationId::parse("q\"1").unwrap();
+        for id in [None, Some(&id)] {
+            assert_eq!(
+                frame_json(&event, id, &data.to_string()),
+                frame(event.as_str(), id, &data)
+            );
+        }
     }
 
     #[test]

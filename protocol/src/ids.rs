@@ -23,8 +23,15 @@ impl ClientId {
 }
 
 impl fmt::Display for ClientId {
+    /// By hand rather than `{:016x}`, which goes through the formatting
+    /// machinery: ids are written for every relayed message and plugin call.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = DIGITS[(self.0 >> (60 - 4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -158,6 +165,9 @@ mod tests {
         let b = ids.next();
         assert_ne!(a, b);
         assert_eq!(ClientId::parse(&a.to_string()), Some(a));
+        for n in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(ClientId(n).to_string(), format!("{n:016x}"));
+        }
         assert_eq!(ClientId::parse("0123"), None);
         assert_eq!(ClientId::parse("0123456789ABCDEF"), None);
     }

@@ -53,22 +53,83 @@ pub fn resume_token(data: &Map<String, Value>) -> Result<&str, String> {
 }
 
 /// The room a `room:join` names, once its data has been normalised.
-pub fn join_target(data: &Map<String, Value>) -> Option<RoomId> {
+pub fn join_target(data: &Value) -> Option<RoomId> {
     data.get("roomId")
         .and_then(Value::as_str)
         .and_then(RoomId::parse)
 }
 
-/// Validates the data of an event a plugin handles, returning it with only
-/// the fields its schema names. Events PROTOCOL.md does not define pass
-/// through unchanged (their plugins' schemas come with the plugin platform).
-pub fn normalize(event: &str, data: Map<String, Value>) -> Result<Map<String, Value>, String> {
+/// `data` of an event a plugin handles, validated and normalised.
+#[derive(Debug)]
+pub enum Normalized {
+    /// `sdp:offer`, `sdp:answer`, `ice:candidate`.
+    Relay(Relay),
+    /// Any other event: an object, without unknown fields for the events
+    /// PROTOCOL.md defines.
+    Object(Value),
+}
+
+/// The data of a relay event, written once as JSON text: plugins get it as
+/// it is, and the target gets the same payload with `from` in place of `to`,
+/// without the host reading or writing it again.
+#[derive(Debug)]
+pub struct Relay {
+    /// `data.to`, a non-empty string.
+    pub to: String,
+    /// `{"to":…,` then the payload fields, then `}`.
+    json: String,
+    /// Where the payload fields are in `json`.
+    payload: std::ops::Range<usize>,
+}
+
+impl Relay {
+    /// The JSON text of the normalised data.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The JSON text of the data its target gets: `to` replaced by `from`.
+    pub fn forwarded(&self, from: &str) -> String {
+        let payload = &self.json[self.payload.clone()];
+        let mut out = String::with_capacity(payload.len() + from.len() + 16);
+        out.push_str(r#"{"from":"#);
+        write_json_str(&mut out, from);
+        out.push(',');
+        out.push_str(payload);
+        out.push('}');
+        out
+    }
+
+    /// Writes `{"to":…}` and then the payload fields with `fields`, which
+    /// starts each with its key and a comma before every field but the
+    /// first.
+    fn write(to: &str, fields: impl FnOnce(&mut String)) -> Relay {
+        let mut json = String::with_capacity(256);
+        json.push_str(r#"{"to":"#);
+        write_json_str(&mut json, to);
+        json.push(',');
+        let start = json.len();
+        fields(&mut json);
+        let payload = start..json.len();
+        json.push('}');
+        Relay {
+            to: to.to_owned(),
+            json,
+            payload,
+        }
+    }
+}
+
+/// Validates the data of an event a plugin handles and keeps only the
+/// fields its schema names. Events PROTOCOL.md does not define pass through
+/// unchanged (the chain checks them against their plugin's schema).
+pub fn normalize(event: &str, data: Map<String, Value>) -> Result<Normalized, String> {
     match event {
-        ROOM_JOIN => room_join(&data),
-        "room:leave" | "room:state" => Ok(Map::new()),
-        "sdp:offer" | "sdp:answer" => sdp(&data),
-        "ice:candidate" => ice_candidate(&data),
-        _ => Ok(data),
+        ROOM_JOIN => room_join(&data).map(|join| Normalized::Object(join.into())),
+        "room:leave" | "room:state" => Ok(Normalized::Object(Map::new().into())),
+        "sdp:offer" | "sdp:answer" => sdp(&data).map(Normalized::Relay),
+        "ice:candidate" => ice_candidate(&data).map(Normalized::Relay),
+        _ => Ok(Normalized::Object(data.into())),
     }
 }
 
@@ -92,43 +153,71 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
-fn sdp(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    out.insert("to".into(), non_empty_str(data, "to")?.into());
-    out.insert("sdp".into(), non_empty_str(data, "sdp")?.into());
-    Ok(out)
+fn sdp(data: &Map<String, Value>) -> Result<Relay, String> {
+    let to = non_empty_str(data, "to")?;
+    let sdp = non_empty_str(data, "sdp")?;
+    Ok(Relay::write(to, |out| {
+        out.push_str(r#""sdp":"#);
+        write_json_str(out, sdp);
+    }))
 }
 
-fn ice_candidate(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let Some(Value::Object(candidate)) = data.get("candidate") else {
         return Err("`candidate` must be an object".into());
     };
-    let mut clean = Map::new();
-    clean.insert(
-        "candidate".into(),
-        required_str(candidate, "candidate")?.into(),
-    );
-    for key in ["sdpMid", "usernameFragment"] {
-        match candidate.get(key) {
-            None => {}
-            Some(v @ (Value::Null | Value::String(_))) => {
-                clean.insert(key.into(), v.clone());
-            }
-            Some(_) => return Err(format!("`candidate.{key}` must be a string or null")),
+    let text = required_str(candidate, "candidate")?;
+    // The optional fields that are present, in the order PROTOCOL.md lists
+    // them, each checked before anything is written.
+    let mut optional = Vec::with_capacity(3);
+    for key in ["sdpMid", "sdpMLineIndex", "usernameFragment"] {
+        let Some(value) = candidate.get(key) else {
+            continue;
+        };
+        let valid = match key {
+            "sdpMLineIndex" => value.is_null() || value.is_i64() || value.is_u64(),
+            _ => value.is_null() || value.is_string(),
+        };
+        if !valid {
+            let kind = match key {
+                "sdpMLineIndex" => "an integer",
+                _ => "a string",
+            };
+            return Err(format!("`candidate.{key}` must be {kind} or null"));
         }
+        optional.push((key, value));
     }
-    match candidate.get("sdpMLineIndex") {
-        None => {}
-        Some(v) if v.is_null() || v.is_i64() || v.is_u64() => {
-            clean.insert("sdpMLineIndex".into(), v.clone());
+    Ok(Relay::write(to, |out| {
+        out.push_str(r#""candidate":{"candidate":"#);
+        write_json_str(out, text);
+        for (key, value) in optional {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            write_json_scalar(out, value);
         }
-        Some(_) => return Err("`candidate.sdpMLineIndex` must be an integer or null".into()),
+        out.push('}');
+    }))
+}
+
+/// Appends `text` as a JSON string; most need no escaping at all.
+fn write_json_str(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(text).to_string());
     }
-    let mut out = Map::new();
-    out.insert("to".into(), to.into());
-    out.insert("candidate".into(), Value::Object(clean));
-    Ok(out)
+}
+
+/// Appends a JSON scalar (string, number or null).
+fn write_json_scalar(out: &mut String, value: &Value) {
+    match value {
+        Value::String(text) => write_json_str(out, text),
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 fn required_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
@@ -161,14 +250,28 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn object(event: &str, data: Value) -> Value {
+        match normalize(event, map(data)).unwrap() {
+            Normalized::Object(object) => object,
+            Normalized::Relay(relay) => panic!("{event} normalised as a relay: {relay:?}"),
+        }
+    }
+
+    fn relay(event: &str, data: Value) -> Relay {
+        match normalize(event, map(data)).unwrap() {
+            Normalized::Relay(relay) => relay,
+            Normalized::Object(object) => panic!("{event} normalised as an object: {object:?}"),
+        }
+    }
+
+    fn parse(json: &str) -> Value {
+        serde_json::from_str(json).unwrap()
+    }
+
     #[test]
     fn join_keeps_room_and_metadata_only() {
-        let out = normalize(
-            ROOM_JOIN,
-            map(json!({"roomId":"a","metadata":{"x":1},"y":2})),
-        )
-        .unwrap();
-        assert_eq!(Value::Object(out), json!({"roomId":"a","metadata":{"x":1}}));
+        let out = object(ROOM_JOIN, json!({"roomId":"a","metadata":{"x":1},"y":2}));
+        assert_eq!(out, json!({"roomId":"a","metadata":{"x":1}}));
         assert!(normalize(ROOM_JOIN, map(json!({"roomId":""}))).is_err());
         assert!(normalize(ROOM_JOIN, map(json!({"roomId":"a".repeat(129)}))).is_err());
         assert!(normalize(ROOM_JOIN, map(json!({"roomId":"a","metadata":null}))).is_err());
@@ -177,10 +280,15 @@ mod tests {
     #[test]
     fn candidate_fields_are_checked_and_trimmed() {
         let data = json!({"to":"p","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0,"zz":1},"q":1});
-        let out = normalize("ice:candidate", map(data)).unwrap();
+        let out = relay("ice:candidate", data);
+        assert_eq!(out.to, "p");
         assert_eq!(
-            Value::Object(out),
+            parse(out.json()),
             json!({"to":"p","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
+        );
+        assert_eq!(
+            parse(&out.forwarded("me")),
+            json!({"from":"me","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
         );
         assert!(normalize("ice:candidate", map(json!({"to":"p","candidate":{}}))).is_err());
         let bad_index = json!({"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}});
@@ -191,7 +299,17 @@ mod tests {
     fn sdp_needs_non_empty_to_and_sdp() {
         assert!(normalize("sdp:offer", map(json!({"to":"p","sdp":""}))).is_err());
         assert!(normalize("sdp:answer", map(json!({"to":"","sdp":"v"}))).is_err());
-        let out = normalize("sdp:offer", map(json!({"to":"p","sdp":"v","x":1}))).unwrap();
-        assert_eq!(Value::Object(out), json!({"to":"p","sdp":"v"}));
+        let out = relay("sdp:offer", json!({"to":"p","sdp":"v","x":1}));
+        assert_eq!(parse(out.json()), json!({"to":"p","sdp":"v"}));
+        assert_eq!(parse(&out.forwarded("me")), json!({"from":"me","sdp":"v"}));
+    }
+
+    #[test]
+    fn relayed_strings_keep_their_escapes_valid() {
+        let sdp = "v=0\r\no=- \"quoted\" \\ \u{1} é";
+        let out = relay("sdp:answer", json!({"to":"p\"q","sdp":sdp}));
+        assert_eq!(out.to, "p\"q");
+        assert_eq!(parse(out.json()), json!({"to":"p\"q","sdp":sdp}));
+        assert_eq!(parse(&out.forwarded("f")), json!({"from":"f","sdp":sdp}));
     }
 }

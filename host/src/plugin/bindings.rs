@@ -7,5 +7,5 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::switchboard::plugin::guest::Guest;
 pub use self::switchboard::plugin::types;
+pub use exports::switchboard::plugin::guest::Guest;

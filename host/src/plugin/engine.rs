@@ -29,7 +29,18 @@ pub fn engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
     config
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).context("configuring the wasm engine")?;
+    let engine = match Engine::new(&config) {
+        Ok(engine) => engine,
+        // The pool reserves its address space up front (terabytes of it,
+        // for the guard regions that spare bounds checks), which a process
+        // under a virtual memory limit (`ulimit -v`, valgrind) cannot do.
+        // Instances then reserve their own when they start.
+        Err(e) => {
+            tracing::warn!("cannot reserve the instance pool ({e:#}); allocating on demand");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).context("configuring the wasm engine")?
+        }
+    };
     start_epoch_clock(&engine);
     Ok(engine)
 }

@@ -21,6 +21,7 @@ use bindings::types;
 
 use crate::envelope::ErrorCode;
 use crate::hub::{ClientInfo, Identity};
+use crate::ids::RoomId;
 
 /// What a plugin declared about itself.
 #[derive(Clone, Debug)]
@@ -53,6 +54,15 @@ pub enum Outcome {
     Relay(String),
     Reject { code: ErrorCode, message: String },
     Handled,
+}
+
+/// The client a relay event is addressed to, as the host knows it now.
+#[derive(Debug)]
+pub struct RelayTarget<'a> {
+    /// `data.to`, as the sender wrote it.
+    pub id: &'a str,
+    /// `None` when it is in no room or not connected.
+    pub room: Option<RoomId>,
 }
 
 #[derive(Debug)]
@@ -145,6 +155,13 @@ fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
         user_id: identity.map(|i| i.user_id.clone()),
         role: identity.and_then(|i| i.role.clone()),
         room_claim: identity.and_then(|i| i.room_claim.clone()),
-        room: info.room.as_ref().map(|r| r.to_string()),
+        room: info.room.as_ref().map(|r| r.as_str().to_owned()),
+    }
+}
+
+fn wit_relay_target(target: &RelayTarget) -> types::RelayTarget {
+    types::RelayTarget {
+        id: target.id.to_owned(),
+        room: target.room.as_ref().map(|r| r.as_str().to_owned()),
     }
 }

@@ -20,7 +20,7 @@ use super::engine::EPOCH_TICK;
 use super::imports::unix_millis;
 use super::load::Prepared;
 use super::state::{Effect, PluginState};
-use super::{AuthOutcome, Descriptor, Outcome, wit_client_info};
+use super::{AuthOutcome, Descriptor, Outcome, RelayTarget, wit_client_info, wit_relay_target};
 use crate::config::PluginLimits;
 use crate::hub::{ClientInfo, Hub};
 use crate::metrics::CallStats;
@@ -112,14 +112,17 @@ impl Plugin {
         Ok(())
     }
 
+    /// `target` is given for the relay events, and only for them.
     pub fn on_event(
         &self,
         client: &ClientInfo,
         event: &str,
         data: &str,
+        target: Option<&RelayTarget>,
     ) -> Result<Called<Outcome>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| guest.call_on_event(store, &client, event, data))
+        let target = target.map(wit_relay_target);
+        self.call(|guest, store| guest.call_on_event(store, &client, event, data, target.as_ref()))
             .map(|called| called.map(Outcome::from))
     }
 

@@ -1,0 +1,232 @@
+//! Micro-benchmarks of the plugin call path (`cargo bench -p switchboard`).
+//!
+//! - `relay/ice_candidate`: one `ice:candidate` from the text of the frame
+//!   to the frame queued for its target, through `Router::handle_text` and
+//!   the default chain (`auth-jwt`, `rooms`, `signaling`), as a connection
+//!   task hands it over.
+//! - `signaling/on_event`: the `signaling` plugin's `on-event` alone, on a
+//!   warm instance.
+//! - `signaling/on_event_fresh_instance`: the same call on an instance
+//!   instantiated (and `init`ed) for it and dropped after it: the difference
+//!   from the warm call is the cost of an instantiation.
+//! - `swap/cached` and `swap/cold_compile`: loading a new version of the
+//!   largest shipped plugin and making it live, as `PUT /admin/plugins/rooms`
+//!   does, with its compiled code in the disk cache and without.
+//!
+//! Everything runs on the benchmark's thread, no sockets: the figures are
+//! the server's CPU cost, without the network or the scheduler.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+use switchboard::builtin::{self, JWT_SECRET_VAR};
+use switchboard::chain::{self, Registry};
+use switchboard::config::Config;
+use switchboard::hub::{Hub, Outbound};
+use switchboard::ids::ClientIds;
+use switchboard::metrics::Metrics;
+use switchboard::outbox::{Inbox, QueueLimits, queue};
+use switchboard::plugin::{
+    CompileCache, Loader, Plugin, PluginSource, RelayTarget, default_cache_dir,
+};
+use switchboard::router::{Conn, Router};
+use switchboard::session::Sessions;
+use tokio_util::sync::CancellationToken;
+
+/// What the load generator sends (`switchboard-bench relay`), `to` aside.
+const CANDIDATE: &str = r#""candidate":{"sdpMid":"0","sdpMLineIndex":0,"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123"}"#;
+
+/// The default chain behind a router, with two clients in one room.
+struct Fixture {
+    config: Config,
+    router: Arc<Router>,
+    sender: Conn,
+    target: Conn,
+    target_inbox: Inbox,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mut config = Config::default();
+        // Every connection counts as authenticated: auth is not on the
+        // relay path, and the chain still holds `auth-jwt`.
+        config.auth.required = false;
+        let hub = Arc::new(Hub::new(config.limits.max_rooms));
+        // The server's default cache, so that setting up (three times, and
+        // under callgrind too) compiles nothing the server has compiled.
+        let loader = loader(&config, &hub, CompileCache::new(default_cache_dir()));
+        let (chain, _) = chain::load(&loader, &config.plugins, None, jwt_secret).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let router = Arc::new(Router {
+            hub,
+            sessions: Sessions::new(config.session.replay_limit, Arc::clone(&metrics)),
+            metrics,
+            registry: Arc::new(Registry::new(chain)),
+            auth_required: false,
+            event_rates: HashMap::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let ids = ClientIds::new();
+        let limits = QueueLimits {
+            messages: 1024,
+            bytes: 1 << 20,
+        };
+        let (sender_outbox, mut sender_inbox) = queue(limits);
+        let (target_outbox, mut target_inbox) = queue(limits);
+        let mut sender = router.connect(ids.next(), sender_outbox);
+        let mut target = router.connect(ids.next(), target_outbox);
+        let join = r#"{"event":"room:join","data":{"roomId":"bench"}}"#;
+        router.handle_text(&mut sender, join);
+        router.handle_text(&mut target, join);
+        while sender_inbox.try_recv().is_some() {}
+        while target_inbox.try_recv().is_some() {}
+        Fixture {
+            config,
+            router,
+            sender,
+            target,
+            target_inbox,
+        }
+    }
+
+    fn candidate_to_target(&self) -> String {
+        format!(
+            r#"{{"event":"ice:candidate","data":{{"to":"{}",{CANDIDATE}}}}}"#,
+            self.target.id
+        )
+    }
+
+    /// The `data` the router hands the chain for that candidate.
+    fn normalized_data(&self) -> String {
+        format!(
+            r#"{{"to":"{}","candidate":{{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123","sdpMid":"0","sdpMLineIndex":0}}}}"#,
+            self.target.id
+        )
+    }
+
+    fn signaling(&self) -> Arc<Plugin> {
+        let chain = self.router.registry.chain();
+        Arc::clone(chain.find("signaling").unwrap())
+    }
+
+    /// Relays one candidate and takes it off the target's queue.
+    fn relay(&mut self, text: &str) {
+        self.router.handle_text(&mut self.sender, text);
+        match self.target_inbox.try_recv() {
+            Some(Outbound::Frame(frame)) => {
+                black_box(frame);
+            }
+            other => panic!("expected the relayed candidate, got {other:?}"),
+        }
+    }
+}
+
+fn loader(config: &Config, hub: &Arc<Hub>, cache: CompileCache) -> Loader {
+    Loader::new(Arc::clone(hub), config.plugin_limits.clone(), cache).unwrap()
+}
+
+fn jwt_secret(name: &str) -> Option<String> {
+    (name == JWT_SECRET_VAR).then(|| "bench-secret".to_owned())
+}
+
+fn builtin_source(name: &str) -> PluginSource {
+    let plugin = builtin::find(name).unwrap();
+    PluginSource {
+        origin: format!("built-in `{name}`"),
+        bytes: plugin.wasm.to_vec(),
+    }
+}
+
+fn relay(c: &mut Criterion) {
+    let mut fixture = Fixture::new();
+    let text = fixture.candidate_to_target();
+    let mut group = c.benchmark_group("relay");
+    group.bench_function("ice_candidate", |b| b.iter(|| fixture.relay(&text)));
+    group.finish();
+}
+
+fn signaling(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    let info = fixture
+        .router
+        .hub
+        .client_info(fixture.sender.id)
+        .expect("the sender is connected");
+    let data = fixture.normalized_data();
+    let to = fixture.target.id.to_string();
+    let target = RelayTarget {
+        id: &to,
+        room: fixture.router.hub.room_of(fixture.target.id),
+    };
+    let target = Some(&target);
+    let warm = fixture.signaling();
+    let mut group = c.benchmark_group("signaling");
+    group.bench_function("on_event", |b| {
+        b.iter(|| {
+            black_box(
+                warm.on_event(&info, "ice:candidate", &data, target)
+                    .unwrap(),
+            )
+        })
+    });
+
+    // A retired version keeps no idle instance, so every call instantiates
+    // one and drops it afterwards.
+    let cache = CompileCache::new(default_cache_dir());
+    let loader = loader(&fixture.config, &fixture.router.hub, cache);
+    let source = builtin_source("signaling");
+    let fresh = loader
+        .load("signaling", &source, "{}".into(), vec![])
+        .unwrap();
+    fresh.retire();
+    group.bench_function("on_event_fresh_instance", |b| {
+        b.iter(|| {
+            black_box(
+                fresh
+                    .on_event(&info, "ice:candidate", &data, target)
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn swap(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    let hub = &fixture.router.hub;
+    let registry = &fixture.router.registry;
+    let source = builtin_source("rooms");
+    let cache_dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let mut group = c.benchmark_group("swap");
+    group.sample_size(10);
+
+    let cached = loader(
+        &fixture.config,
+        hub,
+        CompileCache::new(Some(cache_dir.clone())),
+    );
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            let plugin = cached.load("rooms", &source, "{}".into(), vec![]).unwrap();
+            registry.replace(plugin).unwrap()
+        })
+    });
+
+    let cold = loader(&fixture.config, hub, CompileCache::new(None));
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("cold_compile", |b| {
+        b.iter(|| {
+            let plugin = cold.load("rooms", &source, "{}".into(), vec![]).unwrap();
+            registry.replace(plugin).unwrap()
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(cache_dir);
+}
+
+criterion_group!(benches, relay, signaling, swap);
+criterion_main!(benches);
