@@ -224,11 +224,15 @@ async fn serve(
     let (per_sec, burst) = settings.rate;
     let mut limit = RateLimit::new(per_sec, burst, start);
     let auth_deadline = sleep(settings.auth_timeout);
-    tokio::pin!(auth_deadline);
+    // Every connection watches the one shutdown token: a future made once
+    // stays registered with it, where one made per wake-up would register
+    // and unregister under the token's lock, which all workers share.
+    let shutdown = shutdown.cancelled();
+    tokio::pin!(auth_deadline, shutdown);
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
+            _ = &mut shutdown => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
             _ = live.takeover.notified() => return End::TakenOver,
             _ = live.overflow.wait() => return End::SlowConsumer("outbound queue full"),
             out = live.queue.recv() => match out {

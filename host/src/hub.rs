@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -39,7 +39,7 @@ pub struct Identity {
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
     pub id: ClientId,
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     pub room: Option<RoomId>,
 }
 
@@ -70,7 +70,7 @@ pub enum JoinError {
 
 struct Client {
     outbox: Outbox,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     room: Option<RoomId>,
 }
 
@@ -89,7 +89,11 @@ struct State {
 }
 
 pub struct Hub {
-    state: Mutex<State>,
+    /// Read-locked on the hot path (looking a client up, delivering to it:
+    /// an [`Outbox`] has its own lock), so connections on different
+    /// workers do not wait on each other; written only when membership
+    /// changes.
+    state: RwLock<State>,
     /// Plugin calls about a room hold its stripe, so one room's events reach
     /// plugins in one total order while other rooms run in parallel.
     room_locks: Box<[Mutex<()>]>,
@@ -103,7 +107,7 @@ const ROOM_LOCK_STRIPES: usize = 1024;
 impl Hub {
     pub fn new(max_rooms: usize) -> Hub {
         Hub {
-            state: Mutex::default(),
+            state: RwLock::default(),
             room_locks: (0..ROOM_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             stripe_hasher: RandomState::new(),
             max_rooms,
@@ -115,31 +119,31 @@ impl Hub {
         self.room_locks[stripe].lock()
     }
 
-    pub fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Identity>) {
+    pub fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Arc<Identity>>) {
         let client = Client {
             outbox,
             identity,
             room: None,
         };
-        self.state.lock().clients.insert(id, client);
+        self.state.write().clients.insert(id, client);
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
     pub fn unregister(&self, id: ClientId) -> Option<RoomId> {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let room = state.clients.remove(&id)?.room?;
         state.remove_member(&room, id);
         Some(room)
     }
 
-    pub fn set_identity(&self, id: ClientId, identity: Identity) {
-        if let Some(client) = self.state.lock().clients.get_mut(&id) {
+    pub fn set_identity(&self, id: ClientId, identity: Arc<Identity>) {
+        if let Some(client) = self.state.write().clients.get_mut(&id) {
             client.identity = Some(identity);
         }
     }
 
     pub fn client_info(&self, id: ClientId) -> Option<ClientInfo> {
-        let state = self.state.lock();
+        let state = self.state.read();
         let client = state.clients.get(&id)?;
         Some(ClientInfo {
             id,
@@ -150,7 +154,7 @@ impl Hub {
 
     /// The room a client is in; `None` when it is in none or not connected.
     pub fn room_of(&self, id: ClientId) -> Option<RoomId> {
-        self.state.lock().clients.get(&id)?.room.clone()
+        self.state.read().clients.get(&id)?.room.clone()
     }
 
     /// Adds an authenticated client to a room; returns the other members,
@@ -161,7 +165,7 @@ impl Hub {
         room: &RoomId,
         metadata: Arc<RawValue>,
     ) -> Result<(Vec<Peer>, Peer), JoinError> {
-        let mut guard = self.state.lock();
+        let mut guard = self.state.write();
         let state = &mut *guard;
         let client = state.clients.get_mut(&id).ok_or(JoinError::UnknownClient)?;
         if client.room.is_some() {
@@ -190,14 +194,14 @@ impl Hub {
 
     /// Takes a client out of its room; returns the room.
     pub fn leave(&self, id: ClientId) -> Option<RoomId> {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let room = state.clients.get_mut(&id)?.room.take()?;
         state.remove_member(&room, id);
         Some(room)
     }
 
     pub fn members(&self, room: &RoomId) -> Vec<Peer> {
-        let state = self.state.lock();
+        let state = self.state.read();
         state
             .rooms
             .get(room)
@@ -207,7 +211,7 @@ impl Hub {
 
     /// Rooms, with their member counts, in no particular order.
     pub fn rooms(&self) -> Vec<(RoomId, usize)> {
-        let state = self.state.lock();
+        let state = self.state.read();
         state
             .rooms
             .iter()
@@ -218,7 +222,7 @@ impl Hub {
     /// Messages queued for all clients and not yet written.
     pub fn queued(&self) -> usize {
         self.state
-            .lock()
+            .read()
             .clients
             .values()
             .map(|c| c.outbox.depth())
@@ -226,21 +230,26 @@ impl Hub {
     }
 
     pub fn is_connected(&self, id: ClientId) -> bool {
-        self.state.lock().clients.contains_key(&id)
+        self.state.read().clients.contains_key(&id)
     }
 
     pub fn room_exists(&self, room: &RoomId) -> bool {
-        self.state.lock().rooms.contains_key(room)
+        self.state.read().rooms.contains_key(room)
     }
 
-    pub fn send(&self, to: ClientId, message: Outbound) {
-        if let Some(client) = self.state.lock().clients.get(&to) {
-            client.outbox.push(message);
-        }
+    /// Queues a message for a client; false when no such client is
+    /// connected.
+    pub fn send(&self, to: ClientId, message: Outbound) -> bool {
+        let state = self.state.read();
+        let Some(client) = state.clients.get(&to) else {
+            return false;
+        };
+        client.outbox.push(message);
+        true
     }
 
     pub fn broadcast(&self, room: &RoomId, frame: &Frame, except: Option<ClientId>) {
-        let state = self.state.lock();
+        let state = self.state.read();
         let Some(members) = state.rooms.get(room).map(|r| &r.members) else {
             return;
         };
@@ -252,7 +261,7 @@ impl Hub {
     }
 
     pub fn kv_get(&self, room: &RoomId, plugin: &Arc<str>, key: &str) -> Option<String> {
-        let state = self.state.lock();
+        let state = self.state.read();
         state
             .rooms
             .get(room)?
@@ -263,13 +272,13 @@ impl Hub {
 
     /// Stores a value; a room that does not exist keeps nothing.
     pub fn kv_set(&self, room: &RoomId, plugin: &Arc<str>, key: String, value: String) {
-        if let Some(room) = self.state.lock().rooms.get_mut(room) {
+        if let Some(room) = self.state.write().rooms.get_mut(room) {
             room.kv.insert((plugin.clone(), key), value);
         }
     }
 
     pub fn kv_delete(&self, room: &RoomId, plugin: &Arc<str>, key: &str) {
-        if let Some(room) = self.state.lock().rooms.get_mut(room) {
+        if let Some(room) = self.state.write().rooms.get_mut(room) {
             room.kv.remove(&(plugin.clone(), key.to_owned()));
         }
     }
@@ -341,7 +350,7 @@ mod tests {
             role: None,
             room_claim: None,
         };
-        hub.register(id, tx, Some(identity));
+        hub.register(id, tx, Some(Arc::new(identity)));
         (id, rx)
     }
 

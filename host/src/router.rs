@@ -50,7 +50,7 @@ pub struct Router {
 pub struct Conn {
     pub id: ClientId,
     pub authenticated: bool,
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     auth_failures: u32,
     /// Data messages received, rate-limited ones included: only the first
     /// may be a `session:resume`.
@@ -81,10 +81,12 @@ struct Cause<'a> {
 impl Router {
     /// Registers a new connection and runs the connect hooks.
     pub fn connect(&self, id: ClientId, outbox: Outbox) -> Conn {
-        let identity = (!self.auth_required).then(|| Identity {
-            user_id: id.to_string(),
-            role: None,
-            room_claim: None,
+        let identity = (!self.auth_required).then(|| {
+            Arc::new(Identity {
+                user_id: id.to_string(),
+                role: None,
+                room_claim: None,
+            })
         });
         self.hub.register(id, outbox, identity.clone());
         let chain = self.registry.chain();
@@ -325,7 +327,8 @@ impl Router {
             );
         }
         let data = json!({ "success": true, "userId": identity.user_id });
-        self.hub.set_identity(conn.id, identity.clone());
+        let identity = Arc::new(identity);
+        self.hub.set_identity(conn.id, Arc::clone(&identity));
         conn.identity = Some(identity);
         conn.authenticated = true;
         self.reply(conn.id, cause, "auth:response", &data);
@@ -398,7 +401,9 @@ impl Router {
         match decided.outcome {
             Outcome::Pass | Outcome::Handled => {}
             Outcome::Reply { event, data } => match reply_frame(&event, &data, cause.id) {
-                Some(frame) => self.hub.send(id, Outbound::Frame(frame)),
+                Some(frame) => {
+                    self.hub.send(id, Outbound::Frame(frame));
+                }
                 None => {
                     let reason =
                         format!("replied with an invalid event {event:?} or non-object data");
@@ -417,30 +422,34 @@ impl Router {
 
     /// Delivers a relayed event to `target` with `to` replaced by `from`.
     fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Normalized) {
-        let Some(target) = ClientId::parse(target).filter(|t| self.hub.is_connected(*t)) else {
+        let Some(target) = ClientId::parse(target) else {
             return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         };
-        let from = from.to_string();
+        let sender = from.to_string();
         let data = match data {
-            Normalized::Relay(relay) => relay.forwarded(&from),
+            Normalized::Relay(relay) => relay.forwarded(&sender),
             // A custom event a plugin chose to relay.
             Normalized::Object(mut object) => {
                 if let Some(fields) = object.as_object_mut() {
                     fields.remove("to");
-                    fields.insert("from".into(), Value::String(from));
+                    fields.insert("from".into(), Value::String(sender));
                 }
                 object.to_string()
             }
         };
         let frame = envelope::frame_json(cause.event, None, &data);
-        self.hub.send(target, Outbound::Frame(frame));
+        if !self.hub.send(target, Outbound::Frame(frame)) {
+            self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
+        }
     }
 
     /// Delivers what plugins queued, in the order they queued it.
     fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send(to, frame) => self.hub.send(to, Outbound::Frame(frame)),
+                Effect::Send(to, frame) => {
+                    self.hub.send(to, Outbound::Frame(frame));
+                }
                 Effect::Broadcast {
                     room,
                     frame,

@@ -217,8 +217,8 @@ impl Plugin {
         let budget = self.deadline_ticks();
         store.epoch_deadline_callback(move |mut store| {
             let state = store.data_mut();
-            state.overtime_ticks += 1;
-            if state.overtime_ticks > budget {
+            state.ticks_run += 1;
+            if state.ticks_run >= budget {
                 return Ok(UpdateDeadline::Interrupt);
             }
             leave_worker_thread();
@@ -253,13 +253,16 @@ impl Plugin {
     }
 }
 
-/// Every call starts with one tick of grace; a healthy call takes
-/// microseconds. A call still running at a tick boundary gets one more
-/// tick, after [`leave_worker_thread`], until its budget is spent; then it
-/// is interrupted, which traps.
+/// Every call starts with two ticks of grace, so the callback first runs
+/// once the call has run at least one whole tick, and then on every tick
+/// after, until it has run its budget; then it is interrupted, which traps.
+/// One tick of grace would do the same on average, but a healthy call
+/// (microseconds) that happened to span a tick boundary would pay for
+/// [`leave_worker_thread`]: under load, that is a stall of a millisecond
+/// or more many times a second.
 fn arm_deadline(store: &mut Store<PluginState>) {
-    store.data_mut().overtime_ticks = 0;
-    store.set_epoch_deadline(1);
+    store.data_mut().ticks_run = 0;
+    store.set_epoch_deadline(2);
 }
 
 /// Plugin calls run on the tokio worker that read the message. A slow one

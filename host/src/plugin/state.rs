@@ -38,8 +38,8 @@ pub struct PluginState {
     /// Set when the plugin broke the contract in a host call (e.g. sent data
     /// that is not a JSON object); the call then fails as a whole.
     pub(super) fault: Option<String>,
-    /// Epoch ticks the call under way has run past its first.
-    pub(super) overtime_ticks: u64,
+    /// Whole epoch ticks the call under way has run, at least.
+    pub(super) ticks_run: u64,
     pub(super) limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -52,7 +52,7 @@ impl PluginState {
             hub,
             effects: Vec::new(),
             fault: None,
-            overtime_ticks: 0,
+            ticks_run: 0,
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
                 .trap_on_grow_failure(true)
