@@ -102,9 +102,11 @@ pub async fn run(
     let (outbox, queue) = outbox::queue(settings.queue);
     let mut live = Live {
         conn: router.connect(id, outbox),
-        overflow: queue.overflow(),
+        signals: Signals {
+            takeover,
+            overflow: queue.overflow(),
+        },
         queue,
-        takeover,
     };
     let metrics = &router.metrics;
     metrics.connections_total.fetch_add(1, Relaxed);
@@ -155,9 +157,15 @@ pub async fn run(
 struct Live {
     conn: Conn,
     queue: Inbox,
-    overflow: Overflow,
+    signals: Signals,
+}
+
+/// What ends a connection's writing early, apart from the socket: a field
+/// of its own so a write can watch it while borrowing the queue.
+struct Signals {
     /// Fires when another connection resumes this session.
     takeover: Arc<Notify>,
+    overflow: Overflow,
 }
 
 /// Keeps a suspended session until it is resumed, its grace period
@@ -233,13 +241,12 @@ async fn serve(
         tokio::select! {
             biased;
             _ = &mut shutdown => return End::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
-            _ = live.takeover.notified() => return End::TakenOver,
-            _ = live.overflow.wait() => return End::SlowConsumer("outbound queue full"),
+            _ = live.signals.takeover.notified() => return End::TakenOver,
+            _ = live.signals.overflow.wait() => return End::SlowConsumer("outbound queue full"),
             out = live.queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => {
                     let write = write_batch(ws, frame, &mut live.queue, &router.metrics);
-                    let signals = (&*live.takeover, &live.overflow);
-                    match Box::pin(bounded(write, signals, settings.heartbeat)).await {
+                    match Box::pin(bounded(write, &live.signals, settings.heartbeat)).await {
                         Ok(None) => {}
                         Ok(Some((code, reason))) => return End::Close(code, reason),
                         Err(end) => return end,
@@ -291,8 +298,7 @@ async fn serve(
                     Message::Ping(_) | Message::Frame(_) => {}
                     Message::Close(frame) => {
                         // tungstenite has queued the answering close frame.
-                        let signals = (&*live.takeover, &live.overflow);
-                        let _ = Box::pin(bounded(ws.flush(), signals, CLOSE_LINGER)).await;
+                        let _ = Box::pin(bounded(ws.flush(), &live.signals, CLOSE_LINGER)).await;
                         let clean = frame.is_some_and(|f| matches!(u16::from(f.code), 1000 | 1001));
                         return End::Gone { clean, why: "client closed" };
                     }
@@ -304,8 +310,7 @@ async fn serve(
                 }
                 awaiting_pong = true;
                 let ping = ws.send(Message::Ping(Default::default()));
-                let signals = (&*live.takeover, &live.overflow);
-                if let Err(end) = Box::pin(bounded(ping, signals, settings.heartbeat)).await {
+                if let Err(end) = Box::pin(bounded(ping, &live.signals, settings.heartbeat)).await {
                     return end;
                 }
             }
@@ -349,14 +354,20 @@ async fn resume(
     router.sessions.forget(own);
     router.disconnect(own);
     router.adopt(&mut live.conn, id);
-    live.overflow = queue.overflow();
+    live.signals = Signals {
+        takeover,
+        overflow: queue.overflow(),
+    };
     live.queue = queue;
-    live.takeover = takeover;
     tracing::info!(client = %id, replaced = %own, replayed, "session resumed");
     let frame = router.resumed(id, &token, replayed, cause);
     router.metrics.messages_out.inc("session:resumed");
-    let signals = (&*live.takeover, &live.overflow);
-    bounded(ws.send(Message::Text(frame)), signals, settings.heartbeat).await
+    bounded(
+        ws.send(Message::Text(frame)),
+        &live.signals,
+        settings.heartbeat,
+    )
+    .await
 }
 
 /// Runs a write to the socket unless the client stops keeping up (its
@@ -367,13 +378,13 @@ async fn resume(
 /// only while a write is under way, not in every idle connection's task.
 async fn bounded<T>(
     write: impl Future<Output = Result<T, WsError>>,
-    (takeover, overflow): (&Notify, &Overflow),
+    signals: &Signals,
     patience: Duration,
 ) -> Result<T, End> {
     tokio::select! {
         result = write => result.map_err(|_| End::gone("write failed")),
-        _ = takeover.notified() => Err(End::TakenOver),
-        _ = overflow.wait() => Err(End::SlowConsumer("outbound queue full")),
+        _ = signals.takeover.notified() => Err(End::TakenOver),
+        _ = signals.overflow.wait() => Err(End::SlowConsumer("outbound queue full")),
         _ = sleep(patience) => Err(End::SlowConsumer("socket stalled")),
     }
 }
