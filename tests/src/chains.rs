@@ -26,16 +26,33 @@ pub fn from_file(name: &str, path: &str) -> String {
     format!("name = {name:?}\npath = {path:?}")
 }
 
+/// `entry` with its per-plugin `config` table, given as the table's keys.
+/// Inline, so that keys added after it stay in the `[[plugins]]` table.
+pub fn with_config(entry: String, table: &str) -> String {
+    format!("{entry}\nconfig = {{ {table} }}")
+}
+
+/// The default chain with `extra` between `rooms` and `signaling`.
+pub fn with_extra(preamble: &str, extra: &[String]) -> String {
+    let mut chain = vec![builtin("auth-jwt"), builtin("rooms")];
+    chain.extend_from_slice(extra);
+    chain.push(builtin("signaling"));
+    config(preamble, &chain)
+}
+
+/// The default chain with rooms capped at `capacity` members, for the
+/// room-full rules.
+pub fn rooms_capped(preamble: &str, capacity: usize) -> String {
+    let rooms = with_config(builtin("rooms"), &format!("capacity = {capacity}"));
+    config(
+        preamble,
+        &[builtin("auth-jwt"), rooms, builtin("signaling")],
+    )
+}
+
 /// The default chain with the `misbehave` test plugin before `signaling`.
 pub fn misbehave(preamble: &str) -> String {
-    let misbehave = from_file("misbehave", MISBEHAVE_WASM);
-    let chain = [
-        builtin("auth-jwt"),
-        builtin("rooms"),
-        misbehave,
-        builtin("signaling"),
-    ];
-    config(preamble, &chain)
+    with_extra(preamble, &[from_file("misbehave", MISBEHAVE_WASM)])
 }
 
 /// The default chain with the `sandbox` probe plugin after `signaling`,

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_e2e::chains::{self, from_file};
 use switchboard_e2e::{Client, Server};
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -20,26 +21,8 @@ const STAMP_WASM: &str = env!("STAMP_WASM");
 const CHAT_WASM: &str = env!("CHAT_WASM");
 
 fn config() -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "stamp"
-path = "{STAMP_WASM}"
-
-[[plugins]]
-name = "chat"
-path = "{CHAT_WASM}"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
+    let extra = [from_file("stamp", STAMP_WASM), from_file("chat", CHAT_WASM)];
+    chains::with_extra("", &extra)
 }
 
 async fn start() -> Server {

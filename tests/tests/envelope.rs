@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::token::{token, token_for_room};
-use switchboard_e2e::{Client, Server};
+use switchboard_e2e::{Client, Server, chains};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -724,20 +724,7 @@ async fn already_in_room_comes_before_forbidden() {
 
 #[tokio::test]
 async fn forbidden_comes_before_room_full() {
-    let server = Server::start(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-config = { capacity = 2 }
-
-[[plugins]]
-name = "signaling"
-"#,
-    )
-    .await;
+    let server = Server::start(&chains::rooms_capped("", 2)).await;
     let _a = Client::joined(&server, "alice", "full").await;
     let _b = Client::joined(&server, "bob", "full").await;
     let mut c = Client::connect(&server).await;

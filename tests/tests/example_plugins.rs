@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::admin::encode_path_segment;
+use switchboard_e2e::chains::{self, builtin, from_file, with_config};
 use switchboard_e2e::token::token_with_role;
 use switchboard_e2e::{Client, Server};
 use tokio::time::Instant;
@@ -48,29 +49,15 @@ async fn members(server: &Server, room: &str) -> Option<Vec<String>> {
 
 #[tokio::test]
 async fn the_example_plugins_are_built_in_and_enabled_by_name() {
-    let server = Server::start(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "room-ttl"
-config = { ttl_ms = 60000 }
-
-[[plugins]]
-name = "moderation"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "chat"
-
-[[plugins]]
-name = "signaling"
-"#,
-    )
-    .await;
+    let chain = [
+        builtin("auth-jwt"),
+        with_config(builtin("room-ttl"), "ttl_ms = 60000"),
+        builtin("moderation"),
+        builtin("rooms"),
+        builtin("chat"),
+        builtin("signaling"),
+    ];
+    let server = Server::start(&chains::config("", &chain)).await;
     let listing = server.admin().get_json("/admin/plugins").await;
     let names: Vec<&str> = listing["plugins"]
         .as_array()
@@ -112,22 +99,7 @@ name = "signaling"
 // chat
 
 fn chat_chain() -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "chat"
-path = "{CHAT_WASM}"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
+    chains::with_extra("", &[from_file("chat", CHAT_WASM)])
 }
 
 /// `a`, `b` and `c` in `room`, past every `room:peer-joined`.
@@ -247,22 +219,13 @@ async fn chat_text_of_2000_characters_passes_and_2001_is_invalid_message() {
 // moderation
 
 fn moderation_chain() -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "moderation"
-path = "{MODERATION_WASM}"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
+    let chain = [
+        builtin("auth-jwt"),
+        from_file("moderation", MODERATION_WASM),
+        builtin("rooms"),
+        builtin("signaling"),
+    ];
+    chains::config("", &chain)
 }
 
 /// A moderator `m` and a member `a` in `room`, past the peer-joined.
@@ -460,23 +423,14 @@ async fn kick_without_a_client_id_is_invalid_message() {
 // room-ttl
 
 fn ttl_chain(ttl_ms: u64) -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "room-ttl"
-path = "{ROOM_TTL_WASM}"
-config = {{ ttl_ms = {ttl_ms} }}
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "signaling"
-"#
-    )
+    let room_ttl = from_file("room-ttl", ROOM_TTL_WASM);
+    let chain = [
+        builtin("auth-jwt"),
+        with_config(room_ttl, &format!("ttl_ms = {ttl_ms}")),
+        builtin("rooms"),
+        builtin("signaling"),
+    ];
+    chains::config("", &chain)
 }
 
 /// Expects `room:closed` for `room` and then the 4009 close.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use switchboard_e2e::chains::{self, builtin, from_file};
 use switchboard_e2e::token::now_millis;
 use switchboard_e2e::{Admin, Client, Incoming, Metrics, Server};
 use tempfile::TempDir;
@@ -68,39 +69,19 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// auth-jwt, rooms, stamp (from `stamp`: a `path = "..."` line, or empty
-/// for `--plugins DIR`), signaling, compiling into `cache`.
-fn config(stamp: &str, cache: &Path, extra: &str) -> String {
-    format!(
-        r#"
-{extra}
-
-[plugin_cache]
-dir = "{}"
-
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-
-[[plugins]]
-name = "stamp"
-{stamp}
-
-[[plugins]]
-name = "signaling"
-"#,
-        cache.display()
-    )
+/// The chain with `stamp` (from a file, or by name for `--plugins DIR`),
+/// compiling into `cache`.
+fn config(stamp: String, cache: &Path, extra: &str) -> String {
+    let preamble = format!("{extra}\n[plugin_cache]\ndir = \"{}\"", cache.display());
+    chains::with_extra(&preamble, &[stamp])
 }
 
 /// A server whose chain loads stamp 1.0.0 from its build path, with its own
 /// compile cache (kept alive by the returned dir).
 async fn start() -> (Server, TempDir) {
     let cache = tempfile::tempdir().expect("cache dir");
-    let stamp = format!("path = \"{STAMP_V1_WASM}\"");
-    let server = Server::start(&config(&stamp, cache.path(), "")).await;
+    let stamp = from_file("stamp", STAMP_V1_WASM);
+    let server = Server::start(&config(stamp, cache.path(), "")).await;
     (server, cache)
 }
 
@@ -390,7 +371,11 @@ async fn a_new_file_in_the_plugins_dir_is_swapped_in_and_a_bad_one_is_refused() 
     let cache = tempfile::tempdir().expect("cache dir");
     let plugins = tempfile::tempdir().expect("plugins dir");
     std::fs::write(plugins.path().join("stamp.wasm"), &*v1.bytes).expect("write stamp.wasm");
-    let config = config("", cache.path(), "[watch]\ninterval_ms = 100\n");
+    let config = config(
+        builtin("stamp"),
+        cache.path(),
+        "[watch]\ninterval_ms = 100\n",
+    );
     let server = Server::builder(&config)
         .plugins_dir(plugins.path())
         .start()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_e2e::chains::{self, builtin};
+use switchboard_e2e::chains;
 use switchboard_e2e::metrics::Metrics;
 use switchboard_e2e::{Client, Server};
 use tokio::time::{Instant, sleep};
@@ -352,9 +352,7 @@ async fn unknown_and_malformed_tokens() {
 
 #[tokio::test]
 async fn a_member_in_its_grace_period_still_counts_toward_room_full() {
-    let rooms = format!("{}\nconfig = {{ capacity = 2 }}", builtin("rooms"));
-    let config = chains::config(SESSION, &[builtin("auth-jwt"), rooms, builtin("signaling")]);
-    let server = Server::start(&config).await;
+    let server = Server::start(&chains::rooms_capped(SESSION, 2)).await;
     let (_a, b) = pair(&server).await;
     drop(b);
     wait_for_suspended(&server, 1.0).await;

@@ -5,21 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::token::token_for_room;
-use switchboard_e2e::{Client, Server};
+use switchboard_e2e::{Client, Server, chains};
 
 const QUIET: Duration = Duration::from_millis(300);
-
-const CAPACITY_2: &str = r#"
-[[plugins]]
-name = "auth-jwt"
-
-[[plugins]]
-name = "rooms"
-config = { capacity = 2 }
-
-[[plugins]]
-name = "signaling"
-"#;
 
 /// The `Peer` object a client is expected to appear as.
 fn peer(client: &Client, user: &str, metadata: Value) -> Value {
@@ -251,7 +239,7 @@ async fn seventeenth_member_gets_room_full_by_default() {
 
 #[tokio::test]
 async fn configured_capacity_is_enforced() {
-    let server = Server::start(CAPACITY_2).await;
+    let server = Server::start(&chains::rooms_capped("", 2)).await;
     let mut a = Client::joined(&server, "alice", "r").await;
     let _b = Client::joined(&server, "bob", "r").await;
     let mut c = Client::authed(&server, "carol").await;
