@@ -255,12 +255,23 @@ pub fn frame_json(event: &EventName, id: Option<&CorrelationId>, data: &str) -> 
     out.push('"');
     if let Some(id) = id {
         out.push_str(r#","id":"#);
-        out.push_str(&Value::from(id.as_str()).to_string());
+        write_json_str(&mut out, id.as_str());
     }
     out.push_str(r#","data":"#);
     out.push_str(data);
     out.push('}');
     out.into()
+}
+
+/// Appends `text` as a JSON string; most need no escaping at all.
+pub(crate) fn write_json_str(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(text).to_string());
+    }
 }
 
 /// Like [`frame`], for `data` that is already JSON text of an object.

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::envelope::write_json_str;
 use crate::ids::{RoomId, char_len};
 
 pub const AUTH_REQUEST: &str = "auth:request";
@@ -162,6 +163,17 @@ fn sdp(data: &Map<String, Value>) -> Result<Relay, String> {
     }))
 }
 
+/// Whether a field's value has the type its schema names.
+type IsKind = fn(&Value) -> bool;
+
+/// The optional fields of an ICE candidate, with the type each must have
+/// when it is not null.
+const OPTIONAL_CANDIDATE_FIELDS: [(&str, &str, IsKind); 3] = [
+    ("sdpMid", "a string", Value::is_string),
+    ("sdpMLineIndex", "an integer", |v| v.is_i64() || v.is_u64()),
+    ("usernameFragment", "a string", Value::is_string),
+];
+
 fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let Some(Value::Object(candidate)) = data.get("candidate") else {
@@ -170,20 +182,12 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
     let text = required_str(candidate, "candidate")?;
     // The optional fields that are present, in the order PROTOCOL.md lists
     // them, each checked before anything is written.
-    let mut optional = Vec::with_capacity(3);
-    for key in ["sdpMid", "sdpMLineIndex", "usernameFragment"] {
+    let mut optional = Vec::with_capacity(OPTIONAL_CANDIDATE_FIELDS.len());
+    for (key, kind, valid) in OPTIONAL_CANDIDATE_FIELDS {
         let Some(value) = candidate.get(key) else {
             continue;
         };
-        let valid = match key {
-            "sdpMLineIndex" => value.is_null() || value.is_i64() || value.is_u64(),
-            _ => value.is_null() || value.is_string(),
-        };
-        if !valid {
-            let kind = match key {
-                "sdpMLineIndex" => "an integer",
-                _ => "a string",
-            };
+        if !(value.is_null() || valid(value)) {
             return Err(format!("`candidate.{key}` must be {kind} or null"));
         }
         optional.push((key, value));
@@ -199,17 +203,6 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
         }
         out.push('}');
     }))
-}
-
-/// Appends `text` as a JSON string; most need no escaping at all.
-fn write_json_str(out: &mut String, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
-    } else {
-        out.push_str(&Value::from(text).to_string());
-    }
 }
 
 /// Appends a JSON scalar (string, number or null).
