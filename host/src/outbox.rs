@@ -80,6 +80,10 @@ impl Outbox {
     pub fn push(&self, message: Outbound) {
         let bytes = size(&message);
         let shared = &self.shared;
+        // Checked under the queue's lock, which the [`Inbox`] holds while it
+        // closes and empties the queue: a push either lands before that (and
+        // is uncounted with the rest) or sees the queue closed.
+        let mut queue = shared.queue.lock();
         if shared.closed.load(Relaxed) {
             // The connection is on its way out.
             return;
@@ -88,13 +92,15 @@ impl Outbox {
         let total = shared.bytes.fetch_add(bytes, Relaxed) + bytes;
         let fits = messages <= shared.max_messages.load(Relaxed) && total <= shared.max_bytes;
         if bytes > 0 && !fits {
+            drop(queue);
             shared.uncount(bytes);
             if !shared.overflowed.swap(true, Relaxed) {
                 shared.overflow.notify_one();
             }
             return;
         }
-        shared.queue.lock().push_back(message);
+        queue.push_back(message);
+        drop(queue);
         shared.pushed.notify_one();
     }
 
@@ -174,8 +180,11 @@ impl Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Relaxed);
-        let dropped = std::mem::take(&mut *self.shared.queue.lock());
+        let dropped = {
+            let mut queue = self.shared.queue.lock();
+            self.shared.closed.store(true, Relaxed);
+            std::mem::take(&mut *queue)
+        };
         for message in &dropped {
             self.shared.uncount(size(message));
         }
