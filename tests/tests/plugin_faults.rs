@@ -3,8 +3,8 @@
 //!
 //! The chain is auth-jwt, rooms, misbehave, signaling. `misbehave`
 //! (tests/plugins/) declares `sdp:offer`; with `sdp` = `"trap"`, `"loop"`,
-//! `"alloc"` or `"print"` it does that, and anything else passes on to
-//! `signaling`.
+//! `"alloc"` or `"print"` it does that, with `"relay"` it relays to `to`
+//! unchecked, and anything else passes on to `signaling`.
 
 use std::time::Duration;
 
@@ -54,6 +54,42 @@ async fn fault_then_recover(a: &mut Client, b: &mut Client, how: &str) {
     );
     a.expect_silence(QUIET).await;
     a.assert_open().await;
+}
+
+/// PROTOCOL.md, `PEER_NOT_FOUND`: the host delivers a relay a plugin
+/// decided only to a client that is connected, whatever the plugin checked.
+#[tokio::test]
+async fn a_relay_to_no_connected_client_is_peer_not_found_from_the_host() {
+    let server = start().await;
+    let (mut a, mut b) = pair(&server, "r").await;
+    // A clean close ends the session at once (no grace period to resume).
+    let gone = Client::authed(&server, "carol").await;
+    let gone_id = gone.client_id.clone();
+    gone.close(1000).await;
+    server
+        .admin()
+        .metrics_until("carol's connection closed", Duration::from_secs(5), |m| {
+            m.get_or_zero("switchboard_connections_current", &[]) == 2.0
+        })
+        .await;
+    for (id, to) in [("malformed", "not-a-client-id"), ("gone", gone_id.as_str())] {
+        a.send_json(
+            json!({ "event": "sdp:offer", "id": id, "data": { "to": to, "sdp": "relay" } }),
+        )
+        .await;
+        a.expect_error("PEER_NOT_FOUND", Some(id), Some("sdp:offer"))
+            .await;
+    }
+    b.expect_silence(QUIET).await;
+    a.send_json(
+        json!({ "event": "sdp:offer", "id": "ok", "data": { "to": b.client_id, "sdp": "relay" } }),
+    )
+    .await;
+    assert_eq!(
+        b.expect_event("sdp:offer").await,
+        json!({ "from": a.client_id, "sdp": "relay" })
+    );
+    a.expect_silence(QUIET).await;
 }
 
 #[tokio::test]

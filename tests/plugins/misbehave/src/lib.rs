@@ -2,7 +2,9 @@
 //! isolation. It declares `sdp:offer`; an offer whose `sdp` is `"trap"`
 //! panics (a trap), `"loop"` never returns, and `"alloc"` allocates until the
 //! memory cap stops it, and `"print"` writes to stdout, which plugins do not
-//! have. Any other offer passes on down the chain.
+//! have; `"relay"` relays the offer to its `to` without checking that any
+//! such client exists, which leaves that to the host. Any other offer passes
+//! on down the chain.
 
 use std::hint::black_box;
 
@@ -13,6 +15,7 @@ pub struct Misbehave;
 
 #[derive(Deserialize)]
 struct Offer {
+    to: String,
     sdp: String,
 }
 
@@ -49,6 +52,7 @@ impl Plugin for Misbehave {
                 println!("misbehave: printing to stdout");
                 Outcome::Pass
             }
+            "relay" => Outcome::Relay(offer.to),
             _ => Outcome::Pass,
         }
     }
