@@ -174,6 +174,17 @@ fn signaling(c: &mut Criterion) {
         })
     });
 
+    let bare = switchboard::hub::ClientInfo {
+        id: info.id,
+        identity: None,
+        room: info.room.clone(),
+    };
+    group.bench_function("on_event_bare", |b| {
+        b.iter(|| black_box(warm.on_event(&bare, "ice:candidate", "{}", target).unwrap()))
+    });
+    group.bench_function("on_event_notarget", |b| {
+        b.iter(|| black_box(warm.on_event(&bare, "x", "{}", None).unwrap()))
+    });
     // A retired version keeps no idle instance, so every call instantiates
     // one and drops it afterwards.
     let cache = CompileCache::new(default_cache_dir());

@@ -1,5 +1,6 @@
 //! Counters for `GET /metrics`, rendered as Prometheus text. Updates are
-//! atomic adds; labelled counters take a read lock to find their slot.
+//! atomic adds; labelled counters take a read lock to find their slot,
+//! except for the few labels of the relay path, which have fixed slots.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,7 +12,6 @@ use parking_lot::RwLock;
 /// `other`: labels come from event names, which clients and plugins choose.
 const MAX_LABELS: usize = 256;
 
-#[derive(Default)]
 pub struct Metrics {
     pub connections_current: AtomicI64,
     pub connections_total: AtomicU64,
@@ -24,14 +24,47 @@ pub struct Metrics {
     pub swaps: Labelled,
 }
 
+/// The labels of the events every relayed message is counted under, in and
+/// out. Both workers count each one, so a shared lock's reader count would
+/// bounce between their caches on every message.
+const RELAY_EVENTS: &[&str] = &["ice:candidate", "sdp:offer", "sdp:answer"];
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            connections_current: AtomicI64::default(),
+            connections_total: AtomicU64::default(),
+            sessions_suspended: AtomicI64::default(),
+            connections_closed: Labelled::default(),
+            messages_in: Labelled::with_fixed(RELAY_EVENTS),
+            messages_out: Labelled::with_fixed(RELAY_EVENTS),
+            errors: Labelled::default(),
+            swaps: Labelled::default(),
+        }
+    }
+}
+
 /// A counter family with one label.
 #[derive(Default)]
 pub struct Labelled {
+    /// Labels counted without the lock.
+    fixed: Box<[(&'static str, AtomicU64)]>,
     values: RwLock<HashMap<Box<str>, AtomicU64>>,
 }
 
 impl Labelled {
+    fn with_fixed(labels: &[&'static str]) -> Labelled {
+        Labelled {
+            fixed: labels.iter().map(|l| (*l, AtomicU64::new(0))).collect(),
+            values: RwLock::default(),
+        }
+    }
+
     pub fn inc(&self, label: &str) {
+        if let Some((_, counter)) = self.fixed.iter().find(|(fixed, _)| *fixed == label) {
+            counter.fetch_add(1, Relaxed);
+            return;
+        }
         if let Some(counter) = self.values.read().get(label) {
             counter.fetch_add(1, Relaxed);
             return;
@@ -50,20 +83,26 @@ impl Labelled {
 
     #[cfg(test)]
     fn get(&self, label: &str) -> u64 {
-        self.values.read().get(label).map_or(0, |c| c.load(Relaxed))
+        let fixed = self.fixed.iter().find(|(fixed, _)| *fixed == label);
+        fixed.map_or_else(
+            || self.values.read().get(label).map_or(0, |c| c.load(Relaxed)),
+            |(_, c)| c.load(Relaxed),
+        )
     }
 
+    /// Renders the labels counted so far, sorted.
     fn render(&self, out: &mut String, name: &str, label: &str) {
         let values = self.values.read();
-        let mut sorted: Vec<_> = values.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        for (value, counter) in sorted {
-            let _ = writeln!(
-                out,
-                "{name}{{{label}=\"{}\"}} {}",
-                escape(value),
-                counter.load(Relaxed)
-            );
+        let fixed = self.fixed.iter().map(|(value, counter)| (*value, counter));
+        let dynamic = values.iter().map(|(value, counter)| (&**value, counter));
+        let mut sorted: Vec<(&str, u64)> = fixed
+            .chain(dynamic)
+            .map(|(value, counter)| (value, counter.load(Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        sorted.sort_unstable();
+        for (value, count) in sorted {
+            let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {count}", escape(value));
         }
     }
 }
@@ -243,6 +282,21 @@ mod tests {
         counter.inc("e0");
         assert_eq!(counter.get("e0"), 2);
         assert_eq!(counter.get("other"), 10);
+    }
+
+    #[test]
+    fn fixed_labels_count_and_render_with_the_others() {
+        let counter = Labelled::with_fixed(RELAY_EVENTS);
+        counter.inc("ice:candidate");
+        counter.inc("ice:candidate");
+        counter.inc("room:join");
+        assert_eq!(counter.get("ice:candidate"), 2);
+        let mut out = String::new();
+        counter.render(&mut out, "m", "event");
+        assert_eq!(
+            out,
+            "m{event=\"ice:candidate\"} 2\nm{event=\"room:join\"} 1\n"
+        );
     }
 
     #[test]

@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::Registry;
+use crate::chain::{Chain, Registry};
 use crate::config::EventRate;
-use crate::envelope::{self, Envelope, ErrorCode, Frame};
+use crate::envelope::{self, Data, Envelope, ErrorCode, Frame};
 use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
@@ -155,7 +155,10 @@ impl Router {
             id: envelope.id.as_ref(),
             event: &envelope.event,
         };
-        self.count_in(&envelope.event);
+        // One chain for the whole message: taking it is two atomic
+        // operations on a line every worker shares.
+        let chain = self.registry.chain();
+        self.count_in(&chain, &envelope.event);
         let span = tracing::debug_span!(
             "message",
             client = %conn.id,
@@ -186,10 +189,12 @@ impl Router {
                 );
                 Verdict::Open
             }
-            schema::SESSION_RESUME => self.resume(conn, &cause, &envelope.data),
-            schema::AUTH_REQUEST => self.authenticate(conn, &cause, &envelope.data),
+            schema::SESSION_RESUME => self.resume(conn, &cause, &envelope.data.into_object()),
+            schema::AUTH_REQUEST => {
+                self.authenticate(&chain, conn, &cause, &envelope.data.into_object())
+            }
             _ => {
-                self.route(conn.id, &cause, envelope.data);
+                self.route(&chain, conn.id, &cause, envelope.data);
                 Verdict::Open
             }
         }
@@ -262,11 +267,11 @@ impl Router {
 
     fn authenticate(
         self: &Arc<Self>,
+        chain: &Chain,
         conn: &mut Conn,
         cause: &Cause,
         data: &Map<String, Value>,
     ) -> Verdict {
-        let chain = self.registry.chain();
         let auth_plugins: Vec<_> = chain.with_hook(|p| p.descriptor.hooks.auth).collect();
         if auth_plugins.is_empty() {
             self.error(
@@ -348,9 +353,8 @@ impl Router {
     }
 
     /// Steps 6 to 8 of the order of checks, for events plugins handle.
-    fn route(self: &Arc<Self>, id: ClientId, cause: &Cause, data: Map<String, Value>) {
+    fn route(self: &Arc<Self>, chain: &Chain, id: ClientId, cause: &Cause, data: Data) {
         let event = cause.event.as_str();
-        let chain = self.registry.chain();
         let plugins = chain.route(event);
         if plugins.is_empty() {
             self.error(
@@ -517,10 +521,9 @@ impl Router {
 
     /// Counts an inbound event under its name if the protocol or the chain
     /// defines it, so clients cannot mint metric labels.
-    fn count_in(&self, event: &EventName) {
+    fn count_in(&self, chain: &Chain, event: &EventName) {
         let event = event.as_str();
-        let known =
-            schema::is_protocol_event(event) || !self.registry.chain().route(event).is_empty();
+        let known = schema::is_protocol_event(event) || !chain.route(event).is_empty();
         self.metrics
             .messages_in
             .inc(if known { event } else { "unknown" });

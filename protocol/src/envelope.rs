@@ -11,14 +11,34 @@ use serde_json::{Map, Value};
 use tungstenite::Utf8Bytes;
 
 use crate::ids::{CorrelationId, EventName};
+use crate::schema::{self, Relay};
 
 /// A validated inbound message.
 #[derive(Debug, PartialEq)]
 pub struct Envelope {
     pub event: EventName,
     pub id: Option<CorrelationId>,
+    pub data: Data,
+}
+
+/// An envelope's `data`.
+#[derive(Debug, PartialEq)]
+pub enum Data {
     /// `{}` when the input had no `data`.
-    pub data: Map<String, Value>,
+    Object(Map<String, Value>),
+    /// A relay event's data as clients send it, already read into its
+    /// normalised form ([`schema::read_relay`]).
+    Relay(Relay),
+}
+
+impl Data {
+    /// The data as an object, for the events that read its fields.
+    pub fn into_object(self) -> Map<String, Value> {
+        match self {
+            Data::Object(data) => data,
+            Data::Relay(relay) => serde_json::from_str(relay.json()).unwrap_or_default(),
+        }
+    }
 }
 
 /// Why a text frame is not a valid envelope, with whatever of it was valid
@@ -87,22 +107,16 @@ impl Envelope {
             return Err(error);
         }
         let data = match field("data") {
-            None => Map::new(),
-            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::Object(data)) if depth(&data) > MAX_DATA_DEPTH => {
-                    error.message =
-                        format!("`data` must not nest deeper than {MAX_DATA_DEPTH} levels");
-                    return Err(error);
-                }
-                Ok(Value::Object(data)) => data,
-                Ok(_) => {
-                    error.message = "`data` must be an object".into();
-                    return Err(error);
-                }
-                Err(e) => {
-                    error.message = format!("`data`: {e}");
-                    return Err(error);
-                }
+            None => Data::Object(Map::new()),
+            Some(raw) => match schema::read_relay(event.as_str(), raw.get()) {
+                Some(relay) => Data::Relay(relay),
+                None => match read_object(raw) {
+                    Ok(data) => Data::Object(data),
+                    Err(message) => {
+                        error.message = message;
+                        return Err(error);
+                    }
+                },
             },
         };
         Ok(Envelope {
@@ -110,6 +124,18 @@ impl Envelope {
             id: error.id,
             data,
         })
+    }
+}
+
+/// `data` read as an object of bounded depth.
+fn read_object(raw: &RawValue) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Object(data)) if depth(&data) > MAX_DATA_DEPTH => Err(format!(
+            "`data` must not nest deeper than {MAX_DATA_DEPTH} levels"
+        )),
+        Ok(Value::Object(data)) => Ok(data),
+        Ok(_) => Err("`data` must be an object".into()),
+        Err(e) => Err(format!("`data`: {e}")),
     }
 }
 
@@ -322,13 +348,9 @@ mod tests {
             Envelope::parse(r#"{"event":"room:join","id":"c-1","data":{"roomId":"a"}}"#).unwrap();
         assert_eq!(env.event.as_str(), "room:join");
         assert_eq!(env.id.unwrap().as_str(), "c-1");
-        assert_eq!(env.data["roomId"], "a");
-        assert!(
-            Envelope::parse(r#"{"event":"ping"}"#)
-                .unwrap()
-                .data
-                .is_empty()
-        );
+        assert_eq!(env.data.into_object()["roomId"], "a");
+        let ping = Envelope::parse(r#"{"event":"ping"}"#).unwrap();
+        assert_eq!(ping.data, Data::Object(Map::new()));
     }
 
     #[test]
@@ -390,7 +412,7 @@ mod tests {
             )
         };
         let deepest = Envelope::parse(&nested(MAX_DATA_DEPTH)).unwrap();
-        let frame = frame("x", None, &deepest.data);
+        let frame = frame("x", None, &deepest.data.into_object());
         assert!(serde_json::from_str::<Value>(&frame).is_ok());
         for levels in [MAX_DATA_DEPTH + 1, 127] {
             let e = err(&nested(levels));
@@ -411,17 +433,17 @@ mod tests {
     #[test]
     fn numbers_read_back_as_written() {
         let text = r#"{"event":"x","data":{"e":2.2250758500387214e-309,"f":0.1,"g":-0}}"#;
-        let env = Envelope::parse(text).unwrap();
-        let again = Envelope::parse(&frame("x", None, &env.data)).unwrap();
-        assert_eq!(again, env);
+        let data = Envelope::parse(text).unwrap().data.into_object();
+        let again = Envelope::parse(&frame("x", None, &data)).unwrap();
+        assert_eq!(again.data.into_object(), data);
         let exact: f64 = "2.2250758500387214e-309".parse().unwrap();
-        assert_eq!(env.data["e"].as_f64(), Some(exact));
+        assert_eq!(data["e"].as_f64(), Some(exact));
     }
 
     #[test]
     fn data_keeps_the_last_duplicate_key() {
         let env = Envelope::parse(r#"{"event":"x","data":{"a":1,"a":2}}"#).unwrap();
-        assert_eq!(env.data["a"], 2);
+        assert_eq!(env.data.into_object()["a"], 2);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! only the fields the protocol names, so unknown fields are never
 //! forwarded, and plugins get data they need not re-check.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use crate::envelope::write_json_str;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Number, Value};
+
+use crate::envelope::{Data, write_json_str};
 use crate::ids::{RoomId, char_len};
 
 pub const AUTH_REQUEST: &str = "auth:request";
@@ -61,7 +64,7 @@ pub fn join_target(data: &Value) -> Option<RoomId> {
 }
 
 /// `data` of an event a plugin handles, validated and normalised.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Normalized {
     /// `sdp:offer`, `sdp:answer`, `ice:candidate`.
     Relay(Relay),
@@ -73,7 +76,7 @@ pub enum Normalized {
 /// The data of a relay event, written once as JSON text: plugins get it as
 /// it is, and the target gets the same payload with `from` in place of `to`,
 /// without the host reading or writing it again.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Relay {
     /// `data.to`, a non-empty string.
     pub to: String,
@@ -124,7 +127,11 @@ impl Relay {
 /// Validates the data of an event a plugin handles and keeps only the
 /// fields its schema names. Events PROTOCOL.md does not define pass through
 /// unchanged (the chain checks them against their plugin's schema).
-pub fn normalize(event: &str, data: Map<String, Value>) -> Result<Normalized, String> {
+pub fn normalize(event: &str, data: Data) -> Result<Normalized, String> {
+    let data = match data {
+        Data::Relay(relay) => return Ok(Normalized::Relay(relay)),
+        Data::Object(data) => data,
+    };
     match event {
         ROOM_JOIN => room_join(&data).map(|join| Normalized::Object(join.into())),
         "room:leave" | "room:state" => Ok(Normalized::Object(Map::new().into())),
@@ -154,13 +161,87 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
+/// Reads a relay event's `data` in the shape clients send it (the fields
+/// PROTOCOL.md names and no others, each of its type, none null) straight
+/// into its normalised form, without building a `Value` first: this is
+/// every relayed message's path. Anything else is `None`, and
+/// [`normalize`] reads it and says what is wrong.
+pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
+    match event {
+        "sdp:offer" | "sdp:answer" => {
+            let data: SdpData = serde_json::from_str(data).ok()?;
+            (!data.to.is_empty() && !data.sdp.is_empty()).then(|| sdp_relay(&data.to, &data.sdp))
+        }
+        "ice:candidate" => {
+            let data: IceData = serde_json::from_str(data).ok()?;
+            let candidate = &data.candidate;
+            let index = candidate.sdp_m_line_index.as_ref();
+            if data.to.is_empty() || index.is_some_and(|n| !is_integer(n)) {
+                return None;
+            }
+            let optional = [
+                candidate.sdp_mid.as_deref().map(Scalar::Str),
+                index.map(Scalar::Number),
+                candidate.username_fragment.as_deref().map(Scalar::Str),
+            ];
+            Some(candidate_relay(&data.to, &candidate.candidate, optional))
+        }
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SdpData<'a> {
+    #[serde(borrow)]
+    to: Cow<'a, str>,
+    #[serde(borrow)]
+    sdp: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IceData<'a> {
+    #[serde(borrow)]
+    to: Cow<'a, str>,
+    #[serde(borrow)]
+    candidate: IceCandidate<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IceCandidate<'a> {
+    #[serde(borrow)]
+    candidate: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "not_null")]
+    sdp_mid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "not_null")]
+    sdp_m_line_index: Option<Number>,
+    #[serde(borrow, default, deserialize_with = "not_null")]
+    username_fragment: Option<Cow<'a, str>>,
+}
+
+/// An optional field that is present; a `null` fails the read, because
+/// [`normalize`] keeps it as `null` where `Option` would drop it.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn is_integer(number: &Number) -> bool {
+    number.is_i64() || number.is_u64()
+}
+
 fn sdp(data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let sdp = non_empty_str(data, "sdp")?;
-    Ok(Relay::write(to, |out| {
+    Ok(sdp_relay(to, sdp))
+}
+
+fn sdp_relay(to: &str, sdp: &str) -> Relay {
+    Relay::write(to, |out| {
         out.push_str(r#""sdp":"#);
         write_json_str(out, sdp);
-    }))
+    })
 }
 
 /// Whether a field's value has the type its schema names.
@@ -170,9 +251,19 @@ type IsKind = fn(&Value) -> bool;
 /// when it is not null.
 const OPTIONAL_CANDIDATE_FIELDS: [(&str, &str, IsKind); 3] = [
     ("sdpMid", "a string", Value::is_string),
-    ("sdpMLineIndex", "an integer", |v| v.is_i64() || v.is_u64()),
+    ("sdpMLineIndex", "an integer", |v| {
+        v.as_number().is_some_and(is_integer)
+    }),
     ("usernameFragment", "a string", Value::is_string),
 ];
+
+/// The value of an optional candidate field, as it is written out.
+#[derive(Clone, Copy)]
+enum Scalar<'a> {
+    Null,
+    Str(&'a str),
+    Number(&'a Number),
+}
 
 fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
@@ -180,37 +271,42 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
         return Err("`candidate` must be an object".into());
     };
     let text = required_str(candidate, "candidate")?;
-    // The optional fields that are present, in the order PROTOCOL.md lists
-    // them, each checked before anything is written.
-    let mut optional = Vec::with_capacity(OPTIONAL_CANDIDATE_FIELDS.len());
-    for (key, kind, valid) in OPTIONAL_CANDIDATE_FIELDS {
-        let Some(value) = candidate.get(key) else {
+    // Each optional field is checked before anything is written.
+    let mut optional = [None; OPTIONAL_CANDIDATE_FIELDS.len()];
+    for ((key, kind, valid), scalar) in OPTIONAL_CANDIDATE_FIELDS.iter().zip(&mut optional) {
+        let Some(value) = candidate.get(*key) else {
             continue;
         };
-        if !(value.is_null() || valid(value)) {
-            return Err(format!("`candidate.{key}` must be {kind} or null"));
-        }
-        optional.push((key, value));
+        *scalar = Some(match value {
+            Value::Null => Scalar::Null,
+            Value::String(text) if valid(value) => Scalar::Str(text),
+            Value::Number(number) if valid(value) => Scalar::Number(number),
+            _ => return Err(format!("`candidate.{key}` must be {kind} or null")),
+        });
     }
-    Ok(Relay::write(to, |out| {
+    Ok(candidate_relay(to, text, optional))
+}
+
+/// An ICE candidate's relay data: the optional fields that are present
+/// (`optional` follows [`OPTIONAL_CANDIDATE_FIELDS`]), in the order
+/// PROTOCOL.md lists them.
+fn candidate_relay(to: &str, text: &str, optional: [Option<Scalar>; 3]) -> Relay {
+    Relay::write(to, |out| {
         out.push_str(r#""candidate":{"candidate":"#);
         write_json_str(out, text);
-        for (key, value) in optional {
+        for ((key, ..), scalar) in OPTIONAL_CANDIDATE_FIELDS.iter().zip(optional) {
+            let Some(scalar) = scalar else { continue };
             out.push_str(",\"");
             out.push_str(key);
             out.push_str("\":");
-            write_json_scalar(out, value);
+            match scalar {
+                Scalar::Null => out.push_str("null"),
+                Scalar::Str(text) => write_json_str(out, text),
+                Scalar::Number(number) => out.push_str(&number.to_string()),
+            }
         }
         out.push('}');
-    }))
-}
-
-/// Appends a JSON scalar (string, number or null).
-fn write_json_scalar(out: &mut String, value: &Value) {
-    match value {
-        Value::String(text) => write_json_str(out, text),
-        other => out.push_str(&other.to_string()),
-    }
+    })
 }
 
 fn required_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
@@ -239,8 +335,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn map(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn map(v: Value) -> Data {
+        Data::Object(v.as_object().unwrap().clone())
     }
 
     fn object(event: &str, data: Value) -> Value {
@@ -286,6 +382,64 @@ mod tests {
         assert!(normalize("ice:candidate", map(json!({"to":"p","candidate":{}}))).is_err());
         let bad_index = json!({"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}});
         assert!(normalize("ice:candidate", map(bad_index)).is_err());
+    }
+
+    /// The fast read gives what `normalize` gives, or leaves it to it.
+    #[test]
+    fn read_relay_agrees_with_normalize_or_declines() {
+        let cases = [
+            ("sdp:offer", r#"{"to":"p","sdp":"v=0\r\n"}"#, true),
+            ("sdp:answer", r#"{"sdp":"v","to":"p\"q"}"#, true),
+            (
+                "ice:candidate",
+                r#"{"to":"p","candidate":{"candidate":"c"}}"#,
+                true,
+            ),
+            (
+                "ice:candidate",
+                r#"{"candidate":{"usernameFragment":"u","sdpMLineIndex":-3,"candidate":"c","sdpMid":"0"},"to":"p"}"#,
+                true,
+            ),
+            ("sdp:offer", r#"{"to":"p","sdp":""}"#, false),
+            ("sdp:offer", r#"{"to":"p","sdp":"v","x":1}"#, false),
+            ("sdp:offer", r#"{"to":"p","sdp":"v","sdp":"w"}"#, false),
+            ("sdp:offer", r#"{"to":1,"sdp":"v"}"#, false),
+            (
+                "ice:candidate",
+                r#"{"to":"","candidate":{"candidate":"c"}}"#,
+                false,
+            ),
+            (
+                "ice:candidate",
+                r#"{"to":"p","candidate":{"candidate":"c","sdpMid":null}}"#,
+                false,
+            ),
+            (
+                "ice:candidate",
+                r#"{"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}}"#,
+                false,
+            ),
+            (
+                "ice:candidate",
+                r#"{"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1e2}}"#,
+                false,
+            ),
+            (
+                "ice:candidate",
+                r#"{"to":"p","candidate":{"candidate":"c","zz":1}}"#,
+                false,
+            ),
+            ("ice:candidate", r#"{"to":"p","candidate":{}}"#, false),
+            ("room:join", r#"{"roomId":"a"}"#, false),
+        ];
+        for (event, text, fast) in cases {
+            let read = read_relay(event, text);
+            assert_eq!(read.is_some(), fast, "{event} {text}");
+            if let Some(read) = read {
+                let normalized = normalize(event, map(parse(text))).unwrap();
+                assert_eq!(Normalized::Relay(read), normalized, "{event} {text}");
+            }
+        }
     }
 
     #[test]
