@@ -7,7 +7,7 @@ use crate::__bindings::switchboard::plugin::host as imports;
 use crate::__bindings::switchboard::plugin::types as wit;
 use crate::{
     AuthOutcome, ClientInfo, Descriptor, ErrorCode, EventDecl, Hook, Identity, LogLevel, Outcome,
-    Peer, Plugin, RelayTarget,
+    Peer, Plugin, Relay, RelayEvent, RelayOutcome,
 };
 
 const NOT_INITIALISED: &str = "plugin not initialised";
@@ -70,6 +70,10 @@ impl crate::Host for WasmHost {
     fn now(&self) -> u64 {
         imports::now()
     }
+
+    fn relay_data(&self) -> String {
+        imports::relay_data()
+    }
 }
 
 /// Sends panic messages to the host's log rather than to the component's
@@ -130,15 +134,18 @@ impl<P: Plugin> Instance<P> {
         client: wit::ClientInfo,
         event: &str,
         data: &str,
-        target: Option<wit::RelayTarget>,
     ) -> wit::Outcome {
-        let Some(plugin) = self.plugin(host) else {
-            return Outcome::reject(ErrorCode::Internal, NOT_INITIALISED).into();
-        };
-        let client = client.into();
-        match target {
-            Some(target) => plugin.on_relay(host, &client, event, data, &target.into()),
-            None => plugin.on_event(host, &client, event, data),
+        match self.plugin(host) {
+            Some(plugin) => plugin.on_event(host, &client.into(), event, data),
+            None => Outcome::reject(ErrorCode::Internal, NOT_INITIALISED),
+        }
+        .into()
+    }
+
+    pub fn on_relay(&self, host: &dyn crate::Host, relay: wit::Relay) -> wit::RelayOutcome {
+        match self.plugin(host) {
+            Some(plugin) => plugin.on_relay(host, &relay.into()),
+            None => RelayOutcome::reject(ErrorCode::Internal, NOT_INITIALISED),
         }
         .into()
     }
@@ -196,6 +203,7 @@ same_variants!(ErrorCode <=> wit::ErrorCode {
 });
 same_variants!(Hook <=> wit::Hook { Connect, Auth, Disconnect, Timer });
 same_variants!(LogLevel <=> wit::LogLevel { Trace, Debug, Info, Warn, Error });
+same_variants!(RelayEvent <=> wit::RelayEvent { SdpOffer, SdpAnswer, IceCandidate });
 
 impl From<wit::ClientInfo> for ClientInfo {
     fn from(c: wit::ClientInfo) -> Self {
@@ -209,13 +217,23 @@ impl From<wit::ClientInfo> for ClientInfo {
     }
 }
 
-impl From<wit::RelayTarget> for RelayTarget {
-    fn from(t: wit::RelayTarget) -> Self {
-        RelayTarget {
-            id: t.id,
-            room: t.room,
+impl From<wit::Relay> for Relay {
+    fn from(r: wit::Relay) -> Self {
+        Relay {
+            event: r.event.into(),
+            sender: client_id(r.sender),
+            target: r.target.map(client_id),
+            same_room: r.same_room,
         }
     }
+}
+
+/// A client id in its string form: the number in 16 lowercase hex digits.
+fn client_id(number: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .map(|i| char::from(DIGITS[(number >> (60 - 4 * i) & 0xf) as usize]))
+        .collect()
 }
 
 impl From<wit::Peer> for Peer {
@@ -239,6 +257,23 @@ impl From<Outcome> for wit::Outcome {
                 message: error.message,
             }),
             Outcome::Handled => wit::Outcome::Handled,
+        }
+    }
+}
+
+impl From<RelayOutcome> for wit::RelayOutcome {
+    fn from(outcome: RelayOutcome) -> Self {
+        match outcome {
+            RelayOutcome::Pass => wit::RelayOutcome::Pass,
+            RelayOutcome::Deliver => wit::RelayOutcome::Deliver,
+            RelayOutcome::Reply { event, data } => {
+                wit::RelayOutcome::Reply(wit::Message { event, data })
+            }
+            RelayOutcome::Reject(error) => wit::RelayOutcome::Reject(wit::ProtocolError {
+                code: error.code.into(),
+                message: error.message,
+            }),
+            RelayOutcome::Handled => wit::RelayOutcome::Handled,
         }
     }
 }
@@ -325,7 +360,7 @@ mod tests {
         let host = TestHost::new();
         let instance = Instance::<Echo>::new();
 
-        let outcome = instance.on_event(&host, wit_client(), "echo", "{}", None);
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
         let wit::Outcome::Reject(error) = outcome else {
             panic!("expected a rejection, got {outcome:?}");
         };
@@ -351,12 +386,12 @@ mod tests {
             Err("plugin already initialised".to_owned())
         );
 
-        let outcome = instance.on_event(&host, wit_client(), "echo", "{}", None);
+        let outcome = instance.on_event(&host, wit_client(), "echo", "{}");
         assert!(matches!(outcome, wit::Outcome::Reply(m) if m.event == "echo" && m.data == "{}"));
         assert!(host.logs().is_empty());
     }
 
-    /// Routes every relay to its target and passes everything else.
+    /// Delivers relays within a room and passes everything else.
     struct RouteOnly;
 
     impl Plugin for RouteOnly {
@@ -368,38 +403,63 @@ mod tests {
             Ok(RouteOnly)
         }
 
-        fn on_relay(
-            &self,
-            _: &dyn Host,
-            _: &ClientInfo,
-            _: &str,
-            _: &str,
-            target: &RelayTarget,
-        ) -> Outcome {
-            Outcome::Relay(target.id.clone())
+        fn on_relay(&self, _: &dyn Host, relay: &Relay) -> RelayOutcome {
+            match relay.same_room {
+                true => RelayOutcome::Deliver,
+                false => RelayOutcome::Pass,
+            }
+        }
+    }
+
+    fn wit_relay(same_room: bool) -> wit::Relay {
+        wit::Relay {
+            event: wit::RelayEvent::SdpOffer,
+            sender: 0xc1,
+            target: Some(0xc2),
+            same_room,
         }
     }
 
     #[test]
-    fn a_target_makes_it_a_relay_which_defaults_to_on_event() {
-        let host = TestHost::new();
-        let target = || {
-            Some(wit::RelayTarget {
-                id: "c2".into(),
-                room: Some("r".into()),
-            })
-        };
+    fn relay_ids_are_their_hex_form() {
+        let relay: Relay = wit_relay(true).into();
+        assert_eq!(relay.sender, "00000000000000c1");
+        assert_eq!(relay.target.as_deref(), Some("00000000000000c2"));
+        assert_eq!(relay.event, RelayEvent::SdpOffer);
+        assert_eq!(client_id(0x0123_4567_89ab_cdef), "0123456789abcdef");
+        assert_eq!(client_id(u64::MAX), "ffffffffffffffff");
+    }
+
+    #[test]
+    fn on_relay_defaults_to_on_event_with_the_sender_and_data_asked_of_the_host() {
+        let host = TestHost::with_members(&[
+            ("00000000000000c1", Some("r")),
+            ("00000000000000c2", Some("r")),
+        ]);
+        let relay = host.relay(
+            "00000000000000c1",
+            RelayEvent::SdpOffer,
+            "00000000000000c2",
+            "{}",
+        );
+        assert_eq!(Relay::from(wit_relay(true)), relay);
         let echo = Instance::<Echo>::new();
         echo.init("cfg").unwrap();
-        let outcome = echo.on_event(&host, wit_client(), "echo", "{}", target());
-        assert!(matches!(outcome, wit::Outcome::Reply(m) if m.data == "cfg"));
+        let outcome = echo.on_relay(&host, wit_relay(true));
+        assert!(
+            matches!(outcome, wit::RelayOutcome::Reply(m) if m.event == "sdp:offer" && m.data == "cfg")
+        );
 
         let route = Instance::<RouteOnly>::new();
         route.init("{}").unwrap();
-        let outcome = route.on_event(&host, wit_client(), "echo", "{}", target());
-        assert!(matches!(outcome, wit::Outcome::Relay(to) if to == "c2"));
-        let outcome = route.on_event(&host, wit_client(), "echo", "{}", None);
-        assert!(matches!(outcome, wit::Outcome::Pass));
+        assert!(matches!(
+            route.on_relay(&host, wit_relay(true)),
+            wit::RelayOutcome::Deliver
+        ));
+        assert!(matches!(
+            route.on_relay(&host, wit_relay(false)),
+            wit::RelayOutcome::Pass
+        ));
     }
 
     #[test]

@@ -51,4 +51,9 @@ pub trait Host {
 
     /// Unix time in milliseconds.
     fn now(&self) -> u64;
+
+    /// The JSON text of the data of the relay event being decided, as
+    /// [`Plugin::on_event`](crate::Plugin::on_event) would get it; empty
+    /// outside [`Plugin::on_relay`](crate::Plugin::on_relay).
+    fn relay_data(&self) -> String;
 }

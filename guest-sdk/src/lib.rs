@@ -55,7 +55,7 @@ pub use host::Host;
 pub use plugin::Plugin;
 pub use types::{
     AuthOutcome, ClientInfo, Descriptor, ErrorCode, EventDecl, Hook, Identity, LogLevel, Outcome,
-    Peer, ProtocolError, RelayTarget,
+    Peer, ProtocolError, Relay, RelayEvent, RelayOutcome,
 };
 
 #[doc(hidden)]
@@ -118,13 +118,11 @@ macro_rules! export_plugin {
                 ) -> wit::AuthOutcome {
                     INSTANCE.on_auth(&WasmHost, client, &token, room_id.as_deref())
                 }
-                fn on_event(
-                    client: wit::ClientInfo,
-                    event: String,
-                    data: String,
-                    target: Option<wit::RelayTarget>,
-                ) -> wit::Outcome {
-                    INSTANCE.on_event(&WasmHost, client, &event, &data, target)
+                fn on_event(client: wit::ClientInfo, event: String, data: String) -> wit::Outcome {
+                    INSTANCE.on_event(&WasmHost, client, &event, &data)
+                }
+                fn on_relay(relay: wit::Relay) -> wit::RelayOutcome {
+                    INSTANCE.on_relay(&WasmHost, relay)
                 }
                 fn on_disconnect(client: wit::ClientInfo) {
                     INSTANCE.on_disconnect(&WasmHost, client)

@@ -1,4 +1,4 @@
-use crate::{AuthOutcome, ClientInfo, Descriptor, Host, Outcome, RelayTarget};
+use crate::{AuthOutcome, ClientInfo, Descriptor, Host, Outcome, Relay, RelayOutcome};
 
 /// A Switchboard plugin. Export it with [`export_plugin!`](crate::export_plugin).
 ///
@@ -46,20 +46,19 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     }
 
     /// Decides about a relay event (`sdp:offer`, `sdp:answer`,
-    /// `ice:candidate`) the plugin declared. `target` is the client its
-    /// `data.to` names, as the host knows it now, so a plugin that only
-    /// routes parses nothing and calls nothing; the host forwards the
-    /// payload itself on [`Outcome::Relay`]. By default this is
-    /// [`on_event`](Plugin::on_event) with the same `data`.
-    fn on_relay(
-        &self,
-        host: &dyn Host,
-        client: &ClientInfo,
-        event: &str,
-        data: &str,
-        _target: &RelayTarget,
-    ) -> Outcome {
-        self.on_event(host, client, event, data)
+    /// `ice:candidate`) the plugin declared. Every relayed message takes
+    /// this call, so [`Relay`] holds only what routing takes: a plugin that
+    /// only routes parses nothing and calls nothing, and the host forwards
+    /// the payload itself on [`RelayOutcome::Deliver`].
+    ///
+    /// By default this is [`on_event`](Plugin::on_event) with the sender's
+    /// [`ClientInfo`] and the event's data, both asked of the host.
+    fn on_relay(&self, host: &dyn Host, relay: &Relay) -> RelayOutcome {
+        let Some(client) = host.client_info(&relay.sender) else {
+            return RelayOutcome::Pass;
+        };
+        let outcome = self.on_event(host, &client, relay.event.as_str(), &host.relay_data());
+        RelayOutcome::from_event_outcome(outcome, relay)
     }
 
     fn on_disconnect(&self, _host: &dyn Host, _client: &ClientInfo) {}

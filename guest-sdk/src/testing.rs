@@ -38,7 +38,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::{
-    ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError, RelayTarget,
+    ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError, Relay,
+    RelayEvent, RelayOutcome,
 };
 
 /// One message queued for a client.
@@ -78,6 +79,7 @@ struct State {
     kicks: Vec<(String, String)>,
     logs: Vec<(LogLevel, String)>,
     now: u64,
+    relay_data: String,
 }
 
 impl TestHost {
@@ -147,18 +149,20 @@ impl TestHost {
         self.state.borrow_mut().client_mut(id).clone()
     }
 
-    /// The target of a relay event addressed to `id`, as the real host
-    /// would describe it: its room, `None` if it is in none or unknown.
-    pub fn relay_target(&self, id: &str) -> RelayTarget {
-        let room = self
-            .state
-            .borrow()
-            .clients
-            .get(id)
-            .and_then(|client| client.room.clone());
-        RelayTarget {
-            id: id.to_owned(),
-            room,
+    /// A relay event from `from` to `to`, as the real host would describe
+    /// it to [`Plugin::on_relay`](crate::Plugin::on_relay); `data` (the
+    /// JSON text of its data) is then what [`Host::relay_data`] returns.
+    /// Any `to` counts as a client id here.
+    pub fn relay(&self, from: &str, event: RelayEvent, to: &str, data: &str) -> Relay {
+        let mut state = self.state.borrow_mut();
+        state.relay_data = data.to_owned();
+        let room = |id: &str| state.clients.get(id).and_then(|c| c.room.clone());
+        let same_room = room(from).is_some() && room(from) == room(to);
+        Relay {
+            event,
+            sender: from.to_owned(),
+            target: Some(to.to_owned()),
+            same_room,
         }
     }
 
@@ -212,14 +216,36 @@ pub fn reply(outcome: Outcome) -> (String, Value) {
     }
 }
 
-/// The error code of a rejection, for assertions.
+/// The error code of a rejection ([`Outcome`] or [`RelayOutcome`]), for
+/// assertions.
 ///
 /// # Panics
 /// If the outcome is not a rejection.
-pub fn rejection(outcome: Outcome) -> ErrorCode {
-    match outcome {
-        Outcome::Reject(ProtocolError { code, .. }) => code,
-        other => panic!("expected a rejection, got {other:?}"),
+pub fn rejection(outcome: impl Into<Rejected>) -> ErrorCode {
+    match outcome.into() {
+        Rejected(Ok(code)) => code,
+        Rejected(Err(other)) => panic!("expected a rejection, got {other}"),
+    }
+}
+
+/// An outcome read by [`rejection`]: its code, or what it was instead.
+pub struct Rejected(Result<ErrorCode, String>);
+
+impl From<Outcome> for Rejected {
+    fn from(outcome: Outcome) -> Rejected {
+        Rejected(match outcome {
+            Outcome::Reject(ProtocolError { code, .. }) => Ok(code),
+            other => Err(format!("{other:?}")),
+        })
+    }
+}
+
+impl From<RelayOutcome> for Rejected {
+    fn from(outcome: RelayOutcome) -> Rejected {
+        Rejected(match outcome {
+            RelayOutcome::Reject(ProtocolError { code, .. }) => Ok(code),
+            other => Err(format!("{other:?}")),
+        })
     }
 }
 
@@ -353,6 +379,10 @@ impl Host for TestHost {
 
     fn now(&self) -> u64 {
         self.state.borrow().now
+    }
+
+    fn relay_data(&self) -> String {
+        self.state.borrow().relay_data.clone()
     }
 }
 

@@ -34,15 +34,91 @@ impl ClientInfo {
     }
 }
 
-/// The client a relay event (`sdp:offer`, `sdp:answer`, `ice:candidate`)
-/// is addressed to, as the host knows it at the time of the call.
+/// The events of PROTOCOL.md that one client sends to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayEvent {
+    SdpOffer,
+    SdpAnswer,
+    IceCandidate,
+}
+
+impl RelayEvent {
+    /// The event's name on the wire, e.g. `ice:candidate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayEvent::SdpOffer => "sdp:offer",
+            RelayEvent::SdpAnswer => "sdp:answer",
+            RelayEvent::IceCandidate => "ice:candidate",
+        }
+    }
+}
+
+/// A relay event as the host knows it at the time of the call: what
+/// deciding its route takes. Its data is [`Host::relay_data`], and the
+/// sender's [`ClientInfo`] is [`Host::client_info`]; a plugin that only
+/// routes needs neither, and the host forwards the payload itself on
+/// [`RelayOutcome::Deliver`].
+///
+/// [`Host::relay_data`]: crate::Host::relay_data
+/// [`Host::client_info`]: crate::Host::client_info
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayTarget {
-    /// `data.to`, as the sender wrote it.
-    pub id: String,
-    /// The room it is in; `None` when it is in none, or when no such client
-    /// is connected.
-    pub room: Option<String>,
+pub struct Relay {
+    pub event: RelayEvent,
+    /// The sender's client id.
+    pub sender: String,
+    /// The client `data.to` names; `None` when `to` is not a client id. It
+    /// may have disconnected (then `same_room` is false).
+    pub target: Option<String>,
+    /// Whether the target is in the sender's room; false when either is in
+    /// none.
+    pub same_room: bool,
+}
+
+/// What a plugin decided about a relay event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// Not mine: the next plugin in the chain decides.
+    Pass,
+    /// Deliver it to its target, with `to` replaced by `from`; the host
+    /// answers `PEER_NOT_FOUND` if no such client is connected.
+    Deliver,
+    /// Answer the sender; the host adds the correlation id. `data` is the
+    /// JSON text of an object.
+    Reply { event: String, data: String },
+    /// Answer the sender with this protocol error.
+    Reject(ProtocolError),
+    /// Done; nothing more is sent to the sender.
+    Handled,
+}
+
+impl RelayOutcome {
+    /// Answer the sender with a protocol error.
+    pub fn reject(code: ErrorCode, message: impl Into<String>) -> RelayOutcome {
+        RelayOutcome::Reject(ProtocolError {
+            code,
+            message: message.into(),
+        })
+    }
+
+    /// What `outcome`, an [`on_event`](crate::Plugin::on_event) answer to
+    /// `relay`, means for it. A relay event goes to the client its `to`
+    /// names or to none, so [`Outcome::Relay`] to another client is an
+    /// `INTERNAL` error.
+    pub fn from_event_outcome(outcome: Outcome, relay: &Relay) -> RelayOutcome {
+        match outcome {
+            Outcome::Pass => RelayOutcome::Pass,
+            Outcome::Reply { event, data } => RelayOutcome::Reply { event, data },
+            Outcome::Relay(to) if relay.target.as_ref().is_none_or(|target| *target == to) => {
+                RelayOutcome::Deliver
+            }
+            Outcome::Relay(_) => RelayOutcome::reject(
+                ErrorCode::Internal,
+                "a relay event goes only to the client its `to` names",
+            ),
+            Outcome::Reject(error) => RelayOutcome::Reject(error),
+            Outcome::Handled => RelayOutcome::Handled,
+        }
+    }
 }
 
 /// A member of a room, as PROTOCOL.md's `Peer`.
@@ -125,7 +201,9 @@ pub enum Outcome {
     /// Answer the sender; the host adds the correlation id. `data` is the
     /// JSON text of an object.
     Reply { event: String, data: String },
-    /// Deliver the event to this client, with `to` replaced by `from`.
+    /// Deliver the event to this client, with `to` replaced by `from`. For
+    /// a relay event (see [`Plugin::on_relay`](crate::Plugin::on_relay)),
+    /// only the client its `to` names.
     Relay(String),
     /// Answer the sender with this protocol error.
     Reject(ProtocolError),

@@ -4,9 +4,12 @@
 //!   to the frame queued for its target, through `Router::handle_text` and
 //!   the default chain (`auth-jwt`, `rooms`, `signaling`), as a connection
 //!   task hands it over.
-//! - `signaling/on_event`: the `signaling` plugin's `on-event` alone, on a
+//! - `signaling/on_relay`: the `signaling` plugin's `on-relay` alone, on a
 //!   warm instance.
-//! - `signaling/on_event_fresh_instance`: the same call on an instance
+//! - `signaling/on_event`: the general `on-event` call of the same plugin
+//!   with the same data and the sender's record (it passes), for
+//!   comparison: what the relay took before `on-relay` (WIT 0.3.0).
+//! - `signaling/on_relay_fresh_instance`: the `on-relay` call on an instance
 //!   instantiated (and `init`ed) for it and dropped after it: the difference
 //!   from the warm call is the cost of an instantiation.
 //! - `swap/cached` and `swap/cold_compile`: loading a new version of the
@@ -30,10 +33,9 @@ use switchboard::hub::{Hub, Outbound};
 use switchboard::ids::ClientIds;
 use switchboard::metrics::Metrics;
 use switchboard::outbox::{Inbox, QueueLimits, queue};
-use switchboard::plugin::{
-    CompileCache, Loader, Plugin, PluginSource, RelayTarget, default_cache_dir,
-};
+use switchboard::plugin::{CompileCache, Loader, Plugin, PluginSource, Relay, default_cache_dir};
 use switchboard::router::{Conn, Router};
+use switchboard::schema::RelayKind;
 use switchboard::session::Sessions;
 use tokio_util::sync::CancellationToken;
 
@@ -157,33 +159,21 @@ fn signaling(c: &mut Criterion) {
         .client_info(fixture.sender.id)
         .expect("the sender is connected");
     let data = fixture.normalized_data();
-    let to = fixture.target.id.to_string();
-    let target = RelayTarget {
-        id: &to,
-        room: fixture.router.hub.room_of(fixture.target.id),
+    let relay = Relay {
+        kind: RelayKind::IceCandidate,
+        sender: fixture.sender.id,
+        target: Some(fixture.target.id),
+        same_room: true,
     };
-    let target = Some(&target);
     let warm = fixture.signaling();
     let mut group = c.benchmark_group("signaling");
+    group.bench_function("on_relay", |b| {
+        b.iter(|| black_box(warm.on_relay(&relay, &data).unwrap()))
+    });
+    // The general call, with the client's record and the data as strings,
+    // for comparison (the plugin passes: it declares only relay events).
     group.bench_function("on_event", |b| {
-        b.iter(|| {
-            black_box(
-                warm.on_event(&info, "ice:candidate", &data, target)
-                    .unwrap(),
-            )
-        })
-    });
-
-    let bare = switchboard::hub::ClientInfo {
-        id: info.id,
-        identity: None,
-        room: info.room.clone(),
-    };
-    group.bench_function("on_event_bare", |b| {
-        b.iter(|| black_box(warm.on_event(&bare, "ice:candidate", "{}", target).unwrap()))
-    });
-    group.bench_function("on_event_notarget", |b| {
-        b.iter(|| black_box(warm.on_event(&bare, "x", "{}", None).unwrap()))
+        b.iter(|| black_box(warm.on_event(&info, "ice:candidate", &data).unwrap()))
     });
     // A retired version keeps no idle instance, so every call instantiates
     // one and drops it afterwards.
@@ -194,14 +184,8 @@ fn signaling(c: &mut Criterion) {
         .load("signaling", &source, "{}".into(), vec![])
         .unwrap();
     fresh.retire();
-    group.bench_function("on_event_fresh_instance", |b| {
-        b.iter(|| {
-            black_box(
-                fresh
-                    .on_event(&info, "ice:candidate", &data, target)
-                    .unwrap(),
-            )
-        })
+    group.bench_function("on_relay_fresh_instance", |b| {
+        b.iter(|| black_box(fresh.on_relay(&relay, &data).unwrap()))
     });
     group.finish();
 }

@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::{Chain, Registry};
 use crate::config::EventRate;
 use crate::envelope::{self, Data, Envelope, ErrorCode, Frame};
-use crate::hub::{self, ClientInfo, Hub, Identity, Outbound};
+use crate::hub::{self, Hub, Identity, Outbound};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::plugin::{
-    AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, RelayTarget, unix_millis,
+    AuthOutcome, Called, Effect, Outcome, Plugin, PluginFault, Relay, unix_millis,
 };
 use crate::rate_limit::{Admit, RateLimit};
 use crate::schema::{self, AuthRequest, Normalized};
@@ -369,17 +369,11 @@ impl Router {
             Ok(data) => data,
             Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
         };
-        let object_json;
-        let json = match &data {
-            Normalized::Relay(relay) => relay.json(),
-            Normalized::Object(object) => {
-                if let Err(message) = chain.validate(event, object) {
-                    return self.error(id, cause, ErrorCode::InvalidMessage, &message);
-                }
-                object_json = object.to_string();
-                &object_json
-            }
-        };
+        if let Normalized::Object(object) = &data
+            && let Err(message) = chain.validate(event, object)
+        {
+            return self.error(id, cause, ErrorCode::InvalidMessage, &message);
+        }
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
@@ -391,14 +385,24 @@ impl Router {
             tracing::Span::current().record("room", tracing::field::display(room));
         }
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
-        let target = match &data {
-            Normalized::Relay(relay) => Some(RelayTarget {
-                id: &relay.to,
-                room: ClientId::parse(&relay.to).and_then(|to| self.hub.room_of(to)),
-            }),
-            Normalized::Object(_) => None,
+        let decided = match &data {
+            Normalized::Relay(relay) => {
+                let target = ClientId::parse(&relay.to);
+                let target_room = target.and_then(|to| self.hub.room_of(to));
+                let call = Relay {
+                    kind: relay.kind,
+                    sender: id,
+                    target,
+                    same_room: info.room.is_some() && target_room == info.room,
+                };
+                run_chain(plugins, |plugin| plugin.on_relay(&call, relay.json()))
+            }
+            Normalized::Object(object) => {
+                let json = object.to_string();
+                run_chain(plugins, |plugin| plugin.on_event(&info, event, &json))
+            }
         };
-        let decided = match run_chain(plugins, &info, event, json, target.as_ref()) {
+        let decided = match decided {
             Ok(decided) => decided,
             Err(fault) => return self.plugin_error(id, cause, &fault),
         };
@@ -418,15 +422,22 @@ impl Router {
                     return self.plugin_error(id, cause, &fault);
                 }
             },
-            Outcome::Relay(target) => self.relay(id, cause, &target, data),
+            Outcome::Relay(target) => self.relay(id, cause, ClientId::parse(&target), data),
+            Outcome::Deliver => {
+                let target = match &data {
+                    Normalized::Relay(relay) => ClientId::parse(&relay.to),
+                    Normalized::Object(_) => None,
+                };
+                self.relay(id, cause, target, data);
+            }
             Outcome::Reject { code, message } => self.error(id, cause, code, &message),
         }
         self.apply(decided.effects);
     }
 
     /// Delivers a relayed event to `target` with `to` replaced by `from`.
-    fn relay(&self, from: ClientId, cause: &Cause, target: &str, data: Normalized) {
-        let Some(target) = ClientId::parse(target) else {
+    fn relay(&self, from: ClientId, cause: &Cause, target: Option<ClientId>, data: Normalized) {
+        let Some(target) = target else {
             return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         };
         let sender = from.to_string();
@@ -582,17 +593,14 @@ struct Decided {
     effects: Vec<Effect>,
 }
 
-/// Asks each plugin in turn until one decides.
+/// Asks each plugin in turn, with `call`, until one decides.
 fn run_chain(
     plugins: &[Arc<Plugin>],
-    info: &ClientInfo,
-    event: &str,
-    data: &str,
-    target: Option<&RelayTarget>,
+    call: impl Fn(&Plugin) -> Result<Called<Outcome>, PluginFault>,
 ) -> Result<Decided, PluginFault> {
     let mut effects = Vec::new();
     for plugin in plugins {
-        let called = plugin.on_event(info, event, data, target)?;
+        let called = call(plugin)?;
         effects.extend(called.effects);
         if !matches!(called.value, Outcome::Pass) {
             return Ok(Decided {

@@ -14,6 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct ClientId(u64);
 
 impl ClientId {
+    /// The number the 16 hex digits stand for: the form plugins get ids in
+    /// where no string should be copied.
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+
     pub fn parse(text: &str) -> Option<ClientId> {
         if text.len() != 16 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;

@@ -73,11 +73,31 @@ pub enum Normalized {
     Object(Value),
 }
 
+/// The events one client sends another through the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayKind {
+    SdpOffer,
+    SdpAnswer,
+    IceCandidate,
+}
+
+impl RelayKind {
+    pub fn parse(event: &str) -> Option<RelayKind> {
+        match event {
+            "sdp:offer" => Some(RelayKind::SdpOffer),
+            "sdp:answer" => Some(RelayKind::SdpAnswer),
+            "ice:candidate" => Some(RelayKind::IceCandidate),
+            _ => None,
+        }
+    }
+}
+
 /// The data of a relay event, written once as JSON text: plugins get it as
 /// it is, and the target gets the same payload with `from` in place of `to`,
 /// without the host reading or writing it again.
 #[derive(Debug, PartialEq)]
 pub struct Relay {
+    pub kind: RelayKind,
     /// `data.to`, a non-empty string.
     pub to: String,
     /// `{"to":…,` then the payload fields, then `}`.
@@ -107,7 +127,7 @@ impl Relay {
     /// Writes `{"to":…}` and then the payload fields with `fields`, which
     /// starts each with its key and a comma before every field but the
     /// first.
-    fn write(to: &str, fields: impl FnOnce(&mut String)) -> Relay {
+    fn write(kind: RelayKind, to: &str, fields: impl FnOnce(&mut String)) -> Relay {
         let mut json = String::with_capacity(256);
         json.push_str(r#"{"to":"#);
         write_json_str(&mut json, to);
@@ -117,6 +137,7 @@ impl Relay {
         let payload = start..json.len();
         json.push('}');
         Relay {
+            kind,
             to: to.to_owned(),
             json,
             payload,
@@ -132,11 +153,11 @@ pub fn normalize(event: &str, data: Data) -> Result<Normalized, String> {
         Data::Relay(relay) => return Ok(Normalized::Relay(relay)),
         Data::Object(data) => data,
     };
-    match event {
-        ROOM_JOIN => room_join(&data).map(|join| Normalized::Object(join.into())),
-        "room:leave" | "room:state" => Ok(Normalized::Object(Map::new().into())),
-        "sdp:offer" | "sdp:answer" => sdp(&data).map(Normalized::Relay),
-        "ice:candidate" => ice_candidate(&data).map(Normalized::Relay),
+    match (event, RelayKind::parse(event)) {
+        (_, Some(RelayKind::IceCandidate)) => ice_candidate(&data).map(Normalized::Relay),
+        (_, Some(sdp_kind)) => sdp(sdp_kind, &data).map(Normalized::Relay),
+        (ROOM_JOIN, None) => room_join(&data).map(|join| Normalized::Object(join.into())),
+        ("room:leave" | "room:state", None) => Ok(Normalized::Object(Map::new().into())),
         _ => Ok(Normalized::Object(data.into())),
     }
 }
@@ -167,12 +188,8 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
 /// every relayed message's path. Anything else is `None`, and
 /// [`normalize`] reads it and says what is wrong.
 pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
-    match event {
-        "sdp:offer" | "sdp:answer" => {
-            let data: SdpData = serde_json::from_str(data).ok()?;
-            (!data.to.is_empty() && !data.sdp.is_empty()).then(|| sdp_relay(&data.to, &data.sdp))
-        }
-        "ice:candidate" => {
+    match RelayKind::parse(event)? {
+        RelayKind::IceCandidate => {
             let data: IceData = serde_json::from_str(data).ok()?;
             let candidate = &data.candidate;
             let index = candidate.sdp_m_line_index.as_ref();
@@ -186,7 +203,11 @@ pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
             ];
             Some(candidate_relay(&data.to, &candidate.candidate, optional))
         }
-        _ => None,
+        sdp_kind => {
+            let data: SdpData = serde_json::from_str(data).ok()?;
+            let valid = !data.to.is_empty() && !data.sdp.is_empty();
+            valid.then(|| sdp_relay(sdp_kind, &data.to, &data.sdp))
+        }
     }
 }
 
@@ -231,14 +252,14 @@ fn is_integer(number: &Number) -> bool {
     number.is_i64() || number.is_u64()
 }
 
-fn sdp(data: &Map<String, Value>) -> Result<Relay, String> {
+fn sdp(kind: RelayKind, data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let sdp = non_empty_str(data, "sdp")?;
-    Ok(sdp_relay(to, sdp))
+    Ok(sdp_relay(kind, to, sdp))
 }
 
-fn sdp_relay(to: &str, sdp: &str) -> Relay {
-    Relay::write(to, |out| {
+fn sdp_relay(kind: RelayKind, to: &str, sdp: &str) -> Relay {
+    Relay::write(kind, to, |out| {
         out.push_str(r#""sdp":"#);
         write_json_str(out, sdp);
     })
@@ -291,7 +312,7 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
 /// (`optional` follows [`OPTIONAL_CANDIDATE_FIELDS`]), in the order
 /// PROTOCOL.md lists them.
 fn candidate_relay(to: &str, text: &str, optional: [Option<Scalar>; 3]) -> Relay {
-    Relay::write(to, |out| {
+    Relay::write(RelayKind::IceCandidate, to, |out| {
         out.push_str(r#""candidate":{"candidate":"#);
         write_json_str(out, text);
         for ((key, ..), scalar) in OPTIONAL_CANDIDATE_FIELDS.iter().zip(optional) {

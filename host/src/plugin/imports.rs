@@ -132,6 +132,10 @@ impl Host for PluginState {
     fn now(&mut self) -> u64 {
         unix_millis()
     }
+
+    fn relay_data(&mut self) -> String {
+        self.relay_data.clone()
+    }
 }
 
 impl PluginState {

@@ -19,7 +19,7 @@ use crate::config::PluginLimits;
 use crate::hub::Hub;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 const GUEST_EXPORT: &str = "switchboard:plugin/guest";
 
 /// A component to load, and where it came from (for messages).

@@ -21,7 +21,8 @@ use bindings::types;
 
 use crate::envelope::ErrorCode;
 use crate::hub::{ClientInfo, Identity};
-use crate::ids::RoomId;
+use crate::ids::ClientId;
+use crate::schema::RelayKind;
 
 /// What a plugin declared about itself.
 #[derive(Clone, Debug)]
@@ -50,19 +51,30 @@ pub struct Hooks {
 #[derive(Debug)]
 pub enum Outcome {
     Pass,
-    Reply { event: String, data: String },
+    Reply {
+        event: String,
+        data: String,
+    },
+    /// Deliver the event to this client (`on-event` only).
     Relay(String),
-    Reject { code: ErrorCode, message: String },
+    /// Deliver the relay event to its target (`on-relay` only).
+    Deliver,
+    Reject {
+        code: ErrorCode,
+        message: String,
+    },
     Handled,
 }
 
-/// The client a relay event is addressed to, as the host knows it now.
-#[derive(Debug)]
-pub struct RelayTarget<'a> {
-    /// `data.to`, as the sender wrote it.
-    pub id: &'a str,
-    /// `None` when it is in no room or not connected.
-    pub room: Option<RoomId>,
+/// A relay event as `on-relay` gets it.
+#[derive(Clone, Copy, Debug)]
+pub struct Relay {
+    pub kind: RelayKind,
+    pub sender: ClientId,
+    /// The client `data.to` names, if it is a client id at all.
+    pub target: Option<ClientId>,
+    /// Whether the target is in the sender's room.
+    pub same_room: bool,
 }
 
 #[derive(Debug)]
@@ -118,6 +130,24 @@ impl From<types::Outcome> for Outcome {
     }
 }
 
+impl From<types::RelayOutcome> for Outcome {
+    fn from(outcome: types::RelayOutcome) -> Self {
+        match outcome {
+            types::RelayOutcome::Pass => Outcome::Pass,
+            types::RelayOutcome::Deliver => Outcome::Deliver,
+            types::RelayOutcome::Reply(m) => Outcome::Reply {
+                event: m.event,
+                data: m.data,
+            },
+            types::RelayOutcome::Reject(e) => Outcome::Reject {
+                code: error_code(e.code),
+                message: e.message,
+            },
+            types::RelayOutcome::Handled => Outcome::Handled,
+        }
+    }
+}
+
 impl From<types::AuthOutcome> for AuthOutcome {
     fn from(outcome: types::AuthOutcome) -> Self {
         match outcome {
@@ -159,9 +189,15 @@ fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
     }
 }
 
-fn wit_relay_target(target: &RelayTarget) -> types::RelayTarget {
-    types::RelayTarget {
-        id: target.id.to_owned(),
-        room: target.room.as_ref().map(|r| r.as_str().to_owned()),
+fn wit_relay(relay: &Relay) -> types::Relay {
+    types::Relay {
+        event: match relay.kind {
+            RelayKind::SdpOffer => types::RelayEvent::SdpOffer,
+            RelayKind::SdpAnswer => types::RelayEvent::SdpAnswer,
+            RelayKind::IceCandidate => types::RelayEvent::IceCandidate,
+        },
+        sender: relay.sender.to_u64(),
+        target: relay.target.map(ClientId::to_u64),
+        same_room: relay.same_room,
     }
 }

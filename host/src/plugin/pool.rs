@@ -20,7 +20,7 @@ use super::engine::EPOCH_TICK;
 use super::imports::unix_millis;
 use super::load::Prepared;
 use super::state::{Effect, PluginState};
-use super::{AuthOutcome, Descriptor, Outcome, RelayTarget, wit_client_info, wit_relay_target};
+use super::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_relay};
 use crate::config::PluginLimits;
 use crate::hub::{ClientInfo, Hub};
 use crate::metrics::CallStats;
@@ -112,18 +112,27 @@ impl Plugin {
         Ok(())
     }
 
-    /// `target` is given for the relay events, and only for them.
     pub fn on_event(
         &self,
         client: &ClientInfo,
         event: &str,
         data: &str,
-        target: Option<&RelayTarget>,
     ) -> Result<Called<Outcome>, PluginFault> {
         let client = wit_client_info(client);
-        let target = target.map(wit_relay_target);
-        self.call(|guest, store| guest.call_on_event(store, &client, event, data, target.as_ref()))
+        self.call(|guest, store| guest.call_on_event(store, &client, event, data))
             .map(|called| called.map(Outcome::from))
+    }
+
+    /// `data` is the relay's normalised data, for `relay-data`.
+    pub fn on_relay(&self, relay: &Relay, data: &str) -> Result<Called<Outcome>, PluginFault> {
+        let relay = wit_relay(relay);
+        self.call(|guest, store| {
+            store.data_mut().relay_data.push_str(data);
+            let outcome = guest.call_on_relay(&mut *store, relay);
+            store.data_mut().relay_data.clear();
+            outcome
+        })
+        .map(|called| called.map(Outcome::from))
     }
 
     pub fn on_auth(

@@ -40,6 +40,10 @@ pub struct PluginState {
     pub(super) fault: Option<String>,
     /// Whole epoch ticks the call under way has run, at least.
     pub(super) ticks_run: u64,
+    /// The data of the relay event an `on-relay` call under way decides,
+    /// for `relay-data`; empty otherwise. Kept, with its capacity, across
+    /// calls.
+    pub(super) relay_data: String,
     pub(super) limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -53,6 +57,7 @@ impl PluginState {
             effects: Vec::new(),
             fault: None,
             ticks_run: 0,
+            relay_data: String::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
                 .trap_on_grow_failure(true)

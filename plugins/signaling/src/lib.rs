@@ -5,10 +5,14 @@
 //! with `to` replaced by `from`.
 
 use switchboard_sdk::{
-    ClientInfo, Descriptor, ErrorCode, EventDecl, Host, Outcome, Plugin, RelayTarget,
+    Descriptor, ErrorCode, EventDecl, Host, Plugin, Relay, RelayEvent, RelayOutcome,
 };
 
-const EVENTS: [&str; 3] = ["sdp:offer", "sdp:answer", "ice:candidate"];
+const EVENTS: [RelayEvent; 3] = [
+    RelayEvent::SdpOffer,
+    RelayEvent::SdpAnswer,
+    RelayEvent::IceCandidate,
+];
 
 pub struct Signaling;
 
@@ -17,7 +21,7 @@ impl Plugin for Signaling {
         Descriptor {
             name: "signaling".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            events: EVENTS.map(EventDecl::new).into(),
+            events: EVENTS.map(|event| EventDecl::new(event.as_str())).into(),
             hooks: vec![],
         }
     }
@@ -26,23 +30,19 @@ impl Plugin for Signaling {
         Ok(Signaling)
     }
 
-    /// The host has validated `data` and looked up its `to`: the decision
-    /// needs neither.
-    fn on_relay(
-        &self,
-        _host: &dyn Host,
-        sender: &ClientInfo,
-        _event: &str,
-        _data: &str,
-        target: &RelayTarget,
-    ) -> Outcome {
-        let Some(room) = &sender.room else {
-            return Outcome::reject(ErrorCode::NotInRoom, "not in a room");
-        };
-        if target.id != sender.id && target.room.as_ref() == Some(room) {
-            Outcome::Relay(target.id.clone())
-        } else {
-            Outcome::reject(ErrorCode::PeerNotFound, "no such peer in your room")
+    /// The host has validated the data and looked up its `to`: relaying
+    /// needs neither the data nor a host call. Only a refusal asks the host
+    /// where the sender is, to tell `NOT_IN_ROOM` from `PEER_NOT_FOUND`.
+    fn on_relay(&self, host: &dyn Host, relay: &Relay) -> RelayOutcome {
+        if relay.same_room && relay.target.as_ref() != Some(&relay.sender) {
+            return RelayOutcome::Deliver;
+        }
+        let in_room = host
+            .client_info(&relay.sender)
+            .is_some_and(|sender| sender.room.is_some());
+        match in_room {
+            true => RelayOutcome::reject(ErrorCode::PeerNotFound, "no such peer in your room"),
+            false => RelayOutcome::reject(ErrorCode::NotInRoom, "not in a room"),
         }
     }
 }
@@ -67,17 +67,16 @@ mod tests {
         ])
     }
 
-    fn send(host: &TestHost, from: &str, event: &str, to: &str) -> Outcome {
+    fn send(host: &TestHost, from: &str, event: RelayEvent, to: &str) -> RelayOutcome {
         let data = json!({ "to": to, "sdp": "v=0" }).to_string();
-        let target = host.relay_target(to);
-        Signaling.on_relay(host, &host.client(from), event, &data, &target)
+        Signaling.on_relay(host, &host.relay(from, event, to, &data))
     }
 
     #[test]
     fn relays_each_event_to_a_member_of_the_same_room() {
         let host = setup();
         for event in EVENTS {
-            assert_eq!(send(&host, "c1", event, "c2"), Outcome::Relay("c2".into()));
+            assert_eq!(send(&host, "c1", event, "c2"), RelayOutcome::Deliver);
         }
     }
 
@@ -85,7 +84,7 @@ mod tests {
     fn sender_outside_a_room_is_not_in_room_before_peer_not_found() {
         let host = setup();
         assert_eq!(
-            rejection(send(&host, "c4", "sdp:offer", "nobody")),
+            rejection(send(&host, "c4", RelayEvent::SdpOffer, "nobody")),
             ErrorCode::NotInRoom
         );
     }
@@ -95,7 +94,7 @@ mod tests {
         let host = setup();
         for to in ["c1", "c3", "c4", "nobody", ""] {
             assert_eq!(
-                rejection(send(&host, "c1", "sdp:answer", to)),
+                rejection(send(&host, "c1", RelayEvent::SdpAnswer, to)),
                 ErrorCode::PeerNotFound,
                 "to {to:?}"
             );
@@ -113,7 +112,7 @@ mod tests {
     fn sends_nothing_itself() {
         let host = setup();
         let before = host.sent().len();
-        send(&host, "c1", "sdp:offer", "c2");
+        send(&host, "c1", RelayEvent::SdpOffer, "c2");
         assert_eq!(host.sent().len(), before);
     }
 
@@ -121,7 +120,7 @@ mod tests {
     fn describes_the_three_relay_events() {
         let descriptor = Signaling::describe();
         let events: Vec<_> = descriptor.events.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(events, EVENTS);
+        assert_eq!(events, EVENTS.map(RelayEvent::as_str));
         assert!(descriptor.hooks.is_empty());
         assert!(Signaling::new("{}").is_ok());
     }
