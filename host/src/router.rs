@@ -385,9 +385,13 @@ impl Router {
             tracing::Span::current().record("room", tracing::field::display(room));
         }
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
+        // The client a relay event's `to` names, if it is a client id.
+        let target = match &data {
+            Normalized::Relay(relay) => ClientId::parse(&relay.to),
+            Normalized::Object(_) => None,
+        };
         let decided = match &data {
             Normalized::Relay(relay) => {
-                let target = ClientId::parse(&relay.to);
                 let target_room = target.and_then(|to| self.hub.room_of(to));
                 let call = Relay {
                     kind: relay.kind,
@@ -423,13 +427,7 @@ impl Router {
                 }
             },
             Outcome::Relay(target) => self.relay(id, cause, ClientId::parse(&target), data),
-            Outcome::Deliver => {
-                let target = match &data {
-                    Normalized::Relay(relay) => ClientId::parse(&relay.to),
-                    Normalized::Object(_) => None,
-                };
-                self.relay(id, cause, target, data);
-            }
+            Outcome::Deliver => self.relay(id, cause, target, data),
             Outcome::Reject { code, message } => self.error(id, cause, code, &message),
         }
         self.apply(decided.effects);
