@@ -1,8 +1,9 @@
 //! A loaded plugin and its warm instances.
 //!
 //! Instances are reused across calls (a fresh one costs tens of
-//! microseconds, a warm call a few) and kept in a small idle list; a call
-//! takes one, so threads never share an instance. An instance whose call
+//! microseconds, a warm call well under one): each thread keeps one idle
+//! instance per plugin, since a thread makes one call at a time and no call
+//! re-enters its plugin. A call takes it, so threads never share one. An instance whose call
 //! trapped, timed out or ran out of memory is dropped, and the next call
 //! starts a fresh one from the `InstancePre`.
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use thread_local::ThreadLocal;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Guest, Plugin as Bindings, PluginPre};
@@ -24,9 +26,6 @@ use super::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_relay}
 use crate::config::PluginLimits;
 use crate::hub::{ClientInfo, Hub};
 use crate::metrics::CallStats;
-
-/// Idle instances kept per plugin: about one per thread that calls it.
-const MAX_IDLE: usize = 16;
 
 pub struct Plugin {
     pub name: Arc<str>,
@@ -42,7 +41,12 @@ pub struct Plugin {
     config: String,
     env: Vec<(String, String)>,
     limits: PluginLimits,
-    idle: Mutex<Vec<Instance>>,
+    /// Each thread's idle instance. One shared list would put its lock,
+    /// taken twice per call by every worker, on a cache line the workers
+    /// pass back and forth; a thread's own slot stays in its cache. (A
+    /// thread that stops calling keeps its instance until the plugin is
+    /// retired or dropped, or another thread takes over its slot.)
+    idle: ThreadLocal<Mutex<Option<Instance>>>,
     /// Replaced by another version: keeps no idle instances, so old
     /// versions do not hold slots of the instance pool.
     retired: AtomicBool,
@@ -88,7 +92,7 @@ impl Plugin {
             config,
             env,
             limits,
-            idle: Mutex::new(Vec::new()),
+            idle: ThreadLocal::new(),
             retired: AtomicBool::new(false),
         }
     }
@@ -96,7 +100,9 @@ impl Plugin {
     /// Called when another version replaces this one.
     pub fn retire(&self) {
         self.retired.store(true, Relaxed);
-        self.idle.lock().clear();
+        for idle in self.idle.iter() {
+            idle.lock().take();
+        }
     }
 
     /// Called when this version is live again (a rollback).
@@ -108,7 +114,7 @@ impl Plugin {
     /// plugin that cannot start fails at load rather than on a client.
     pub(super) fn warm_up(&self) -> Result<(), PluginFault> {
         let instance = self.instantiate()?;
-        self.idle.lock().push(instance);
+        *self.idle.get_or_default().lock() = Some(instance);
         Ok(())
     }
 
@@ -165,7 +171,8 @@ impl Plugin {
         &self,
         f: impl FnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, PluginFault> {
-        let mut instance = match self.idle.lock().pop() {
+        let idle = self.idle.get_or_default();
+        let mut instance = match idle.lock().take() {
             Some(instance) => instance,
             None => self.instantiate()?,
         };
@@ -195,9 +202,8 @@ impl Plugin {
                 return Err(self.fault(format!("{trap:#} (after {elapsed:?}; instance discarded)")));
             }
         };
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE && !self.retired.load(Relaxed) {
-            idle.push(instance);
+        if !self.retired.load(Relaxed) {
+            *idle.lock() = Some(instance);
         }
         Ok(Called { value, effects })
     }
