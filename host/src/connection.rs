@@ -117,7 +117,15 @@ pub async fn run(
     let Live {
         conn, mut queue, ..
     } = live;
-    tracing::info!(client = %conn.id, how = end.describe(), "disconnected");
+    // A clean close is every connection's end, so at high churn a line for
+    // each costs the server a tenth of its time; the others say something
+    // went wrong.
+    match end {
+        End::Gone { clean: true, .. } => {
+            tracing::debug!(client = %conn.id, how = end.describe(), "disconnected");
+        }
+        _ => tracing::info!(client = %conn.id, how = end.describe(), "disconnected"),
+    }
     let closing = match &end {
         End::Close(code, reason) => {
             flush_queue(&mut ws, &mut queue, metrics).await;
