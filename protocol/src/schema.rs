@@ -408,52 +408,44 @@ mod tests {
     /// The fast read gives what `normalize` gives, or leaves it to it.
     #[test]
     fn read_relay_agrees_with_normalize_or_declines() {
-        let cases = [
-            ("sdp:offer", r#"{"to":"p","sdp":"v=0\r\n"}"#, true),
-            ("sdp:answer", r#"{"sdp":"v","to":"p\"q"}"#, true),
-            (
-                "ice:candidate",
-                r#"{"to":"p","candidate":{"candidate":"c"}}"#,
-                true,
-            ),
-            (
-                "ice:candidate",
-                r#"{"candidate":{"usernameFragment":"u","sdpMLineIndex":-3,"candidate":"c","sdpMid":"0"},"to":"p"}"#,
-                true,
-            ),
-            ("sdp:offer", r#"{"to":"p","sdp":""}"#, false),
-            ("sdp:offer", r#"{"to":"p","sdp":"v","x":1}"#, false),
-            ("sdp:offer", r#"{"to":"p","sdp":"v","sdp":"w"}"#, false),
-            ("sdp:offer", r#"{"to":1,"sdp":"v"}"#, false),
-            (
-                "ice:candidate",
-                r#"{"to":"","candidate":{"candidate":"c"}}"#,
-                false,
-            ),
-            (
-                "ice:candidate",
-                r#"{"to":"p","candidate":{"candidate":"c","sdpMid":null}}"#,
-                false,
-            ),
-            (
-                "ice:candidate",
-                r#"{"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}}"#,
-                false,
-            ),
-            (
-                "ice:candidate",
-                r#"{"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1e2}}"#,
-                false,
-            ),
-            (
-                "ice:candidate",
-                r#"{"to":"p","candidate":{"candidate":"c","zz":1}}"#,
-                false,
-            ),
-            ("ice:candidate", r#"{"to":"p","candidate":{}}"#, false),
-            ("room:join", r#"{"roomId":"a"}"#, false),
+        let sdp = [
+            (r#"{"to":"p","sdp":"v=0\r\n"}"#, true),
+            (r#"{"sdp":"v","to":"p\"q"}"#, true),
+            (r#"{"to":"p","sdp":""}"#, false),
+            (r#"{"to":"p","sdp":"v","x":1}"#, false),
+            (r#"{"to":"p","sdp":"v","sdp":"w"}"#, false),
+            (r#"{"to":1,"sdp":"v"}"#, false),
         ];
+        // The fields of `candidate`, to `p`.
+        let ice = [
+            (r#""candidate":"c""#, true),
+            (r#""sdpMid":"0","candidate":"c\n""#, true),
+            (
+                r#""usernameFragment":"u","sdpMLineIndex":-3,"candidate":"c""#,
+                true,
+            ),
+            (r#""candidate":"c","sdpMid":null"#, false),
+            (r#""candidate":"c","sdpMLineIndex":1.5"#, false),
+            (r#""candidate":"c","sdpMLineIndex":1e2"#, false),
+            (r#""candidate":"c","zz":1"#, false),
+            ("", false),
+        ];
+        let ice =
+            ice.map(|(fields, fast)| (format!(r#"{{"to":"p","candidate":{{{fields}}}}}"#), fast));
+        let cases = sdp
+            .map(|(text, fast)| ("sdp:offer", text.to_owned(), fast))
+            .into_iter()
+            .chain(ice.map(|(text, fast)| ("ice:candidate", text, fast)))
+            .chain([
+                (
+                    "ice:candidate",
+                    r#"{"to":"","candidate":{"candidate":"c"}}"#.to_owned(),
+                    false,
+                ),
+                ("room:join", r#"{"roomId":"a"}"#.to_owned(), false),
+            ]);
         for (event, text, fast) in cases {
+            let text = text.as_str();
             let read = read_relay(event, text);
             assert_eq!(read.is_some(), fast, "{event} {text}");
             if let Some(read) = read {
