@@ -2,8 +2,11 @@
 //! order, hands text to the router, writes the client's outbound queue,
 //! runs the heartbeat and the auth timeout, and closes.
 
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -389,6 +392,13 @@ async fn bounded<T>(
     signals: &Signals,
     patience: Duration,
 ) -> Result<T, End> {
+    let mut write = pin!(write);
+    // Most writes finish at once, the socket's buffer having room: they
+    // need no timer, and arming one reads the clock and takes the timer
+    // wheel's lock, which every worker shares.
+    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        return result.map_err(|_| End::gone("write failed"));
+    }
     tokio::select! {
         result = write => result.map_err(|_| End::gone("write failed")),
         _ = signals.takeover.notified() => Err(End::TakenOver),
