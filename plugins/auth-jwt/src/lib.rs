@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use sha2::Sha256;
 use switchboard_sdk::{AuthOutcome, ClientInfo, Descriptor, Hook, Host, Identity, Plugin};
 
@@ -88,7 +88,8 @@ impl AuthJwt {
         if token.is_empty() {
             return Err("empty token".into());
         }
-        let claims = self.verified_claims(token)?;
+        let payload = self.verified_payload(token)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| "malformed claims")?;
         let identity = identity(&claims, now_ms)?;
         if let (Some(wanted), Some(claim)) = (room_id, &identity.room_claim)
             && wanted != claim
@@ -98,8 +99,9 @@ impl AuthJwt {
         Ok(identity)
     }
 
-    /// The claims of a well-formed HS256 token whose signature checks out.
-    fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, String> {
+    /// The decoded payload of a well-formed HS256 token whose signature
+    /// checks out.
+    fn verified_payload(&self, token: &str) -> Result<Vec<u8>, String> {
         let (signed, signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
         let (header, payload) = signed.split_once('.').ok_or(MALFORMED)?;
         if payload.contains('.') {
@@ -114,37 +116,54 @@ impl AuthJwt {
         mac.update(signed.as_bytes());
         // `verify_slice` compares in constant time.
         mac.verify_slice(&signature).map_err(|_| "bad signature")?;
-        decode_json(payload).ok_or_else(|| "malformed claims".into())
+        URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| "malformed claims".into())
     }
 }
 
+/// The claims this plugin reads, each as the JSON text it came as, so that
+/// a claim of the wrong type gets its own message; the others are skipped
+/// without being built. `null` reads as absent.
+#[derive(Deserialize)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    sub: Option<&'a RawValue>,
+    #[serde(borrow)]
+    exp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    room: Option<&'a RawValue>,
+    #[serde(borrow)]
+    role: Option<&'a RawValue>,
+}
+
 /// The identity the claims grant, if they are valid and not expired.
-fn identity(claims: &Map<String, Value>, now_ms: u64) -> Result<Identity, String> {
-    let user_id = match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-        _ => return Err("the token needs a non-empty string `sub` claim".into()),
-    };
+fn identity(claims: &Claims, now_ms: u64) -> Result<Identity, String> {
+    let user_id = claims
+        .sub
+        .and_then(|sub| serde_json::from_str::<String>(sub.get()).ok())
+        .filter(|sub| !sub.is_empty())
+        .ok_or("the token needs a non-empty string `sub` claim")?;
     let exp = claims
-        .get("exp")
-        .and_then(Value::as_f64)
+        .exp
+        .and_then(|exp| serde_json::from_str::<f64>(exp.get()).ok())
         .ok_or("the token needs a numeric `exp` claim")?;
     if now_ms as f64 - exp * 1000.0 >= CLOCK_SKEW_MS {
         return Err("token expired".into());
     }
-    let room = optional_string(claims, "room")?;
+    let room = optional_string(claims.room, "room")?;
     Ok(Identity {
         user_id,
-        role: optional_string(claims, "role")?,
+        role: optional_string(claims.role, "role")?,
         room_claim: room.filter(|room| room != "*"),
     })
 }
 
-fn optional_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(format!("the `{name}` claim must be a string")),
-    }
+fn optional_string(claim: Option<&RawValue>, name: &str) -> Result<Option<String>, String> {
+    claim
+        .map(|value| serde_json::from_str(value.get()))
+        .transpose()
+        .map_err(|_| format!("the `{name}` claim must be a string"))
 }
 
 /// One base64url (unpadded) segment holding JSON.

@@ -7,8 +7,8 @@
 //!
 //! Config: `{"capacity": n}`, the most members a room may have (default 16).
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use switchboard_sdk::{ClientInfo, Descriptor, ErrorCode, EventDecl, Host, Outcome, Peer, Plugin};
 
 const DEFAULT_CAPACITY: usize = 16;
@@ -22,13 +22,77 @@ struct Config {
     capacity: Option<usize>,
 }
 
-/// `room:join` data, as the host normalised it.
+/// `room:join` data, as the host normalised it; `metadata` is passed on as
+/// the text it came as.
 #[derive(Deserialize)]
-struct Join {
+struct Join<'a> {
     #[serde(rename = "roomId")]
     room_id: String,
-    #[serde(default)]
-    metadata: Map<String, Value>,
+    /// Any JSON value, `null` included; only an object is accepted.
+    #[serde(borrow, default, deserialize_with = "present")]
+    metadata: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The replies, written straight to JSON text: every join and leave of
+/// every client builds one, so they skip the `serde_json::Value` tree.
+#[derive(Serialize)]
+struct Joined<'a> {
+    #[serde(rename = "roomId")]
+    room_id: &'a str,
+    peers: Vec<PeerView<'a>>,
+    #[serde(rename = "self")]
+    me: PeerView<'a>,
+}
+
+#[derive(Serialize)]
+struct RoomView<'a> {
+    #[serde(rename = "roomId")]
+    room_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peers: Option<Vec<PeerView<'a>>>,
+}
+
+/// PROTOCOL.md's `Peer`; metadata that is not a JSON object (the host
+/// never stores such) shows as `{}`, as in [`Peer::to_json`].
+#[derive(Serialize)]
+struct PeerView<'a> {
+    #[serde(rename = "clientId")]
+    client_id: &'a str,
+    #[serde(rename = "userId")]
+    user_id: &'a str,
+    metadata: &'a RawValue,
+}
+
+impl<'a> PeerView<'a> {
+    fn of(peer: &'a Peer) -> PeerView<'a> {
+        PeerView {
+            client_id: &peer.client_id,
+            user_id: &peer.user_id,
+            metadata: object_or_empty(&peer.metadata),
+        }
+    }
+}
+
+fn object_or_empty(text: &str) -> &RawValue {
+    let empty = || serde_json::from_str("{}").expect("`{}` is JSON");
+    match serde_json::from_str::<&RawValue>(text) {
+        Ok(raw) if raw.get().starts_with('{') => raw,
+        _ => empty(),
+    }
+}
+
+fn reply(event: &str, data: &impl Serialize) -> Outcome {
+    match serde_json::to_string(data) {
+        Ok(data) => Outcome::Reply {
+            event: event.to_owned(),
+            data,
+        },
+        Err(e) => Outcome::reject(ErrorCode::Internal, format!("{event}: {e}")),
+    }
 }
 
 impl Plugin for Rooms {
@@ -56,8 +120,14 @@ impl Plugin for Rooms {
 
     fn on_event(&self, host: &dyn Host, client: &ClientInfo, event: &str, data: &str) -> Outcome {
         match event {
-            "room:join" => match serde_json::from_str(data) {
-                Ok(join) => self.join(host, client, join),
+            "room:join" => match serde_json::from_str::<Join>(data) {
+                Ok(join) if join.metadata.is_none_or(|m| m.get().starts_with('{')) => {
+                    self.join(host, client, join)
+                }
+                Ok(_) => Outcome::reject(
+                    ErrorCode::InvalidMessage,
+                    "room:join: `metadata` must be an object",
+                ),
                 Err(e) => Outcome::reject(ErrorCode::InvalidMessage, format!("room:join: {e}")),
             },
             "room:leave" => leave(host, client),
@@ -86,16 +156,17 @@ impl Rooms {
         if host.room_members(&room).len() >= self.capacity {
             return Outcome::reject(ErrorCode::RoomFull, "the room is full");
         }
-        let metadata = Value::Object(join.metadata).to_string();
-        match host.join_room(&client.id, &room, &metadata) {
-            Ok(peers) => Outcome::reply(
-                "room:joined",
-                &json!({
-                    "roomId": room,
-                    "peers": peers_json(&peers),
-                    "self": client.as_peer(&metadata).to_json(),
-                }),
-            ),
+        let metadata = join.metadata.map_or("{}", RawValue::get);
+        match host.join_room(&client.id, &room, metadata) {
+            Ok(peers) => {
+                let me = client.as_peer(metadata);
+                let joined = Joined {
+                    room_id: &room,
+                    peers: peers.iter().map(PeerView::of).collect(),
+                    me: PeerView::of(&me),
+                };
+                reply("room:joined", &joined)
+            }
             Err(code) => Outcome::reject(code, "could not join the room"),
         }
     }
@@ -106,7 +177,13 @@ fn leave(host: &dyn Host, client: &ClientInfo) -> Outcome {
         return not_in_room();
     }
     match host.leave_room(&client.id) {
-        Some(room) => Outcome::reply("room:left", &json!({ "roomId": room })),
+        Some(room) => reply(
+            "room:left",
+            &RoomView {
+                room_id: &room,
+                peers: None,
+            },
+        ),
         None => not_in_room(),
     }
 }
@@ -117,18 +194,15 @@ fn state(host: &dyn Host, client: &ClientInfo) -> Outcome {
     };
     let mut peers = host.room_members(room);
     peers.retain(|peer| peer.client_id != client.id);
-    Outcome::reply(
-        "room:state",
-        &json!({ "roomId": room, "peers": peers_json(&peers) }),
-    )
+    let state = RoomView {
+        room_id: room,
+        peers: Some(peers.iter().map(PeerView::of).collect()),
+    };
+    reply("room:state", &state)
 }
 
 fn not_in_room() -> Outcome {
     Outcome::reject(ErrorCode::NotInRoom, "not in a room")
-}
-
-fn peers_json(peers: &[Peer]) -> Vec<Value> {
-    peers.iter().map(Peer::to_json).collect()
 }
 
 switchboard_sdk::export_plugin!(Rooms);

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_sdk::testing::{TestHost, rejection, reply};
 use switchboard_sdk::{ErrorCode, Identity, Outcome};
 
