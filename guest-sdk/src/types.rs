@@ -350,6 +350,24 @@ mod tests {
     }
 
     #[test]
+    fn an_event_outcome_relays_a_relay_event_only_to_its_target() {
+        let relay = |target: Option<&str>| Relay {
+            event: RelayEvent::SdpOffer,
+            sender: "c1".into(),
+            target: target.map(Into::into),
+            same_room: true,
+        };
+        let to = |id: &str| Outcome::Relay(id.into());
+        let read = RelayOutcome::from_event_outcome;
+        assert_eq!(read(to("c2"), &relay(Some("c2"))), RelayOutcome::Deliver);
+        // `to` named no client id: the host answers PEER_NOT_FOUND.
+        assert_eq!(read(to("c9"), &relay(None)), RelayOutcome::Deliver);
+        let elsewhere = read(to("c3"), &relay(Some("c2")));
+        assert!(matches!(elsewhere, RelayOutcome::Reject(e) if e.code == ErrorCode::Internal));
+        assert_eq!(read(Outcome::Pass, &relay(Some("c2"))), RelayOutcome::Pass);
+    }
+
+    #[test]
     fn error_codes_display_as_on_the_wire() {
         assert_eq!(ErrorCode::PeerNotFound.to_string(), "PEER_NOT_FOUND");
     }
