@@ -3,9 +3,9 @@
 //! Instances are reused across calls (a fresh one costs tens of
 //! microseconds, a warm call well under one): each thread keeps one idle
 //! instance per plugin, since a thread makes one call at a time and no call
-//! re-enters its plugin. A call takes it, so threads never share one. An instance whose call
-//! trapped, timed out or ran out of memory is dropped, and the next call
-//! starts a fresh one from the `InstancePre`.
+//! re-enters its plugin. A call takes it, so threads never share one. An
+//! instance whose call trapped, timed out or ran out of memory is dropped,
+//! and the next call starts a fresh one from the `InstancePre`.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
