@@ -325,6 +325,65 @@ async fn swap_of_a_plugin_not_in_the_chain_is_404() {
     assert_eq!(version_now(&mut a, &mut b, 0).await, "a");
 }
 
+/// DESIGN.md, "The WIT contract": a plugin built against an incompatible
+/// version of the package is refused with a clear error, one that names
+/// both versions, rather than a link error; the live version serves on.
+#[tokio::test]
+async fn a_plugin_for_another_wit_version_is_refused_naming_both() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (mut a, mut b) = pair(&server, "r").await;
+    let wit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../wit/switchboard.wit"
+    ))
+    .expect("read the WIT package");
+    let ours = wit
+        .lines()
+        .find_map(|line| line.strip_prefix("package switchboard:plugin@"))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .expect("the WIT package line");
+    assert_ne!(
+        ours, "0.2.0",
+        "the test needs a version other than the host's"
+    );
+
+    let response = admin
+        .put(
+            "/admin/plugins/stamp",
+            &exporting_only("switchboard:plugin/guest@0.2.0"),
+        )
+        .await;
+    assert_eq!(response.status, 422, "{response}");
+    let reason = response.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("switchboard:plugin@0.2.0") && reason.contains(ours),
+        "the refusal names both versions: {reason:?}"
+    );
+    assert_plugin_info(&listed_stamp(&admin).await, &v1());
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "a");
+}
+
+/// A component that exports one empty instance under `name`: enough for
+/// the host's interface check, which reads the export's name first.
+fn exporting_only(name: &str) -> Vec<u8> {
+    let name_len = u8::try_from(name.len()).expect("a short name");
+    // Preamble: magic, component version 0x0d, layer 1.
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    // Instance section: one instance made of no exports.
+    bytes.extend([0x05, 3, 1, 0x01, 0]);
+    // Export section: that instance (sort 0x05, index 0) under `name`.
+    let mut export = vec![1, 0x00, name_len];
+    export.extend(name.as_bytes());
+    export.extend([0x05, 0, 0]);
+    bytes.extend([0x0b, u8::try_from(export.len()).expect("a short section")]);
+    bytes.extend(export);
+    bytes
+}
+
 #[tokio::test]
 async fn rollback_of_a_plugin_not_in_the_chain_is_404() {
     let (server, _cache) = start().await;
