@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// What the host knows about one connection, at the time of the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,18 +133,30 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The wire form: `{"clientId", "userId", "metadata": object}`.
-    ///
-    /// Metadata that is not a JSON object (the host never stores such)
-    /// shows as `{}`, so a reply is never malformed.
+    /// The wire form as a `Value`; see the `Serialize` impl.
     pub fn to_json(&self) -> Value {
-        let metadata =
-            serde_json::from_str::<Map<String, Value>>(&self.metadata).unwrap_or_default();
-        json!({
-            "clientId": self.client_id,
-            "userId": self.user_id,
-            "metadata": metadata,
-        })
+        serde_json::to_value(self).expect("a peer is always valid JSON")
+    }
+}
+
+/// The wire form: `{"clientId", "userId", "metadata": object}`, with the
+/// metadata written out as the text it is stored as, unparsed. Metadata
+/// that is not a JSON object (the host never stores such) shows as `{}`,
+/// so a reply is never malformed.
+impl Serialize for Peer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut peer = serializer.serialize_struct("Peer", 3)?;
+        peer.serialize_field("clientId", &self.client_id)?;
+        peer.serialize_field("userId", &self.user_id)?;
+        peer.serialize_field("metadata", object_or_empty(&self.metadata))?;
+        peer.end()
+    }
+}
+
+fn object_or_empty(text: &str) -> &RawValue {
+    match serde_json::from_str::<&RawValue>(text) {
+        Ok(raw) if raw.get().starts_with('{') => raw,
+        _ => serde_json::from_str("{}").expect("`{}` is JSON"),
     }
 }
 
@@ -297,6 +311,8 @@ pub enum LogLevel {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn client(user_id: Option<&str>) -> ClientInfo {

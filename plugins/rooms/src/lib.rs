@@ -43,9 +43,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 struct Joined<'a> {
     #[serde(rename = "roomId")]
     room_id: &'a str,
-    peers: Vec<PeerView<'a>>,
+    peers: &'a [Peer],
     #[serde(rename = "self")]
-    me: PeerView<'a>,
+    me: &'a Peer,
 }
 
 #[derive(Serialize)]
@@ -53,36 +53,7 @@ struct RoomView<'a> {
     #[serde(rename = "roomId")]
     room_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    peers: Option<Vec<PeerView<'a>>>,
-}
-
-/// PROTOCOL.md's `Peer`; metadata that is not a JSON object (the host
-/// never stores such) shows as `{}`, as in [`Peer::to_json`].
-#[derive(Serialize)]
-struct PeerView<'a> {
-    #[serde(rename = "clientId")]
-    client_id: &'a str,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    metadata: &'a RawValue,
-}
-
-impl<'a> PeerView<'a> {
-    fn of(peer: &'a Peer) -> PeerView<'a> {
-        PeerView {
-            client_id: &peer.client_id,
-            user_id: &peer.user_id,
-            metadata: object_or_empty(&peer.metadata),
-        }
-    }
-}
-
-fn object_or_empty(text: &str) -> &RawValue {
-    let empty = || serde_json::from_str("{}").expect("`{}` is JSON");
-    match serde_json::from_str::<&RawValue>(text) {
-        Ok(raw) if raw.get().starts_with('{') => raw,
-        _ => empty(),
-    }
+    peers: Option<&'a [Peer]>,
 }
 
 fn reply(event: &str, data: &impl Serialize) -> Outcome {
@@ -162,8 +133,8 @@ impl Rooms {
                 let me = client.as_peer(metadata);
                 let joined = Joined {
                     room_id: &room,
-                    peers: peers.iter().map(PeerView::of).collect(),
-                    me: PeerView::of(&me),
+                    peers: &peers,
+                    me: &me,
                 };
                 reply("room:joined", &joined)
             }
@@ -196,7 +167,7 @@ fn state(host: &dyn Host, client: &ClientInfo) -> Outcome {
     peers.retain(|peer| peer.client_id != client.id);
     let state = RoomView {
         room_id: room,
-        peers: Some(peers.iter().map(PeerView::of).collect()),
+        peers: Some(&peers),
     };
     reply("room:state", &state)
 }
