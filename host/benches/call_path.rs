@@ -19,7 +19,6 @@
 //! Everything runs on the benchmark's thread, no sockets: the figures are
 //! the server's CPU cost, without the network or the scheduler.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,51 +26,41 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use switchboard::builtin::{self, JWT_SECRET_VAR};
-use switchboard::chain::{self, Registry};
 use switchboard::config::Config;
-use switchboard::hub::{Hub, Outbound};
-use switchboard::ids::ClientIds;
-use switchboard::metrics::Metrics;
-use switchboard::outbox::{Inbox, QueueLimits, queue};
-use switchboard::plugin::{CompileCache, Loader, Plugin, PluginSource, Relay, default_cache_dir};
-use switchboard::router::{Conn, Router};
-use switchboard::schema::RelayKind;
-use switchboard::session::Sessions;
-use tokio_util::sync::CancellationToken;
+use switchboard::{
+    App, ClientIds, CompileCache, Conn, Inbox, Loader, Outbound, Plugin, PluginSource, QueueLimits,
+    Relay, default_cache_dir, queue,
+};
+use switchboard_vocab::RelayEvent;
 
 /// What the load generator sends (`switchboard-bench relay`), `to` aside.
 const CANDIDATE: &str = r#""candidate":{"sdpMid":"0","sdpMLineIndex":0,"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123"}"#;
 
 /// The default chain behind a router, with two clients in one room.
 struct Fixture {
-    config: Config,
-    router: Arc<Router>,
+    app: App,
     sender: Conn,
     target: Conn,
     target_inbox: Inbox,
+    /// The router's timer task lives on it; nothing here sets a timer.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Fixture {
     fn new() -> Fixture {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let entered = runtime.enter();
         let mut config = Config::default();
         // Every connection counts as authenticated: auth is not on the
-        // relay path, and the chain still holds `auth-jwt`.
+        // relay path, and the chain still holds `auth-jwt`. The compile
+        // cache is the server's default, so that setting up (three times,
+        // and under callgrind too) compiles nothing the server has compiled.
         config.auth.required = false;
-        let hub = Arc::new(Hub::new(config.limits.max_rooms));
-        // The server's default cache, so that setting up (three times, and
-        // under callgrind too) compiles nothing the server has compiled.
-        let loader = loader(&config, &hub, CompileCache::new(default_cache_dir()));
-        let (chain, _) = chain::load(&loader, &config.plugins, None, jwt_secret).unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let router = Arc::new(Router {
-            hub,
-            sessions: Sessions::new(config.session.replay_limit, Arc::clone(&metrics)),
-            metrics,
-            registry: Arc::new(Registry::new(chain)),
-            auth_required: false,
-            event_rates: HashMap::new(),
-            shutdown: CancellationToken::new(),
-        });
+        let app = App::build(config, None, jwt_secret, None).unwrap();
+        let router = app.router();
         let ids = ClientIds::new();
         let limits = QueueLimits {
             messages: 1024,
@@ -86,19 +75,20 @@ impl Fixture {
         router.handle_text(&mut target, join);
         while sender_inbox.try_recv().is_some() {}
         while target_inbox.try_recv().is_some() {}
+        drop(entered);
         Fixture {
-            config,
-            router,
+            app,
             sender,
             target,
             target_inbox,
+            _runtime: runtime,
         }
     }
 
     fn candidate_to_target(&self) -> String {
         format!(
             r#"{{"event":"ice:candidate","data":{{"to":"{}",{CANDIDATE}}}}}"#,
-            self.target.id
+            self.target.id()
         )
     }
 
@@ -106,18 +96,18 @@ impl Fixture {
     fn normalized_data(&self) -> String {
         format!(
             r#"{{"to":"{}","candidate":{{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0 bench=0:1234567890123","sdpMid":"0","sdpMLineIndex":0}}}}"#,
-            self.target.id
+            self.target.id()
         )
     }
 
     fn signaling(&self) -> Arc<Plugin> {
-        let chain = self.router.registry.chain();
+        let chain = self.app.registry().chain();
         Arc::clone(chain.find("signaling").unwrap())
     }
 
     /// Relays one candidate and takes it off the target's queue.
     fn relay(&mut self, text: &str) {
-        self.router.handle_text(&mut self.sender, text);
+        self.app.router().handle_text(&mut self.sender, text);
         match self.target_inbox.try_recv() {
             Some(Outbound::Frame(frame)) => {
                 black_box(frame);
@@ -127,8 +117,8 @@ impl Fixture {
     }
 }
 
-fn loader(config: &Config, hub: &Arc<Hub>, cache: CompileCache) -> Loader {
-    Loader::new(Arc::clone(hub), config.plugin_limits.clone(), cache).unwrap()
+fn loader(fixture: &Fixture, cache: CompileCache) -> Loader {
+    fixture.app.loader(cache).unwrap()
 }
 
 fn jwt_secret(name: &str) -> Option<String> {
@@ -154,15 +144,15 @@ fn relay(c: &mut Criterion) {
 fn signaling(c: &mut Criterion) {
     let fixture = Fixture::new();
     let info = fixture
-        .router
-        .hub
-        .client_info(fixture.sender.id)
+        .app
+        .hub()
+        .client_info(fixture.sender.id())
         .expect("the sender is connected");
     let data = fixture.normalized_data();
     let relay = Relay {
-        kind: RelayKind::IceCandidate,
-        sender: fixture.sender.id,
-        target: Some(fixture.target.id),
+        event: RelayEvent::IceCandidate,
+        sender: fixture.sender.id(),
+        target: Some(fixture.target.id()),
         same_room: true,
     };
     let warm = fixture.signaling();
@@ -178,7 +168,7 @@ fn signaling(c: &mut Criterion) {
     // A retired version keeps no idle instance, so every call instantiates
     // one and drops it afterwards.
     let cache = CompileCache::new(default_cache_dir());
-    let loader = loader(&fixture.config, &fixture.router.hub, cache);
+    let loader = loader(&fixture, cache);
     let source = builtin_source("signaling");
     let fresh = loader
         .load("signaling", &source, "{}".into(), vec![])
@@ -192,18 +182,13 @@ fn signaling(c: &mut Criterion) {
 
 fn swap(c: &mut Criterion) {
     let fixture = Fixture::new();
-    let hub = &fixture.router.hub;
-    let registry = &fixture.router.registry;
+    let registry = fixture.app.registry();
     let source = builtin_source("rooms");
     let cache_dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     let mut group = c.benchmark_group("swap");
     group.sample_size(10);
 
-    let cached = loader(
-        &fixture.config,
-        hub,
-        CompileCache::new(Some(cache_dir.clone())),
-    );
+    let cached = loader(&fixture, CompileCache::new(Some(cache_dir.clone())));
     group.bench_function("cached", |b| {
         b.iter(|| {
             let plugin = cached.load("rooms", &source, "{}".into(), vec![]).unwrap();
@@ -211,7 +196,7 @@ fn swap(c: &mut Criterion) {
         })
     });
 
-    let cold = loader(&fixture.config, hub, CompileCache::new(None));
+    let cold = loader(&fixture, CompileCache::new(None));
     group.measurement_time(Duration::from_secs(10));
     group.bench_function("cold_compile", |b| {
         b.iter(|| {

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `token` and `check`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,26 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::admin::Admin;
-use crate::builtin::JWT_SECRET_VAR;
-use crate::chain::{self, Registry};
+use crate::app::App;
 use crate::config::Config;
-use crate::connection::Settings;
-use crate::hub::Hub;
-use crate::ids::ClientIds;
-use crate::metrics::Metrics;
-use crate::outbox::QueueLimits;
-use crate::plugin::{
-    CompileCache, Loader, PluginSource, WIT_VERSION, default_cache_dir, unix_millis,
-};
-use crate::router::Router;
+use crate::plugins::builtin::JWT_SECRET_VAR;
+use crate::plugins::{CompileCache, Loader, PluginSource, WIT_VERSION, unix_millis};
 use crate::schema;
-use crate::server::{self, Server};
-use crate::session::Sessions;
-use crate::swap::Swapper;
+use crate::state::Hub;
 use crate::token::{self, Claims};
 
 const ADMIN_TOKEN_VAR: &str = "SWITCHBOARD_ADMIN_TOKEN";
@@ -148,18 +136,6 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         );
     }
     let secret = jwt_secret();
-    let hub = Arc::new(Hub::new(config.limits.max_rooms));
-    let metrics = Arc::new(Metrics::default());
-    let cache_dir = config
-        .plugin_cache
-        .enabled
-        .then(|| config.plugin_cache.dir.clone().or_else(default_cache_dir))
-        .flatten();
-    let loader = Loader::new(
-        Arc::clone(&hub),
-        config.plugin_limits.clone(),
-        CompileCache::new(cache_dir),
-    )?;
     let lookup_env = |name: &str| {
         if name == JWT_SECRET_VAR {
             Some(secret.clone())
@@ -167,53 +143,9 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
             std::env::var(name).ok()
         }
     };
-    let (chain, entries) = chain::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
-    chain.check_auth(config.auth.required)?;
-    let registry = Arc::new(Registry::new(chain));
-    let swapper = Arc::new(Swapper::new(
-        loader,
-        Arc::clone(&registry),
-        Arc::clone(&metrics),
-        entries,
-    ));
-
-    let shutdown = CancellationToken::new();
-    let router = Arc::new(Router {
-        hub,
-        sessions: Sessions::new(config.session.replay_limit, Arc::clone(&metrics)),
-        metrics,
-        registry,
-        auth_required: config.auth.required,
-        event_rates: config.limits.events.clone(),
-        shutdown: shutdown.clone(),
-    });
-    let settings = Arc::new(Settings {
-        heartbeat: config.heartbeat.interval(),
-        auth_timeout: Duration::from_millis(config.auth.timeout_ms),
-        rate: (config.limits.rate_per_sec, config.limits.rate_burst),
-        queue: QueueLimits {
-            messages: config.limits.outbound_max_messages,
-            bytes: config.limits.outbound_max_bytes,
-        },
-        ids: ClientIds::new(),
-        resume_grace: Duration::from_millis(config.session.resume_grace_ms),
-    });
-    let server = Arc::new(Server {
-        router: Arc::clone(&router),
-        settings,
-        ws_config: server::ws_config(config.limits.max_message_bytes),
-        allowed_origins: config.allowed_origins.clone(),
-        max_connections: config.limits.max_connections,
-        handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
-        shutdown: shutdown.clone(),
-        connections: TaskTracker::new(),
-    });
-    let admin = Arc::new(Admin {
-        router,
-        swapper: Arc::clone(&swapper),
-        token: admin_token,
-        shutdown: shutdown.clone(),
-    });
+    let app = App::build(config, plugins_dir, lookup_env, admin_token)?;
+    let config = app.config();
+    let shutdown = app.shutdown().clone();
 
     // Installed before the addresses are announced: a SIGTERM right after
     // must drain, not kill.
@@ -226,11 +158,12 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         .with_context(|| format!("listening on {}", config.listen))?;
     let admin_addr = admin_listener.local_addr()?;
     let addr = listener.local_addr()?;
-    tokio::spawn(admin.serve(admin_listener));
-    tokio::spawn(swapper.watch(
+    tokio::spawn(Arc::clone(app.admin()).serve(admin_listener));
+    tokio::spawn(Arc::clone(app.swapper()).watch(
         Duration::from_millis(config.watch.interval_ms),
         shutdown.clone(),
     ));
+    let server = Arc::clone(app.server());
     let accept = tokio::spawn(Arc::clone(&server).accept(listener));
     tracing::info!(%addr, %admin_addr, "serving");
     println!("switchboard admin on http://{admin_addr}");
@@ -339,8 +272,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: in a file or a pipe the escapes are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

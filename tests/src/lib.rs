@@ -1,6 +1,6 @@
 //! Test support for Switchboard's end-to-end tests.
 //!
-//! The tests in `tests/tests/` run the real `switchboard` binary with real
+//! The tests in `tests/tests/e2e/` run the real `switchboard` binary with real
 //! plugins and talk to it over real sockets, one server per test (port 0),
 //! so they are independent and run in parallel. This crate only holds the
 //! harness they share:

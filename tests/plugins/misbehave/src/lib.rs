@@ -3,8 +3,12 @@
 //! panics (a trap), `"loop"` never returns, and `"alloc"` allocates until the
 //! memory cap stops it, and `"print"` writes to stdout, which plugins do not
 //! have; `"relay"` relays the offer to its `to` without checking that any
-//! such client exists, which leaves that to the host. Any other offer passes
-//! on down the chain.
+//! such client exists, which leaves that to the host. Three break the host
+//! contract, each after queuing a valid `misbehave:queued` for `to` (which
+//! the host must then drop with the rest of the call): `"bad-send"` sends an
+//! invalid event name, `"bad-join"` joins with metadata that is not an
+//! object, `"bad-reply"` replies with data that is not an object. Any other
+//! offer passes on down the chain.
 
 use std::hint::black_box;
 
@@ -33,13 +37,7 @@ impl Plugin for Misbehave {
         Ok(Misbehave)
     }
 
-    fn on_event(
-        &self,
-        _host: &dyn Host,
-        _client: &ClientInfo,
-        _event: &str,
-        data: &str,
-    ) -> Outcome {
+    fn on_event(&self, host: &dyn Host, client: &ClientInfo, _event: &str, data: &str) -> Outcome {
         let Ok(offer) = serde_json::from_str::<Offer>(data) else {
             return Outcome::Pass;
         };
@@ -53,6 +51,23 @@ impl Plugin for Misbehave {
                 Outcome::Pass
             }
             "relay" => Outcome::Relay(offer.to),
+            breach @ ("bad-send" | "bad-join" | "bad-reply") => {
+                host.send(&offer.to, "misbehave:queued", "{}");
+                // Each breaks the contract once; had the host let it pass,
+                // the client would get this valid reply.
+                let mut data = "{}";
+                match breach {
+                    "bad-send" => host.send(&offer.to, "Not An Event", "{}"),
+                    "bad-join" => {
+                        let _ = host.join_room(&client.id, "elsewhere", "[1]");
+                    }
+                    _ => data = "not an object",
+                }
+                Outcome::Reply {
+                    event: "misbehave:reply".into(),
+                    data: data.into(),
+                }
+            }
             _ => Outcome::Pass,
         }
     }

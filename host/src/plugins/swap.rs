@@ -11,57 +11,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::{Registry, SwapError};
+use super::entries::Entry;
+use super::registry::{Registry, SwapError};
+use super::wasm::{Loader, Plugin, PluginSource, sha256_hex};
 use crate::metrics::Metrics;
-use crate::plugin::{Loader, Plugin, PluginSource};
 
-/// How a chain entry is started, kept to start its next versions the same
-/// way.
-pub struct Entry {
-    pub config: String,
-    pub env: Vec<(String, String)>,
-    /// The plugins-directory file it was loaded from, watched for changes.
-    pub watched: Option<PathBuf>,
-}
-
-pub struct Swapper {
+pub(crate) struct Swapper {
     loader: Loader,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     entries: HashMap<String, Entry>,
 }
 
-/// A plugin version as the admin API shows it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PluginInfo {
-    pub name: String,
-    pub version: String,
-    pub hash: String,
-    pub loaded_at: u64,
-    pub calls: u64,
-    pub errors: u64,
-}
-
-impl PluginInfo {
-    pub fn of(plugin: &Plugin) -> PluginInfo {
-        use std::sync::atomic::Ordering::Relaxed;
-        PluginInfo {
-            name: plugin.name.to_string(),
-            version: plugin.descriptor.version.clone(),
-            hash: plugin.hash.clone(),
-            loaded_at: plugin.loaded_at,
-            calls: plugin.stats.calls.load(Relaxed),
-            errors: plugin.stats.errors(),
-        }
-    }
-}
-
 impl Swapper {
-    pub fn new(
+    pub(crate) fn new(
         loader: Loader,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
@@ -77,18 +42,18 @@ impl Swapper {
 
     /// Loads `bytes` as the next version of chain entry `name` and makes it
     /// live. Blocking (it may compile): call it off the async workers.
-    pub fn swap(&self, name: &str, source: PluginSource) -> Result<PluginInfo, SwapError> {
+    pub(crate) fn swap(&self, name: &str, source: PluginSource) -> Result<Arc<Plugin>, SwapError> {
         let result = self
             .load(name, &source)
             .and_then(|plugin| self.registry.replace(plugin));
         self.record(name, &source.origin, &result);
-        result.map(|plugin| PluginInfo::of(&plugin))
+        result
     }
 
-    pub fn rollback(&self, name: &str) -> Result<PluginInfo, SwapError> {
+    pub(crate) fn rollback(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
         let result = self.registry.rollback(name);
         self.record(name, "rollback", &result);
-        result.map(|plugin| PluginInfo::of(&plugin))
+        result
     }
 
     fn load(&self, name: &str, source: &PluginSource) -> Result<Plugin, SwapError> {
@@ -116,7 +81,7 @@ impl Swapper {
 
     /// Polls the watched plugin files and swaps in any that changed, until
     /// shutdown.
-    pub async fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    pub(crate) async fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         let mut seen: HashMap<String, Option<Stamp>> = self
             .entries
             .iter()
@@ -164,7 +129,7 @@ impl Swapper {
             origin: path.display().to_string(),
             bytes,
         };
-        if live.is_some_and(|hash| hash == crate::plugin::sha256_hex(&source.bytes)) {
+        if live.is_some_and(|hash| hash == sha256_hex(&source.bytes)) {
             return;
         }
         let _ = self.swap(name, source);

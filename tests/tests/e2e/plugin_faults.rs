@@ -4,7 +4,9 @@
 //! The chain is auth-jwt, rooms, misbehave, signaling. `misbehave`
 //! (tests/plugins/) declares `sdp:offer`; with `sdp` = `"trap"`, `"loop"`,
 //! `"alloc"` or `"print"` it does that, with `"relay"` it relays to `to`
-//! unchecked, and anything else passes on to `signaling`.
+//! unchecked, with `"bad-send"`, `"bad-join"` or `"bad-reply"` it queues a
+//! message for `to` and then breaks the host contract, and anything else
+//! passes on to `signaling`.
 
 use std::time::Duration;
 
@@ -54,6 +56,22 @@ async fn fault_then_recover(a: &mut Client, b: &mut Client, how: &str) {
     );
     a.expect_silence(QUIET).await;
     a.assert_open().await;
+}
+
+/// A plugin that hands the host an invalid event name, or data or metadata
+/// that is not a JSON object, fails the call where it does so: the client
+/// gets `PLUGIN_ERROR`, what the call queued before is dropped, the
+/// failure counts as a trap, and the next message is served.
+#[tokio::test]
+async fn a_plugin_breaking_the_host_contract_fails_only_that_call() {
+    let server = start().await;
+    let (mut a, mut b) = pair(&server, "r").await;
+    for how in ["bad-send", "bad-join", "bad-reply"] {
+        fault_then_recover(&mut a, &mut b, how).await;
+    }
+    let metrics = server.admin().metrics().await;
+    let traps = metrics.sum("switchboard_plugin_traps_total", &[("plugin", "misbehave")]);
+    assert_eq!(traps, 3.0);
 }
 
 /// PROTOCOL.md, `PEER_NOT_FOUND`: the host delivers a relay a plugin

@@ -1,5 +1,6 @@
 //! The host interface plugins import (`interface host` in the WIT). Every
-//! call is synchronous and only reads the hub or queues an [`Effect`].
+//! call is synchronous and only reads the hub or queues an [`Effect`]. A
+//! call whose arguments break the contract traps (`contract::Breach`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,31 +9,40 @@ use serde_json::value::RawValue;
 
 use super::bindings::switchboard::plugin::host::Host;
 use super::bindings::types::{self, ErrorCode, LogLevel};
+use super::contract;
 use super::state::{Effect, PluginState};
 use crate::envelope::{self, Frame};
-use crate::hub::{self, JoinError};
-use crate::ids::{ClientId, EventName, RoomId};
+use crate::ids::{ClientId, RoomId};
+use crate::state::{self, JoinError};
 
 impl types::Host for PluginState {}
 
 impl Host for PluginState {
-    fn send(&mut self, client: String, event: String, data: String) {
-        let (Some(to), Some(frame)) = (ClientId::parse(&client), self.frame(&event, &data)) else {
-            return;
-        };
-        self.effects.push(Effect::Send(to, frame));
+    fn send(&mut self, client: String, event: String, data: String) -> wasmtime::Result<()> {
+        let frame = frame(&event, &data)?;
+        if let Some(to) = ClientId::parse(&client) {
+            self.effects.push(Effect::Send(to, frame));
+        }
+        Ok(())
     }
 
-    fn broadcast(&mut self, room: String, event: String, data: String, except: Option<String>) {
-        let (Some(room), Some(frame)) = (RoomId::parse(&room), self.frame(&event, &data)) else {
-            return;
-        };
-        let except = except.as_deref().and_then(ClientId::parse);
-        self.effects.push(Effect::Broadcast {
-            room,
-            frame,
-            except,
-        });
+    fn broadcast(
+        &mut self,
+        room: String,
+        event: String,
+        data: String,
+        except: Option<String>,
+    ) -> wasmtime::Result<()> {
+        let frame = frame(&event, &data)?;
+        if let Some(room) = RoomId::parse(&room) {
+            let except = except.as_deref().and_then(ClientId::parse);
+            self.effects.push(Effect::Broadcast {
+                room,
+                frame,
+                except,
+            });
+        }
+        Ok(())
     }
 
     fn join_room(
@@ -40,30 +50,21 @@ impl Host for PluginState {
         client: String,
         room: String,
         metadata: String,
-    ) -> Result<Vec<types::Peer>, ErrorCode> {
-        let id = ClientId::parse(&client).ok_or(ErrorCode::PeerNotFound)?;
-        let room = RoomId::parse(&room).ok_or(ErrorCode::InvalidMessage)?;
-        let metadata = self
-            .json_object(&metadata)
-            .ok_or(ErrorCode::InvalidMessage)?;
-        let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
-            JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
-            JoinError::UnknownClient => ErrorCode::NotAuthenticated,
-            JoinError::TooManyRooms => ErrorCode::RoomFull,
-        })?;
-        let frame = hub::peer_joined(&room, &joined);
-        self.effects.push(Effect::Broadcast {
-            room,
-            frame,
-            except: Some(id),
-        });
-        Ok(others.iter().map(wit_peer).collect())
+    ) -> wasmtime::Result<Result<Vec<types::Peer>, ErrorCode>> {
+        let Some(id) = ClientId::parse(&client) else {
+            return Ok(Err(ErrorCode::PeerNotFound));
+        };
+        let Some(room) = RoomId::parse(&room) else {
+            return Ok(Err(ErrorCode::InvalidMessage));
+        };
+        let metadata = Arc::from(contract::object(&metadata)?);
+        Ok(self.join(id, room, metadata))
     }
 
     fn leave_room(&mut self, client: String) -> Option<String> {
         let id = ClientId::parse(&client)?;
         let room = self.hub.leave(id)?;
-        let frame = hub::peer_left(&room, id, "left");
+        let frame = state::peer_left(&room, id, "left");
         self.effects.push(Effect::Broadcast {
             room: room.clone(),
             frame,
@@ -81,7 +82,7 @@ impl Host for PluginState {
 
     fn lookup_client(&mut self, client: String) -> Option<types::ClientInfo> {
         let info = self.hub.client_info(ClientId::parse(&client)?)?;
-        Some(super::wit_client_info(&info))
+        Some(super::outcome::wit_client_info(&info))
     }
 
     fn kv_get(&mut self, room: String, key: String) -> Option<String> {
@@ -139,27 +140,34 @@ impl Host for PluginState {
 }
 
 impl PluginState {
-    /// Builds an outbound frame from what a plugin handed over, or records
-    /// a fault if it is not a valid event name and JSON object.
-    fn frame(&mut self, event: &str, data: &str) -> Option<Frame> {
-        let Some(event) = EventName::parse(event) else {
-            self.fault = Some(format!("sent an invalid event name {event:?}"));
-            return None;
-        };
-        let data = self.json_object(data)?;
-        Some(envelope::frame_raw(event.as_str(), None, &data))
-    }
-
-    fn json_object(&mut self, text: &str) -> Option<Arc<RawValue>> {
-        let object = envelope::json_object(text).map(Arc::from);
-        if object.is_none() {
-            self.fault = Some("passed data that is not a JSON object".into());
-        }
-        object
+    fn join(
+        &mut self,
+        id: ClientId,
+        room: RoomId,
+        metadata: Arc<RawValue>,
+    ) -> Result<Vec<types::Peer>, ErrorCode> {
+        let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
+            JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
+            JoinError::UnknownClient => ErrorCode::NotAuthenticated,
+            JoinError::TooManyRooms => ErrorCode::RoomFull,
+        })?;
+        let frame = state::peer_joined(&room, &joined);
+        self.effects.push(Effect::Broadcast {
+            room,
+            frame,
+            except: Some(id),
+        });
+        Ok(others.iter().map(wit_peer).collect())
     }
 }
 
-fn wit_peer(peer: &hub::Peer) -> types::Peer {
+/// An outbound frame from what a plugin handed over.
+fn frame(event: &str, data: &str) -> Result<Frame, contract::Breach> {
+    let (event, data) = contract::message(event, data)?;
+    Ok(envelope::frame_raw(event.as_str(), None, &data))
+}
+
+fn wit_peer(peer: &state::Peer) -> types::Peer {
     types::Peer {
         client_id: peer.client_id.to_string(),
         user_id: peer.user_id.to_string(),
@@ -167,7 +175,7 @@ fn wit_peer(peer: &hub::Peer) -> types::Peer {
     }
 }
 
-pub fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -8,8 +8,8 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::envelope::Frame;
-use crate::hub::Hub;
 use crate::ids::{ClientId, RoomId};
+use crate::state::Hub;
 
 /// Something a plugin asked for that goes out after its call returns, in
 /// the order asked. Queuing them keeps the caller's reply first and lets a
@@ -35,9 +35,6 @@ pub struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) hub: Arc<Hub>,
     pub(super) effects: Vec<Effect>,
-    /// Set when the plugin broke the contract in a host call (e.g. sent data
-    /// that is not a JSON object); the call then fails as a whole.
-    pub(super) fault: Option<String>,
     /// Whole epoch ticks the call under way has run, at least.
     pub(super) ticks_run: u64,
     /// The data of the relay event an `on-relay` call under way decides,
@@ -55,7 +52,6 @@ impl PluginState {
             plugin,
             hub,
             effects: Vec::new(),
-            fault: None,
             ticks_run: 0,
             relay_data: String::new(),
             limits: StoreLimitsBuilder::new()

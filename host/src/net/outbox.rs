@@ -13,7 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::hub::Outbound;
+use crate::envelope::Frame;
+use crate::vocab::CloseCode;
+
+/// What a connection task is asked to write.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Frame),
+    /// Close the connection with this code and reason.
+    Close(CloseCode, String),
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct QueueLimits {
@@ -51,7 +60,7 @@ pub struct Inbox {
 
 /// Resolves once the queue has overflowed; held apart from the [`Inbox`]
 /// so a blocked write can race it.
-pub struct Overflow(Arc<Shared>);
+pub(crate) struct Overflow(Arc<Shared>);
 
 pub fn queue(limits: QueueLimits) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
@@ -77,7 +86,7 @@ pub fn queue(limits: QueueLimits) -> (Outbox, Inbox) {
 impl Outbox {
     /// Queues a message. A frame that does not fit is dropped and the
     /// queue marked overflowed; a close request always fits.
-    pub fn push(&self, message: Outbound) {
+    pub(crate) fn push(&self, message: Outbound) {
         let bytes = size(&message);
         let shared = &self.shared;
         // Checked under the queue's lock, which the [`Inbox`] holds while it
@@ -104,7 +113,7 @@ impl Outbox {
         shared.pushed.notify_one();
     }
 
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.shared.messages.load(Relaxed)
     }
 }
@@ -163,17 +172,17 @@ impl Inbox {
     }
 
     /// Messages waiting.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.shared.messages.load(Relaxed)
     }
 
     /// Changes how many messages the queue holds before it overflows; what
     /// is queued already stays.
-    pub fn set_message_limit(&self, limit: usize) {
+    pub(crate) fn set_message_limit(&self, limit: usize) {
         self.shared.max_messages.store(limit, Relaxed);
     }
 
-    pub fn overflow(&self) -> Overflow {
+    pub(crate) fn overflow(&self) -> Overflow {
         Overflow(Arc::clone(&self.shared))
     }
 }
@@ -200,7 +209,6 @@ impl Overflow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Frame;
 
     #[test]
     fn a_full_queue_drops_frames_and_signals_once() {
@@ -213,7 +221,7 @@ mod tests {
         }
         assert_eq!(outbox.depth(), 2);
         assert!(inbox.shared.overflowed.load(Relaxed));
-        outbox.push(Outbound::Close(1000, String::new()));
+        outbox.push(Outbound::Close(CloseCode::Normal, String::new()));
         assert_eq!(outbox.depth(), 3);
         while inbox.try_recv().is_some() {}
         assert_eq!(outbox.depth(), 0);

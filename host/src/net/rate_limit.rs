@@ -11,7 +11,7 @@ use tokio::time::Instant;
 const ABUSE_LIMIT: usize = 100;
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     tokens: f64,
     refilled: Instant,
     per_sec: f64,
@@ -22,7 +22,7 @@ pub struct RateLimit {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     Yes,
     /// Answer `RATE_LIMITED` and drop the message.
     Limited,
@@ -32,7 +32,7 @@ pub enum Admit {
 
 impl RateLimit {
     /// The bucket starts full.
-    pub fn new(per_sec: f64, burst: f64, now: Instant) -> RateLimit {
+    pub(crate) fn new(per_sec: f64, burst: f64, now: Instant) -> RateLimit {
         RateLimit {
             tokens: burst,
             refilled: now,
@@ -42,7 +42,7 @@ impl RateLimit {
         }
     }
 
-    pub fn admit(&mut self, now: Instant) -> Admit {
+    pub(crate) fn admit(&mut self, now: Instant) -> Admit {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
         self.refilled = now;

@@ -49,7 +49,7 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
-pub fn names() -> String {
+pub(crate) fn names() -> String {
     BUILTINS
         .iter()
         .map(|b| b.name)

@@ -14,17 +14,9 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::envelope::{self, Frame};
+use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
-use crate::outbox::Outbox;
-
-/// What a connection task is asked to write.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Frame),
-    /// Close the connection with this code and reason.
-    Close(u16, String),
-}
+use crate::net::{Outbound, Outbox};
 
 /// A verified identity (from an auth plugin) or, with auth disabled, the
 /// client id standing in for a user id.
@@ -45,12 +37,12 @@ pub struct ClientInfo {
 
 /// A room member as PROTOCOL.md's `Peer`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Peer {
+pub(crate) struct Peer {
     #[serde(rename = "clientId", serialize_with = "display")]
-    pub client_id: ClientId,
+    pub(crate) client_id: ClientId,
     #[serde(rename = "userId")]
-    pub user_id: Arc<str>,
-    pub metadata: Arc<RawValue>,
+    pub(crate) user_id: Arc<str>,
+    pub(crate) metadata: Arc<RawValue>,
 }
 
 fn display<S: serde::Serializer>(id: &ClientId, s: S) -> Result<S::Ok, S::Error> {
@@ -59,7 +51,7 @@ fn display<S: serde::Serializer>(id: &ClientId, s: S) -> Result<S::Ok, S::Error>
 
 /// Why [`Hub::join`] refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     #[error("the client is already in a room")]
     AlreadyInRoom,
     #[error("the client is not connected or not authenticated")]
@@ -105,7 +97,7 @@ pub struct Hub {
 const ROOM_LOCK_STRIPES: usize = 1024;
 
 impl Hub {
-    pub fn new(max_rooms: usize) -> Hub {
+    pub(crate) fn new(max_rooms: usize) -> Hub {
         Hub {
             state: RwLock::default(),
             room_locks: (0..ROOM_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -114,12 +106,12 @@ impl Hub {
         }
     }
 
-    pub fn lock_room(&self, room: &RoomId) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock_room(&self, room: &RoomId) -> MutexGuard<'_, ()> {
         let stripe = self.stripe_hasher.hash_one(room) as usize % self.room_locks.len();
         self.room_locks[stripe].lock()
     }
 
-    pub fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Arc<Identity>>) {
+    pub(crate) fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Arc<Identity>>) {
         let client = Client {
             outbox,
             identity,
@@ -129,14 +121,14 @@ impl Hub {
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
-    pub fn unregister(&self, id: ClientId) -> Option<RoomId> {
+    pub(crate) fn unregister(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
         let room = state.clients.remove(&id)?.room?;
         state.remove_member(&room, id);
         Some(room)
     }
 
-    pub fn set_identity(&self, id: ClientId, identity: Arc<Identity>) {
+    pub(crate) fn set_identity(&self, id: ClientId, identity: Arc<Identity>) {
         if let Some(client) = self.state.write().clients.get_mut(&id) {
             client.identity = Some(identity);
         }
@@ -153,13 +145,13 @@ impl Hub {
     }
 
     /// The room a client is in; `None` when it is in none or not connected.
-    pub fn room_of(&self, id: ClientId) -> Option<RoomId> {
+    pub(crate) fn room_of(&self, id: ClientId) -> Option<RoomId> {
         self.state.read().clients.get(&id)?.room.clone()
     }
 
     /// Adds an authenticated client to a room; returns the other members,
     /// oldest first, and the new member.
-    pub fn join(
+    pub(crate) fn join(
         &self,
         id: ClientId,
         room: &RoomId,
@@ -193,14 +185,14 @@ impl Hub {
     }
 
     /// Takes a client out of its room; returns the room.
-    pub fn leave(&self, id: ClientId) -> Option<RoomId> {
+    pub(crate) fn leave(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
         let room = state.clients.get_mut(&id)?.room.take()?;
         state.remove_member(&room, id);
         Some(room)
     }
 
-    pub fn members(&self, room: &RoomId) -> Vec<Peer> {
+    pub(crate) fn members(&self, room: &RoomId) -> Vec<Peer> {
         let state = self.state.read();
         state
             .rooms
@@ -210,7 +202,7 @@ impl Hub {
     }
 
     /// Rooms, with their member counts, in no particular order.
-    pub fn rooms(&self) -> Vec<(RoomId, usize)> {
+    pub(crate) fn rooms(&self) -> Vec<(RoomId, usize)> {
         let state = self.state.read();
         state
             .rooms
@@ -220,7 +212,7 @@ impl Hub {
     }
 
     /// Messages queued for all clients and not yet written.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.state
             .read()
             .clients
@@ -229,17 +221,17 @@ impl Hub {
             .sum()
     }
 
-    pub fn is_connected(&self, id: ClientId) -> bool {
+    pub(crate) fn is_connected(&self, id: ClientId) -> bool {
         self.state.read().clients.contains_key(&id)
     }
 
-    pub fn room_exists(&self, room: &RoomId) -> bool {
+    pub(crate) fn room_exists(&self, room: &RoomId) -> bool {
         self.state.read().rooms.contains_key(room)
     }
 
     /// Queues a message for a client; false when no such client is
     /// connected.
-    pub fn send(&self, to: ClientId, message: Outbound) -> bool {
+    pub(crate) fn send(&self, to: ClientId, message: Outbound) -> bool {
         let state = self.state.read();
         let Some(client) = state.clients.get(&to) else {
             return false;
@@ -248,7 +240,7 @@ impl Hub {
         true
     }
 
-    pub fn broadcast(&self, room: &RoomId, frame: &Frame, except: Option<ClientId>) {
+    pub(crate) fn broadcast(&self, room: &RoomId, frame: &Frame, except: Option<ClientId>) {
         let state = self.state.read();
         let Some(members) = state.rooms.get(room).map(|r| &r.members) else {
             return;
@@ -260,7 +252,7 @@ impl Hub {
         }
     }
 
-    pub fn kv_get(&self, room: &RoomId, plugin: &Arc<str>, key: &str) -> Option<String> {
+    pub(crate) fn kv_get(&self, room: &RoomId, plugin: &Arc<str>, key: &str) -> Option<String> {
         let state = self.state.read();
         state
             .rooms
@@ -271,13 +263,13 @@ impl Hub {
     }
 
     /// Stores a value; a room that does not exist keeps nothing.
-    pub fn kv_set(&self, room: &RoomId, plugin: &Arc<str>, key: String, value: String) {
+    pub(crate) fn kv_set(&self, room: &RoomId, plugin: &Arc<str>, key: String, value: String) {
         if let Some(room) = self.state.write().rooms.get_mut(room) {
             room.kv.insert((plugin.clone(), key), value);
         }
     }
 
-    pub fn kv_delete(&self, room: &RoomId, plugin: &Arc<str>, key: &str) {
+    pub(crate) fn kv_delete(&self, room: &RoomId, plugin: &Arc<str>, key: &str) {
         if let Some(room) = self.state.write().rooms.get_mut(room) {
             room.kv.remove(&(plugin.clone(), key.to_owned()));
         }
@@ -296,48 +288,11 @@ impl State {
     }
 }
 
-/// `room:peer-joined` for the other members.
-pub fn peer_joined(room: &RoomId, peer: &Peer) -> Frame {
-    #[derive(Serialize)]
-    struct Data<'a> {
-        #[serde(rename = "roomId")]
-        room_id: &'a str,
-        peer: &'a Peer,
-    }
-    envelope::frame(
-        "room:peer-joined",
-        None,
-        &Data {
-            room_id: room.as_str(),
-            peer,
-        },
-    )
-}
-
-/// `room:peer-left` for the other members; `reason` is `left` or
-/// `disconnected`.
-pub fn peer_left(room: &RoomId, id: ClientId, reason: &str) -> Frame {
-    #[derive(Serialize)]
-    struct Data<'a> {
-        #[serde(rename = "roomId")]
-        room_id: &'a str,
-        #[serde(rename = "clientId")]
-        client_id: String,
-        reason: &'a str,
-    }
-    let data = Data {
-        room_id: room.as_str(),
-        client_id: id.to_string(),
-        reason,
-    };
-    envelope::frame("room:peer-left", None, &data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ClientIds;
-    use crate::outbox::{Inbox, QueueLimits, queue};
+    use crate::net::{Inbox, QueueLimits, queue};
+    use crate::session::ClientIds;
 
     fn client(hub: &Hub, ids: &ClientIds) -> (ClientId, Inbox) {
         let (tx, rx) = queue(QueueLimits {

@@ -21,11 +21,11 @@ use super::bindings::{Guest, Plugin as Bindings, PluginPre};
 use super::engine::EPOCH_TICK;
 use super::imports::unix_millis;
 use super::load::Prepared;
+use super::outcome::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_relay};
 use super::state::{Effect, PluginState};
-use super::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_relay};
 use crate::config::PluginLimits;
-use crate::hub::{ClientInfo, Hub};
 use crate::metrics::CallStats;
+use crate::state::{ClientInfo, Hub};
 
 pub struct Plugin {
     pub name: Arc<str>,
@@ -58,7 +58,7 @@ struct Instance {
 }
 
 /// A plugin call failed: it trapped, ran out of time or memory, or broke
-/// the host contract. The caller answers `PLUGIN_ERROR`.
+/// the host contract (which traps too). The caller answers `PLUGIN_ERROR`.
 #[derive(Debug, thiserror::Error)]
 #[error("plugin `{plugin}` failed: {reason}")]
 pub struct PluginFault {
@@ -125,8 +125,10 @@ impl Plugin {
         data: &str,
     ) -> Result<Called<Outcome>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| guest.call_on_event(store, &client, event, data))
-            .map(|called| called.map(Outcome::from))
+        self.call(|guest, store| {
+            let outcome = guest.call_on_event(store, &client, event, data)?;
+            Ok(Outcome::try_from(outcome)?)
+        })
     }
 
     /// `data` is the relay's normalised data, for `relay-data`.
@@ -136,9 +138,8 @@ impl Plugin {
             store.data_mut().relay_data.push_str(data);
             let outcome = guest.call_on_relay(&mut *store, relay);
             store.data_mut().relay_data.clear();
-            outcome
+            Ok(Outcome::try_from(outcome?)?)
         })
-        .map(|called| called.map(Outcome::from))
     }
 
     pub fn on_auth(
@@ -184,16 +185,10 @@ impl Plugin {
             .unwrap_or_else(|panic| Err(wasmtime::Error::msg(panic_message(&panic))));
         let elapsed = started.elapsed();
         self.stats.record(elapsed.as_secs_f64());
-        let state = instance.store.data_mut();
-        let effects = std::mem::take(&mut state.effects);
-        let fault = state.fault.take();
-        let value = match (result, fault) {
-            (Ok(value), None) => value,
-            (Ok(_), Some(reason)) => {
-                self.stats.traps.fetch_add(1, Relaxed);
-                return Err(self.fault(reason));
-            }
-            (Err(trap), _) => {
+        let effects = std::mem::take(&mut instance.store.data_mut().effects);
+        let value = match result {
+            Ok(value) => value,
+            Err(trap) => {
                 let counter = match trap.downcast_ref::<Trap>() {
                     Some(Trap::Interrupt) => &self.stats.timeouts,
                     _ => &self.stats.traps,
@@ -312,4 +307,57 @@ fn panic_message(panic: &Box<dyn Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("no message");
     format!("a host call panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use crate::ids::ClientId;
+    use crate::plugins::testing::load_builtin;
+    use crate::plugins::{Outcome, Relay};
+    use crate::vocab::RelayEvent;
+
+    fn offer(same_room: bool) -> Relay {
+        Relay {
+            event: RelayEvent::SdpOffer,
+            sender: ClientId::from_u64(1),
+            target: Some(ClientId::from_u64(2)),
+            same_room,
+        }
+    }
+
+    #[test]
+    fn calls_reuse_the_threads_warm_instance_until_the_version_retires() {
+        let signaling = load_builtin("signaling", "{}").unwrap();
+        let idle = || {
+            signaling
+                .idle
+                .get()
+                .is_some_and(|slot| slot.lock().is_some())
+        };
+        assert!(idle(), "warmed up at load");
+        let data = r#"{"to":"0000000000000002","sdp":"v=0"}"#;
+        let called = signaling.on_relay(&offer(true), data).unwrap();
+        assert!(matches!(called.value, Outcome::Deliver));
+        assert!(idle(), "the instance went back to its slot");
+        signaling.retire();
+        assert!(!idle());
+        let called = signaling.on_relay(&offer(false), data).unwrap();
+        assert!(!matches!(called.value, Outcome::Deliver));
+        assert!(!idle(), "a retired version keeps no instance");
+        assert_eq!(signaling.stats.calls.load(Relaxed), 2);
+        assert_eq!(signaling.stats.errors(), 0);
+    }
+
+    #[test]
+    fn a_config_the_plugin_refuses_fails_the_load() {
+        let Err(error) = load_builtin("room-ttl", r#"{"ttl_ms":"soon"}"#) else {
+            panic!("a config room-ttl cannot read was accepted");
+        };
+        assert!(
+            format!("{error:#}").contains("init refused its config"),
+            "{error:#}"
+        );
+    }
 }

@@ -12,11 +12,12 @@ use wasmtime::component::{Component, Linker};
 use super::cache::CompileCache;
 
 use super::bindings::PluginPre;
+use super::engine::{engine, linker};
+use super::outcome::Descriptor;
 use super::pool::Plugin;
 use super::state::PluginState;
-use super::{Descriptor, engine, linker};
 use crate::config::PluginLimits;
-use crate::hub::Hub;
+use crate::state::Hub;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.3.0";

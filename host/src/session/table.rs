@@ -1,4 +1,4 @@
-//! Sessions and their resume tokens (PROTOCOL.md, Session resume).
+//! The session table and its resume tokens (PROTOCOL.md, Session resume).
 //!
 //! A session is a client id with its hub entry (identity, room) and its
 //! outbound queue. It is *live* while a connection task writes its queue,
@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ids::ClientId;
 use crate::metrics::Metrics;
-use crate::outbox::{Inbox, Overflow};
+use crate::net::{Inbox, Overflow};
 
 /// An unguessable, single-use token naming one session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ResumeToken(String);
+pub(crate) struct ResumeToken(String);
 
 impl ResumeToken {
     fn new() -> ResumeToken {
@@ -31,7 +31,7 @@ impl ResumeToken {
         ResumeToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -64,7 +64,7 @@ struct Table {
 }
 
 /// What a successful [`Sessions::claim`] gives the resuming connection.
-pub enum Claim {
+pub(crate) enum Claim {
     /// The session was suspended: here is its queue.
     Ready(ClientId, Inbox),
     /// Its old connection still looks open and has been asked to hand the
@@ -73,7 +73,7 @@ pub enum Claim {
 }
 
 /// How a connection's session ended when its connection did.
-pub enum Released {
+pub(crate) enum Released {
     /// The session is over: the client leaves its room now.
     Ended,
     /// Kept for a resume; the caller runs the grace period.
@@ -85,20 +85,20 @@ pub enum Released {
 /// A suspended session's grace period: it runs until its time passes, the
 /// queue overflows or `grace` is cancelled, then asks
 /// [`Sessions::expire`] whether the session is still there to end.
-pub struct Suspension {
-    pub grace: CancellationToken,
-    pub generation: u64,
-    pub overflow: Overflow,
+pub(crate) struct Suspension {
+    pub(crate) grace: CancellationToken,
+    pub(crate) generation: u64,
+    pub(crate) overflow: Overflow,
 }
 
-pub struct Sessions {
+pub(crate) struct Sessions {
     table: Mutex<Table>,
     replay_limit: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Sessions {
-    pub fn new(replay_limit: usize, metrics: Arc<Metrics>) -> Sessions {
+    pub(crate) fn new(replay_limit: usize, metrics: Arc<Metrics>) -> Sessions {
         Sessions {
             table: Mutex::default(),
             replay_limit,
@@ -108,7 +108,7 @@ impl Sessions {
 
     /// Starts a live session for a new connection; returns its token and
     /// the signal its task watches for a takeover.
-    pub fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
+    pub(crate) fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
         let token = ResumeToken::new();
         let takeover = Arc::new(Notify::new());
         let slot = Slot::Live {
@@ -123,7 +123,7 @@ impl Sessions {
 
     /// Uses a token up. `None` for an unknown, used or expired token, and
     /// for the claimant's own, which it cannot resume into itself.
-    pub fn claim(&self, token: &str, claimant: ClientId) -> Option<Claim> {
+    pub(crate) fn claim(&self, token: &str, claimant: ClientId) -> Option<Claim> {
         let mut table = self.table.lock();
         let token = ResumeToken(token.to_owned());
         let id = *table.tokens.get(&token)?;
@@ -153,7 +153,7 @@ impl Sessions {
     }
 
     /// Voids a connection's own session after it resumed another one.
-    pub fn forget(&self, id: ClientId) {
+    pub(crate) fn forget(&self, id: ClientId) {
         let mut table = self.table.lock();
         // A resume of this very connection, under way, fails when its
         // waiter is dropped.
@@ -165,7 +165,7 @@ impl Sessions {
     /// Called when a connection ends. `keep` says whether the disconnect
     /// was unexpected and the session worth resuming; one whose queue is
     /// already past the replay limit ends anyway.
-    pub fn release(&self, id: ClientId, queue: Inbox, keep: bool) -> Released {
+    pub(crate) fn release(&self, id: ClientId, queue: Inbox, keep: bool) -> Released {
         let mut table = self.table.lock();
         let token = match table.slots.remove(&id) {
             Some(Slot::TakingOver { waiter }) => {
@@ -207,7 +207,7 @@ impl Sessions {
 
     /// Ends a suspended session now (a kick): wakes its grace period.
     /// False if `id` is not suspended.
-    pub fn cut_short(&self, id: ClientId) -> bool {
+    pub(crate) fn cut_short(&self, id: ClientId) -> bool {
         match self.table.lock().slots.get(&id) {
             Some(Slot::Suspended { grace, .. }) => {
                 grace.cancel();
@@ -219,7 +219,7 @@ impl Sessions {
 
     /// Ends the suspension `generation` of `id` when its grace period is
     /// over; false if a resume got there first.
-    pub fn expire(&self, id: ClientId, generation: u64) -> bool {
+    pub(crate) fn expire(&self, id: ClientId, generation: u64) -> bool {
         let mut table = self.table.lock();
         match table.slots.remove(&id) {
             Some(Slot::Suspended {
@@ -244,9 +244,8 @@ impl Sessions {
 mod tests {
     use super::*;
     use crate::envelope::Frame;
-    use crate::hub::Outbound;
-    use crate::ids::ClientIds;
-    use crate::outbox::{QueueLimits, queue};
+    use crate::net::{Outbound, QueueLimits, queue};
+    use crate::session::ClientIds;
     use futures_util::FutureExt;
 
     fn sessions(replay_limit: usize) -> Sessions {

@@ -17,25 +17,22 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, Settings};
-use crate::router::Router;
+use super::connection::{self, Context};
 
 /// What the HTTP side needs, shared by every connection.
-pub struct Server {
-    pub router: Arc<Router>,
-    pub settings: Arc<Settings>,
-    pub ws_config: WebSocketConfig,
+pub(crate) struct Server {
+    /// What each connection task gets.
+    pub(crate) connection: Arc<Context>,
+    pub(crate) ws_config: WebSocketConfig,
     /// Empty: any origin.
-    pub allowed_origins: Vec<String>,
-    pub max_connections: usize,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) max_connections: usize,
     /// Time a TCP connection has to send a complete request head.
-    pub handshake_timeout: Duration,
-    pub shutdown: CancellationToken,
+    pub(crate) handshake_timeout: Duration,
     /// WebSocket connections, so shutdown can wait for them to close.
-    pub connections: TaskTracker,
+    pub(crate) connections: TaskTracker,
 }
 
 /// tungstenite buffers, per connection. The read buffer is allocated up
@@ -43,7 +40,7 @@ pub struct Server {
 /// connection costs: its defaults (128 KiB) would cost gigabytes at tens of
 /// thousands of clients. 1 KiB holds a few ICE candidates per read; an SDP
 /// takes a few more reads.
-pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
+pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0)
@@ -55,10 +52,10 @@ pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
 impl Server {
     /// Accepts connections until shutdown; then the listener is dropped, so
     /// new connections are refused.
-    pub async fn accept(self: Arc<Self>, listener: TcpListener) {
+    pub(crate) async fn accept(self: Arc<Self>, listener: TcpListener) {
         loop {
             let stream = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.connection.shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -138,13 +135,7 @@ impl Server {
                     let ws =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(server.ws_config))
                             .await;
-                    connection::run(
-                        ws,
-                        Arc::clone(&server.router),
-                        Arc::clone(&server.settings),
-                        server.shutdown.clone(),
-                    )
-                    .await;
+                    connection::run(ws, Arc::clone(&server.connection)).await;
                 }
                 Err(e) => tracing::debug!("upgrade failed: {e}"),
             }

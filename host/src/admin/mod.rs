@@ -1,6 +1,8 @@
 //! The operator's HTTP API, on its own listener: health, metrics, plugins
 //! (list, hot swap, rollback), rooms, and removing a client.
 
+mod http;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -16,32 +18,59 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::SwapError;
-use crate::hub::Peer;
+use http::{Reply, error, json_reply, percent_decode, same, text};
+
 use crate::ids::{ClientId, RoomId};
-use crate::metrics;
-use crate::plugin::PluginSource;
+use crate::metrics::{self, Metrics};
+use crate::plugins::{Plugin, PluginSource, Registry, SwapError, Swapper};
 use crate::router::Router;
-use crate::swap::{PluginInfo, Swapper};
+use crate::state::{Hub, Peer};
 
 /// The largest component `PUT /admin/plugins/{name}` takes.
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
-pub struct Admin {
-    pub router: Arc<Router>,
-    pub swapper: Arc<Swapper>,
+pub(crate) struct Admin {
+    pub(crate) router: Arc<Router>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) swapper: Arc<Swapper>,
     /// From `SWITCHBOARD_ADMIN_TOKEN`; `None` leaves the API open (the
     /// listener is then loopback only).
-    pub token: Option<String>,
-    pub shutdown: CancellationToken,
+    pub(crate) token: Option<String>,
+    pub(crate) shutdown: CancellationToken,
 }
 
-type Reply = Response<Full<Bytes>>;
+/// A plugin version as the admin API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PluginInfo {
+    name: String,
+    version: String,
+    hash: String,
+    loaded_at: u64,
+    calls: u64,
+    errors: u64,
+}
+
+impl PluginInfo {
+    fn of(plugin: &Plugin) -> PluginInfo {
+        use std::sync::atomic::Ordering::Relaxed;
+        PluginInfo {
+            name: plugin.name.to_string(),
+            version: plugin.descriptor.version.clone(),
+            hash: plugin.hash.clone(),
+            loaded_at: plugin.loaded_at,
+            calls: plugin.stats.calls.load(Relaxed),
+            errors: plugin.stats.errors(),
+        }
+    }
+}
 
 impl Admin {
     /// Serves until the process exits, so `/readyz` can answer 503 while
     /// the WebSocket side drains.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -115,7 +144,7 @@ impl Admin {
     }
 
     fn metrics(&self) -> Reply {
-        let hub = &self.router.hub;
+        let hub = &self.hub;
         let mut out = String::new();
         let gauges = metrics::HubGauges {
             rooms: hub.rooms().len(),
@@ -124,8 +153,8 @@ impl Admin {
                 .metrics()
                 .num_alive_tasks(),
         };
-        self.router.metrics.render(&mut out, gauges);
-        let chain = self.router.registry.chain();
+        self.metrics.render(&mut out, gauges);
+        let chain = self.registry.chain();
         let plugins: Vec<_> = chain
             .plugins
             .iter()
@@ -141,7 +170,7 @@ impl Admin {
     }
 
     fn plugins(&self) -> Reply {
-        let chain = self.router.registry.chain();
+        let chain = self.registry.chain();
         let plugins: Vec<PluginInfo> = chain.plugins.iter().map(|p| PluginInfo::of(p)).collect();
         json_reply(StatusCode::OK, &json!({ "plugins": plugins }))
     }
@@ -175,7 +204,6 @@ impl Admin {
             members: usize,
         }
         let mut rooms: Vec<Room> = self
-            .router
             .hub
             .rooms()
             .into_iter()
@@ -192,7 +220,7 @@ impl Admin {
         let Some(room) = percent_decode(id).as_deref().and_then(RoomId::parse) else {
             return error(StatusCode::NOT_FOUND, "no such room");
         };
-        let peers: Vec<Peer> = self.router.hub.members(&room);
+        let peers: Vec<Peer> = self.hub.members(&room);
         if peers.is_empty() {
             return error(StatusCode::NOT_FOUND, "no such room");
         }
@@ -203,8 +231,7 @@ impl Admin {
     }
 
     fn remove_client(&self, id: &str) -> Reply {
-        let hub = &self.router.hub;
-        match ClientId::parse(id).filter(|id| hub.is_connected(*id)) {
+        match ClientId::parse(id).filter(|id| self.hub.is_connected(*id)) {
             Some(id) => {
                 self.router.kick(id, "removed by an operator".into());
                 Response::builder()
@@ -217,9 +244,9 @@ impl Admin {
     }
 }
 
-fn swapped(result: Result<Result<PluginInfo, SwapError>, tokio::task::JoinError>) -> Reply {
+fn swapped(result: Result<Result<Arc<Plugin>, SwapError>, tokio::task::JoinError>) -> Reply {
     match result {
-        Ok(Ok(info)) => json_reply(StatusCode::OK, &info),
+        Ok(Ok(plugin)) => json_reply(StatusCode::OK, &PluginInfo::of(&plugin)),
         Ok(Err(e @ SwapError::UnknownPlugin(_))) => error(StatusCode::NOT_FOUND, &e.to_string()),
         Ok(Err(e @ SwapError::NoPrevious(_))) => error(StatusCode::CONFLICT, &e.to_string()),
         Ok(Err(e @ SwapError::Invalid(_))) => {
@@ -229,65 +256,5 @@ fn swapped(result: Result<Result<PluginInfo, SwapError>, tokio::task::JoinError>
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("swap task failed: {e}"),
         ),
-    }
-}
-
-fn json_reply(status: StatusCode, body: &impl Serialize) -> Reply {
-    let body = serde_json::to_vec(body).expect("admin replies serialize");
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    reply
-}
-
-fn error(status: StatusCode, message: &str) -> Reply {
-    json_reply(status, &json!({ "error": message }))
-}
-
-fn text(status: StatusCode, body: &'static str) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *reply.status_mut() = status;
-    reply
-}
-
-/// Compares in time that depends only on the lengths.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding_handles_utf8_and_rejects_garbage() {
-        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
-    }
-
-    #[test]
-    fn token_comparison_needs_equal_bytes() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"abcd"));
     }
 }

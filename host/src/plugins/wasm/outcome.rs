@@ -1,28 +1,16 @@
-//! Plugins: WASM components run under wasmtime, behind a facade that speaks
-//! the host's own types. Outside this module nothing sees wasmtime or the
-//! generated bindings.
+//! The facade's values: what a plugin declares and decides, in the host's
+//! own types. Values coming out of the guest are converted here, once, and
+//! a value that breaks the contract (a reply with an invalid event name or
+//! data that is not an object) never becomes one: it is a [`Breach`].
 
-mod bindings;
-mod cache;
-mod engine;
-mod imports;
-mod load;
-mod pool;
-mod state;
+use serde_json::value::RawValue;
 
-pub use cache::{CompileCache, default_dir as default_cache_dir};
-pub use engine::{engine, linker};
-pub use imports::unix_millis;
-pub use load::{Loader, PluginSource, WIT_VERSION, sha256_hex};
-pub use pool::{Called, Plugin, PluginFault};
-pub use state::Effect;
-
-use bindings::types;
-
+use super::bindings::types;
+use super::contract::{self, Breach};
 use crate::envelope::ErrorCode;
-use crate::hub::{ClientInfo, Identity};
-use crate::ids::ClientId;
-use crate::schema::RelayKind;
+use crate::ids::{ClientId, EventName};
+use crate::state::{ClientInfo, Identity};
+use crate::vocab::RelayEvent;
 
 /// What a plugin declared about itself.
 #[derive(Clone, Debug)]
@@ -51,12 +39,11 @@ pub struct Hooks {
 #[derive(Debug)]
 pub enum Outcome {
     Pass,
-    Reply {
-        event: String,
-        data: String,
-    },
-    /// Deliver the event to this client (`on-event` only).
-    Relay(String),
+    Reply(Reply),
+    /// Deliver the event to the client this names (`on-event` only);
+    /// `None` when the plugin named no client id at all, which the host
+    /// answers as it answers a client that is gone: `PEER_NOT_FOUND`.
+    Relay(Option<ClientId>),
     /// Deliver the relay event to its target (`on-relay` only).
     Deliver,
     Reject {
@@ -66,10 +53,17 @@ pub enum Outcome {
     Handled,
 }
 
+/// An answer to the sender, already checked: the host adds the `id`.
+#[derive(Debug)]
+pub struct Reply {
+    pub event: EventName,
+    pub data: Box<RawValue>,
+}
+
 /// A relay event as `on-relay` gets it.
 #[derive(Clone, Copy, Debug)]
 pub struct Relay {
-    pub kind: RelayKind,
+    pub event: RelayEvent,
     pub sender: ClientId,
     /// The client `data.to` names, if it is a client id at all.
     pub target: Option<ClientId>,
@@ -112,39 +106,47 @@ impl From<types::Descriptor> for Descriptor {
     }
 }
 
-impl From<types::Outcome> for Outcome {
-    fn from(outcome: types::Outcome) -> Self {
-        match outcome {
+impl TryFrom<types::Outcome> for Outcome {
+    type Error = Breach;
+
+    fn try_from(outcome: types::Outcome) -> Result<Self, Breach> {
+        Ok(match outcome {
             types::Outcome::Pass => Outcome::Pass,
-            types::Outcome::Reply(m) => Outcome::Reply {
-                event: m.event,
-                data: m.data,
-            },
-            types::Outcome::Relay(to) => Outcome::Relay(to),
-            types::Outcome::Reject(e) => Outcome::Reject {
-                code: error_code(e.code),
-                message: e.message,
-            },
+            types::Outcome::Reply(m) => Outcome::Reply(Reply::try_from(m)?),
+            types::Outcome::Relay(to) => Outcome::Relay(ClientId::parse(&to)),
+            types::Outcome::Reject(e) => reject(e),
             types::Outcome::Handled => Outcome::Handled,
-        }
+        })
     }
 }
 
-impl From<types::RelayOutcome> for Outcome {
-    fn from(outcome: types::RelayOutcome) -> Self {
-        match outcome {
+impl TryFrom<types::RelayOutcome> for Outcome {
+    type Error = Breach;
+
+    fn try_from(outcome: types::RelayOutcome) -> Result<Self, Breach> {
+        Ok(match outcome {
             types::RelayOutcome::Pass => Outcome::Pass,
             types::RelayOutcome::Deliver => Outcome::Deliver,
-            types::RelayOutcome::Reply(m) => Outcome::Reply {
-                event: m.event,
-                data: m.data,
-            },
-            types::RelayOutcome::Reject(e) => Outcome::Reject {
-                code: error_code(e.code),
-                message: e.message,
-            },
+            types::RelayOutcome::Reply(m) => Outcome::Reply(Reply::try_from(m)?),
+            types::RelayOutcome::Reject(e) => reject(e),
             types::RelayOutcome::Handled => Outcome::Handled,
-        }
+        })
+    }
+}
+
+impl TryFrom<types::Message> for Reply {
+    type Error = Breach;
+
+    fn try_from(message: types::Message) -> Result<Self, Breach> {
+        let (event, data) = contract::message(&message.event, &message.data)?;
+        Ok(Reply { event, data })
+    }
+}
+
+fn reject(error: types::ProtocolError) -> Outcome {
+    Outcome::Reject {
+        code: error_code(error.code),
+        message: error.message,
     }
 }
 
@@ -178,7 +180,7 @@ fn error_code(code: types::ErrorCode) -> ErrorCode {
     }
 }
 
-fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
+pub(super) fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
     let identity = info.identity.as_ref();
     types::ClientInfo {
         id: info.id.to_string(),
@@ -189,12 +191,12 @@ fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
     }
 }
 
-fn wit_relay(relay: &Relay) -> types::Relay {
+pub(super) fn wit_relay(relay: &Relay) -> types::Relay {
     types::Relay {
-        event: match relay.kind {
-            RelayKind::SdpOffer => types::RelayEvent::SdpOffer,
-            RelayKind::SdpAnswer => types::RelayEvent::SdpAnswer,
-            RelayKind::IceCandidate => types::RelayEvent::IceCandidate,
+        event: match relay.event {
+            RelayEvent::SdpOffer => types::RelayEvent::SdpOffer,
+            RelayEvent::SdpAnswer => types::RelayEvent::SdpAnswer,
+            RelayEvent::IceCandidate => types::RelayEvent::IceCandidate,
         },
         sender: relay.sender.to_u64(),
         target: relay.target.map(ClientId::to_u64),

@@ -1,0 +1,20 @@
+//! The network: the HTTP listener and the upgrade to WebSocket (`server`),
+//! one task per connection that owns its socket (`connection`, writing
+//! through `write`), the bounded outbound queue each connection drains
+//! (`outbox`), and the per-connection token bucket (`rate_limit`).
+//!
+//! Nothing here knows what a message means: text goes to the router, and
+//! what comes back is queued frames and a verdict. Only this layer sees
+//! tungstenite or hyper's upgrade.
+
+mod connection;
+mod outbox;
+mod rate_limit;
+mod server;
+mod write;
+
+pub(crate) use connection::{Context, Settings};
+pub(crate) use outbox::Overflow;
+pub use outbox::{Inbox, Outbound, Outbox, QueueLimits, queue};
+pub(crate) use rate_limit::{Admit, RateLimit};
+pub(crate) use server::{Server, ws_config};

@@ -1,0 +1,54 @@
+//! Plugins: the chain an operator configured (`entries`), the current chain
+//! and its routes (`chain`, behind the `registry`'s one pointer), hot swap
+//! and the plugins-directory watch (`swap`), the plugins shipped in the
+//! binary (`builtin`), and the wasmtime facade that loads and calls them
+//! (`wasm`).
+//!
+//! Plugins decide; they never act. Everything they ask for comes out of a
+//! call as an [`Effect`] for the router to carry out.
+
+pub mod builtin;
+mod chain;
+mod entries;
+mod registry;
+mod swap;
+mod wasm;
+
+pub use chain::Chain;
+pub(crate) use entries::load;
+pub use registry::{Registry, SwapError};
+pub(crate) use swap::Swapper;
+pub use wasm::{
+    AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
+    default_cache_dir,
+};
+pub(crate) use wasm::{Called, PluginFault, WIT_VERSION, unix_millis};
+
+/// Loading the built-in plugins in unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{CompileCache, Loader, Plugin, PluginSource, builtin};
+    use crate::config::Config;
+    use crate::state::Hub;
+
+    /// A loader over an empty membership table, with a compile cache the
+    /// unit tests share.
+    pub(crate) fn loader() -> Loader {
+        let dir = std::env::temp_dir().join("switchboard-unit-tests-cache");
+        let limits = Config::default().plugin_limits;
+        Loader::new(Arc::new(Hub::new(16)), limits, CompileCache::new(Some(dir))).unwrap()
+    }
+
+    /// The built-in plugin `name` started with the JSON `config`.
+    pub(crate) fn load_builtin(name: &str, config: &str) -> anyhow::Result<Plugin> {
+        let found = builtin::find(name).unwrap();
+        let source = PluginSource {
+            origin: format!("built-in `{name}`"),
+            bytes: found.wasm.to_vec(),
+        };
+        let env = vec![(builtin::JWT_SECRET_VAR.to_owned(), "unit".to_owned())];
+        loader().load(name, &source, config.to_owned(), env)
+    }
+}

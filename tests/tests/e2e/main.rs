@@ -1,0 +1,23 @@
+//! The end-to-end suite: the real `switchboard` binary, real plugins, real
+//! sockets. One test binary with a module per PROTOCOL.md section or
+//! concern, so the suite links once.
+
+mod admin;
+mod auth;
+mod backpressure;
+mod custom_events;
+mod envelope;
+mod example_plugins;
+mod host_parity;
+mod hostile;
+mod hot_swap;
+mod lifecycle;
+mod limits;
+mod metrics;
+mod plugin_faults;
+mod resume;
+mod rooms;
+mod sandbox;
+mod signaling;
+mod soak;
+mod transport;
