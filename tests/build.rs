@@ -8,6 +8,7 @@ fn main() {
     let packages = [
         ("misbehave", "tests/plugins/misbehave", "MISBEHAVE_WASM"),
         ("sandbox", "tests/plugins/sandbox", "SANDBOX_WASM"),
+        ("script", "tests/plugins/script", "SCRIPT_WASM"),
         ("stamp", "tests/plugins/stamp", "STAMP_WASM"),
         ("chat", "plugins/chat", "CHAT_WASM"),
         ("moderation", "plugins/moderation", "MODERATION_WASM"),

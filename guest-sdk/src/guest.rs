@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use switchboard_vocab::ids::ClientId;
+
 use crate::__bindings::switchboard::plugin::host as imports;
 use crate::__bindings::switchboard::plugin::types as wit;
 use crate::{
@@ -176,13 +178,15 @@ fn peers(peers: Vec<wit::Peer>) -> Vec<Peer> {
 }
 
 /// `From` both ways between an SDK enum and its WIT twin, whose variants
-/// have the same names.
+/// have the same names; the SDK's variants the WIT lacks, if any, become
+/// the WIT variant named after `else`.
 macro_rules! same_variants {
-    ($sdk:ident <=> $wit:path { $($variant:ident),+ $(,)? }) => {
+    ($sdk:ident <=> $wit:path { $($variant:ident),+ $(,)? } $(else $($only:ident)|+ => $fallback:ident)?) => {
         impl From<$sdk> for $wit {
             fn from(value: $sdk) -> Self {
                 match value {
                     $($sdk::$variant => <$wit>::$variant,)+
+                    $($($sdk::$only)|+ => <$wit>::$fallback,)?
                 }
             }
         }
@@ -197,10 +201,12 @@ macro_rules! same_variants {
     };
 }
 
+// The codes only the host answers with have no WIT case (see the re-export
+// of `ErrorCode`).
 same_variants!(ErrorCode <=> wit::ErrorCode {
     InvalidMessage, UnknownEvent, NotAuthenticated, AuthFailed, AlreadyInRoom,
     NotInRoom, PeerNotFound, RoomFull, Forbidden, Internal,
-});
+} else RateLimited | ResumeFailed | PluginError => Internal);
 same_variants!(Hook <=> wit::Hook { Connect, Auth, Disconnect, Timer });
 same_variants!(LogLevel <=> wit::LogLevel { Trace, Debug, Info, Warn, Error });
 same_variants!(RelayEvent <=> wit::RelayEvent { SdpOffer, SdpAnswer, IceCandidate });
@@ -221,23 +227,13 @@ impl From<wit::Relay> for Relay {
     fn from(r: wit::Relay) -> Self {
         Relay {
             event: r.event.into(),
-            sender: client_id(r.sender),
-            target: r.target.map(client_id),
+            sender: ClientId::from_u64(r.sender).to_string(),
+            target: r
+                .target
+                .map(|target| ClientId::from_u64(target).to_string()),
             same_room: r.same_room,
         }
     }
-}
-
-/// A client id in its string form: the number in 16 lowercase hex digits.
-/// By hand, into one allocation of the right size: it runs twice for
-/// every relayed message.
-fn client_id(number: u64) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(16);
-    for shift in (0..16).rev().map(|i| 4 * i) {
-        id.push(char::from(DIGITS[(number >> shift & 0xf) as usize]));
-    }
-    id
 }
 
 impl From<wit::Peer> for Peer {
@@ -318,8 +314,8 @@ impl From<Descriptor> for wit::Descriptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Host;
     use crate::testing::TestHost;
+    use crate::{Host, event};
 
     /// Replies with its config, so a test can tell which value serves.
     struct Echo(String);
@@ -430,8 +426,6 @@ mod tests {
         assert_eq!(relay.sender, "00000000000000c1");
         assert_eq!(relay.target.as_deref(), Some("00000000000000c2"));
         assert_eq!(relay.event, RelayEvent::SdpOffer);
-        assert_eq!(client_id(0x0123_4567_89ab_cdef), "0123456789abcdef");
-        assert_eq!(client_id(u64::MAX), "ffffffffffffffff");
     }
 
     #[test]
@@ -451,7 +445,7 @@ mod tests {
         echo.init("cfg").unwrap();
         let outcome = echo.on_relay(&host, wit_relay(true));
         assert!(
-            matches!(outcome, wit::RelayOutcome::Reply(m) if m.event == "sdp:offer" && m.data == "cfg")
+            matches!(outcome, wit::RelayOutcome::Reply(m) if m.event == event::SDP_OFFER && m.data == "cfg")
         );
 
         let route = Instance::<RouteOnly>::new();
@@ -464,6 +458,22 @@ mod tests {
             route.on_relay(&host, wit_relay(false)),
             wit::RelayOutcome::Pass
         ));
+    }
+
+    #[test]
+    fn error_codes_the_wit_lacks_become_internal() {
+        let host_only = [
+            ErrorCode::RateLimited,
+            ErrorCode::ResumeFailed,
+            ErrorCode::PluginError,
+        ];
+        for code in ErrorCode::ALL {
+            let wit = wit::ErrorCode::from(code);
+            match host_only.contains(&code) {
+                true => assert!(wit == wit::ErrorCode::Internal, "{code}"),
+                false => assert_eq!(ErrorCode::from(wit), code),
+            }
+        }
     }
 
     #[test]

@@ -53,9 +53,22 @@ mod types;
 
 pub use host::Host;
 pub use plugin::Plugin;
+/// The protocol error codes, as the host and clients know them.
+///
+/// A plugin may reject with any of them, but `RATE_LIMITED`,
+/// `RESUME_FAILED` and `PLUGIN_ERROR` are codes only the host answers
+/// with: the WIT interface has no such cases, so a plugin's rejection with
+/// one of them reaches the client as `INTERNAL`.
+#[doc(inline)]
+pub use switchboard_vocab::ErrorCode;
+#[doc(inline)]
+pub use switchboard_vocab::RelayEvent;
+/// The names of the events PROTOCOL.md defines, e.g. [`event::ROOM_JOIN`].
+#[doc(inline)]
+pub use switchboard_vocab::event;
 pub use types::{
-    AuthOutcome, ClientInfo, Descriptor, ErrorCode, EventDecl, Hook, Identity, LogLevel, Outcome,
-    Peer, ProtocolError, Relay, RelayEvent, RelayOutcome,
+    AuthOutcome, ClientInfo, Descriptor, EventDecl, Hook, Identity, LogLevel, Outcome, Peer,
+    ProtocolError, Relay, RelayOutcome,
 };
 
 #[doc(hidden)]

@@ -6,6 +6,20 @@
 //! happened. Like the real host, `join_room` and `leave_room` themselves send
 //! `room:peer-joined` and `room:peer-left` to the other members.
 //!
+//! It answers as the real host does: the same errors in the same order,
+//! `limits.max_rooms` ([`TestHost::set_max_rooms`]), and it drops what the
+//! host drops (a send to or a kick of a client that is not connected, a
+//! timer for an invalid room id, storage for a room that does not exist).
+//! What makes the host fail the plugin's whole call (an invalid event name,
+//! data or metadata that is not the JSON text of an object) panics, which
+//! fails the test. A send or broadcast is recorded at once, for the members
+//! the room has at that moment of the call; the host delivers it once the
+//! plugin returns, to those same members. One thing differs: ids. Any
+//! string names the client added with it, where the host's ids are 16
+//! lowercase hex digits. An id that names no client is answered as the
+//! host answers it: `join_room` is `PEER_NOT_FOUND` for one that is not a
+//! well-formed client id at all, `NOT_AUTHENTICATED` for one that is.
+//!
 //! ```
 //! use serde_json::json;
 //! use switchboard_sdk::Host;
@@ -35,11 +49,14 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use switchboard_vocab::ids::{ClientId, EventName, RoomId};
 
+use crate::types::json_object;
 use crate::{
     ClientInfo, ErrorCode, Host, Identity, LogLevel, Outcome, Peer, ProtocolError, Relay,
-    RelayEvent, RelayOutcome,
+    RelayEvent, RelayOutcome, event,
 };
 
 /// One message queued for a client.
@@ -60,9 +77,9 @@ pub struct Timer {
 
 /// An in-memory host; see the [module docs](self).
 ///
-/// Its clock reads 0 until [`TestHost::set_now`]. Storage of a room ends
-/// with the room, and a `kv_set` for a room that does not exist is dropped.
-/// Data sent that is not the JSON text of an object fails the test.
+/// Its clock reads 0 until [`TestHost::set_now`], and it holds any number
+/// of rooms until [`TestHost::set_max_rooms`]. Storage of a room ends with
+/// the room, and a `kv_set` for a room that does not exist is dropped.
 #[derive(Debug, Default)]
 pub struct TestHost {
     state: RefCell<State>,
@@ -79,6 +96,8 @@ struct State {
     kicks: Vec<(String, String)>,
     logs: Vec<(LogLevel, String)>,
     now: u64,
+    /// `None`: unlimited.
+    max_rooms: Option<usize>,
     relay_data: String,
 }
 
@@ -152,7 +171,8 @@ impl TestHost {
     /// A relay event from `from` to `to`, as the real host would describe
     /// it to [`Plugin::on_relay`](crate::Plugin::on_relay); `data` (the
     /// JSON text of its data) is then what [`Host::relay_data`] returns.
-    /// Any `to` counts as a client id here.
+    /// Its `target` is `to` if `to` could be a client id (see the [module
+    /// docs](self)), else `None`.
     pub fn relay(&self, from: &str, event: RelayEvent, to: &str, data: &str) -> Relay {
         let mut state = self.state.borrow_mut();
         state.relay_data = data.to_owned();
@@ -161,7 +181,7 @@ impl TestHost {
         Relay {
             event,
             sender: from.to_owned(),
-            target: Some(to.to_owned()),
+            target: state.could_be_client(to).then(|| to.to_owned()),
             same_room,
         }
     }
@@ -198,6 +218,12 @@ impl TestHost {
     /// Sets the clock that [`Host::now`] reads, in unix milliseconds.
     pub fn set_now(&self, unix_ms: u64) {
         self.state.borrow_mut().now = unix_ms;
+    }
+
+    /// Sets the host's `limits.max_rooms`: a join that would open one more
+    /// room than this is `ROOM_FULL`.
+    pub fn set_max_rooms(&self, max_rooms: usize) {
+        self.state.borrow_mut().max_rooms = Some(max_rooms);
     }
 }
 
@@ -256,21 +282,27 @@ impl State {
             .unwrap_or_else(|| panic!("TestHost: unknown client {id:?}"))
     }
 
-    fn send(&mut self, to: &str, event: &str, data: &str) {
-        let data: Value = match serde_json::from_str(data) {
-            Ok(value @ Value::Object(_)) => value,
-            _ => panic!("TestHost: {event} for {to} has data that is not a JSON object: {data}"),
-        };
-        self.sent.push(Sent {
-            to: to.to_owned(),
-            event: event.to_owned(),
-            data,
-        });
+    /// Whether the host could take `id` for a client id: one of the
+    /// clients here, or a well-formed id that names no one.
+    fn could_be_client(&self, id: &str) -> bool {
+        self.clients.contains_key(id) || ClientId::parse(id).is_some()
+    }
+
+    /// Queues a message for a client; the host drops one for a client that
+    /// is not connected.
+    fn send(&mut self, to: &str, event: &str, data: &Value) {
+        if self.clients.contains_key(to) {
+            self.sent.push(Sent {
+                to: to.to_owned(),
+                event: event.to_owned(),
+                data: data.clone(),
+            });
+        }
     }
 
     /// Queues a message for every member of `room` but `except`; a room
     /// that does not exist has no one to tell.
-    fn broadcast(&mut self, room: &str, event: &str, data: &str, except: Option<&str>) {
+    fn broadcast(&mut self, room: &str, event: &str, data: &Value, except: Option<&str>) {
         let members: Vec<String> = self
             .rooms
             .get(room)
@@ -283,33 +315,91 @@ impl State {
             self.send(&member, event, data);
         }
     }
+
+    /// Adds a client to a room, after the checks the host makes, in its
+    /// order; returns the other members and the new one.
+    fn join(
+        &mut self,
+        client: &str,
+        room: &str,
+        metadata: &str,
+    ) -> Result<(Vec<Peer>, Peer), ErrorCode> {
+        if !self.could_be_client(client) {
+            return Err(ErrorCode::PeerNotFound);
+        }
+        if RoomId::parse(room).is_none() {
+            return Err(ErrorCode::InvalidMessage);
+        }
+        let metadata = object("join_room", "metadata", metadata).get();
+        let opens_a_room = !self.rooms.contains_key(room);
+        let rooms_full = self.max_rooms.is_some_and(|max| self.rooms.len() >= max);
+        let info = self
+            .clients
+            .get_mut(client)
+            .ok_or(ErrorCode::NotAuthenticated)?;
+        if info.room.is_some() {
+            return Err(ErrorCode::AlreadyInRoom);
+        }
+        if opens_a_room && rooms_full {
+            return Err(ErrorCode::RoomFull);
+        }
+        let user_id = info.user_id.clone().ok_or(ErrorCode::NotAuthenticated)?;
+        info.room = Some(room.to_owned());
+        let peer = Peer {
+            client_id: client.to_owned(),
+            user_id,
+            metadata: metadata.to_owned(),
+        };
+        let members = self.rooms.entry(room.to_owned()).or_default();
+        let others = members.clone();
+        members.push(peer.clone());
+        Ok((others, peer))
+    }
+}
+
+/// `text`, which a plugin passed to `call` as `what`, if it is the JSON text
+/// of an object: the host fails a call that passes anything else, so here
+/// it fails the test.
+fn object<'a>(call: &str, what: &str, text: &'a str) -> &'a RawValue {
+    json_object(text).unwrap_or_else(|| {
+        panic!("TestHost: {call} was passed {what} that is not a JSON object: {text}")
+    })
+}
+
+/// What a plugin asked to send, as recorded; like the host, an invalid
+/// event name fails the call, and so the test.
+fn message(call: &str, event: &str, data: &str) -> Value {
+    if EventName::parse(event).is_none() {
+        panic!("TestHost: {call} was passed an invalid event name {event:?}");
+    }
+    let data = object(call, "data", data);
+    serde_json::from_str(data.get()).expect("an object is a JSON value")
 }
 
 impl Host for TestHost {
     fn send(&self, client: &str, event: &str, data: &str) {
-        self.state.borrow_mut().send(client, event, data);
+        let data = message("send", event, data);
+        self.state.borrow_mut().send(client, event, &data);
     }
 
     fn broadcast(&self, room: &str, event: &str, data: &str, except: Option<&str>) {
-        self.state.borrow_mut().broadcast(room, event, data, except);
+        let data = message("broadcast", event, data);
+        self.state
+            .borrow_mut()
+            .broadcast(room, event, &data, except);
     }
 
+    /// Checks in the host's order: `PEER_NOT_FOUND` for an id that cannot
+    /// be a client's, `INVALID_MESSAGE` for an invalid room id, then (the
+    /// metadata being an object) `NOT_AUTHENTICATED` for a client that is
+    /// not connected, `ALREADY_IN_ROOM`, `ROOM_FULL` beyond the
+    /// [max rooms](TestHost::set_max_rooms), and `NOT_AUTHENTICATED` for a
+    /// client without a user id.
     fn join_room(&self, client: &str, room: &str, metadata: &str) -> Result<Vec<Peer>, ErrorCode> {
         let mut state = self.state.borrow_mut();
-        let info = state
-            .clients
-            .get_mut(client)
-            .ok_or(ErrorCode::PeerNotFound)?;
-        if info.room.is_some() {
-            return Err(ErrorCode::AlreadyInRoom);
-        }
-        info.room = Some(room.to_owned());
-        let peer = info.as_peer(metadata);
-
-        let others = state.rooms.get(room).cloned().unwrap_or_default();
-        let notice = json!({"roomId": room, "peer": peer.to_json()});
-        state.broadcast(room, "room:peer-joined", &notice.to_string(), None);
-        state.rooms.entry(room.to_owned()).or_default().push(peer);
+        let (others, peer) = state.join(client, room, metadata)?;
+        let notice = json!({"roomId": room, "peer": peer});
+        state.broadcast(room, event::ROOM_PEER_JOINED, &notice, Some(client));
         Ok(others)
     }
 
@@ -323,7 +413,7 @@ impl Host for TestHost {
             state.kv.retain(|(kv_room, _), _| *kv_room != room);
         }
         let notice = json!({"roomId": room, "clientId": client, "reason": "left"});
-        state.broadcast(&room, "room:peer-left", &notice.to_string(), None);
+        state.broadcast(&room, event::ROOM_PEER_LEFT, &notice, None);
         Some(room)
     }
 
@@ -359,17 +449,24 @@ impl Host for TestHost {
         self.state.borrow_mut().kv.remove(&key);
     }
 
+    /// Recorded unless `room` is not a valid room id, which the host
+    /// ignores; a timer for a room that does not exist is recorded, and
+    /// the host would skip it when it fires.
     fn set_timer(&self, room: &str, delay_ms: u32, tag: &str) {
-        self.state.borrow_mut().timers.push(Timer {
-            room: room.to_owned(),
-            delay_ms,
-            tag: tag.to_owned(),
-        });
+        if RoomId::parse(room).is_some() {
+            self.state.borrow_mut().timers.push(Timer {
+                room: room.to_owned(),
+                delay_ms,
+                tag: tag.to_owned(),
+            });
+        }
     }
 
     fn kick(&self, client: &str, reason: &str) {
-        let kick = (client.to_owned(), reason.to_owned());
-        self.state.borrow_mut().kicks.push(kick);
+        let mut state = self.state.borrow_mut();
+        if state.clients.contains_key(client) {
+            state.kicks.push((client.to_owned(), reason.to_owned()));
+        }
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -421,12 +518,56 @@ mod tests {
     }
 
     #[test]
-    fn join_of_an_unknown_client_is_peer_not_found() {
+    fn join_of_a_client_that_is_not_authenticated_is_refused_as_on_the_host() {
         let host = TestHost::new();
+        host.connect("c1");
+        let join = |client| host.join_room(client, "r", "{}");
+        assert_eq!(join("c1"), Err(ErrorCode::NotAuthenticated));
+        assert_eq!(join("0123456789abcdef"), Err(ErrorCode::NotAuthenticated));
+        assert_eq!(join("ghost"), Err(ErrorCode::PeerNotFound));
+        assert!(host.room_members("r").is_empty());
+    }
+
+    #[test]
+    fn an_invalid_room_id_is_invalid_message_before_anything_else() {
+        let host = two_in_a_room();
+        for room in [String::new(), "é".repeat(129)] {
+            assert_eq!(
+                host.join_room("c1", &room, "{}"),
+                Err(ErrorCode::InvalidMessage)
+            );
+        }
         assert_eq!(
-            host.join_room("ghost", "r", "{}"),
-            Err(ErrorCode::PeerNotFound)
+            host.join_room("c1", &"é".repeat(128), "{}"),
+            Err(ErrorCode::AlreadyInRoom),
+            "128 characters is a valid room id"
         );
+    }
+
+    #[test]
+    fn a_join_that_would_open_a_room_beyond_the_limit_is_room_full() {
+        let host = TestHost::new();
+        host.set_max_rooms(1);
+        for id in ["c1", "c2", "c3"] {
+            host.add_client(id, id);
+        }
+        host.join_room("c1", "r", "{}").unwrap();
+        assert_eq!(host.join_room("c2", "s", "{}"), Err(ErrorCode::RoomFull));
+        host.join_room("c2", "r", "{}").unwrap();
+        host.connect("c4");
+        assert_eq!(
+            host.join_room("c4", "s", "{}"),
+            Err(ErrorCode::RoomFull),
+            "the limit is checked before the identity"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "metadata that is not a JSON object")]
+    fn joining_with_metadata_that_is_not_an_object_fails_the_test() {
+        let host = TestHost::new();
+        host.add_client("c1", "alice");
+        let _ = host.join_room("c1", "r", "[]");
     }
 
     #[test]
@@ -436,7 +577,7 @@ mod tests {
         assert_eq!(
             host.sent_to("c1").last(),
             Some(&(
-                "room:peer-left".to_owned(),
+                event::ROOM_PEER_LEFT.to_owned(),
                 json!({"roomId": "r", "clientId": "c2", "reason": "left"})
             ))
         );
@@ -478,8 +619,29 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "invalid event name")]
+    fn broadcasting_an_invalid_event_name_fails_the_test_even_to_no_one() {
+        let host = TestHost::new();
+        host.broadcast("nowhere", "Chat", "{}", None);
+    }
+
+    #[test]
+    fn what_the_host_drops_is_dropped() {
+        let host = two_in_a_room();
+        let heard = host.sent().len();
+        host.send("ghost", "x", "{}");
+        host.kick("ghost", "spam");
+        host.set_timer("", 500, "tick");
+        host.set_timer(&"r".repeat(129), 500, "tick");
+        assert_eq!(host.sent().len(), heard);
+        assert!(host.kicks().is_empty());
+        assert!(host.timers().is_empty());
+    }
+
+    #[test]
     fn records_timers_kicks_logs_and_time() {
         let host = TestHost::new();
+        host.add_client("c1", "alice");
         host.set_timer("r", 500, "tick");
         host.kick("c1", "spam");
         host.log(LogLevel::Warn, "careful");

@@ -1,10 +1,10 @@
 //! The values plugins and the host exchange, in plain Rust.
 
-use std::fmt;
-
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+use crate::{ErrorCode, RelayEvent};
 
 /// What the host knows about one connection, at the time of the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,25 +32,6 @@ impl ClientInfo {
             client_id: self.id.clone(),
             user_id: self.user_id.clone().unwrap_or_else(|| self.id.clone()),
             metadata: metadata.to_owned(),
-        }
-    }
-}
-
-/// The events of PROTOCOL.md that one client sends to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RelayEvent {
-    SdpOffer,
-    SdpAnswer,
-    IceCandidate,
-}
-
-impl RelayEvent {
-    /// The event's name on the wire, e.g. `ice:candidate`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RelayEvent::SdpOffer => "sdp:offer",
-            RelayEvent::SdpAnswer => "sdp:answer",
-            RelayEvent::IceCandidate => "ice:candidate",
         }
     }
 }
@@ -154,49 +135,16 @@ impl Serialize for Peer {
 }
 
 fn object_or_empty(text: &str) -> &RawValue {
-    match serde_json::from_str::<&RawValue>(text) {
-        Ok(raw) if raw.get().starts_with('{') => raw,
-        _ => serde_json::from_str("{}").expect("`{}` is JSON"),
-    }
+    json_object(text).unwrap_or_else(|| serde_json::from_str("{}").expect("`{}` is JSON"))
 }
 
-/// The protocol error codes a plugin may answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    InvalidMessage,
-    UnknownEvent,
-    NotAuthenticated,
-    AuthFailed,
-    AlreadyInRoom,
-    NotInRoom,
-    PeerNotFound,
-    RoomFull,
-    Forbidden,
-    Internal,
-}
-
-impl ErrorCode {
-    /// The code as it appears on the wire, e.g. `NOT_IN_ROOM`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidMessage => "INVALID_MESSAGE",
-            ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
-            ErrorCode::NotAuthenticated => "NOT_AUTHENTICATED",
-            ErrorCode::AuthFailed => "AUTH_FAILED",
-            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
-            ErrorCode::NotInRoom => "NOT_IN_ROOM",
-            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
-            ErrorCode::RoomFull => "ROOM_FULL",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::Internal => "INTERNAL",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `text` if it is the JSON text of an object, the only shape the host
+/// takes for data and metadata; without surrounding whitespace, as the
+/// host stores it.
+pub(crate) fn json_object(text: &str) -> Option<&RawValue> {
+    serde_json::from_str::<&RawValue>(text)
+        .ok()
+        .filter(|raw| raw.get().starts_with('{'))
 }
 
 /// A protocol error: the host answers the sender with it.
@@ -314,6 +262,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::event;
 
     fn client(user_id: Option<&str>) -> ClientInfo {
         ClientInfo {
@@ -350,9 +299,9 @@ mod tests {
     #[test]
     fn outcome_helpers_build_wire_text() {
         assert_eq!(
-            Outcome::reply("room:left", &json!({"roomId": "r"})),
+            Outcome::reply(event::ROOM_LEFT, &json!({"roomId": "r"})),
             Outcome::Reply {
-                event: "room:left".into(),
+                event: event::ROOM_LEFT.into(),
                 data: r#"{"roomId":"r"}"#.into()
             }
         );
@@ -381,10 +330,5 @@ mod tests {
         let elsewhere = read(to("c3"), &relay(Some("c2")));
         assert!(matches!(elsewhere, RelayOutcome::Reject(e) if e.code == ErrorCode::Internal));
         assert_eq!(read(Outcome::Pass, &relay(Some("c2"))), RelayOutcome::Pass);
-    }
-
-    #[test]
-    fn error_codes_display_as_on_the_wire() {
-        assert_eq!(ErrorCode::PeerNotFound.to_string(), "PEER_NOT_FOUND");
     }
 }

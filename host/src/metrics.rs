@@ -8,26 +8,30 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use parking_lot::RwLock;
 
+use crate::vocab::RelayEvent;
+
 /// Distinct label values one counter keeps before folding the rest into
 /// `other`: labels come from event names, which clients and plugins choose.
 const MAX_LABELS: usize = 256;
 
-pub struct Metrics {
-    pub connections_current: AtomicI64,
-    pub connections_total: AtomicU64,
+pub(crate) struct Metrics {
+    pub(crate) connections_current: AtomicI64,
+    pub(crate) connections_total: AtomicU64,
     /// Sessions kept for resume after an unexpected disconnect.
-    pub sessions_suspended: AtomicI64,
-    pub connections_closed: Labelled,
-    pub messages_in: Labelled,
-    pub messages_out: Labelled,
-    pub errors: Labelled,
-    pub swaps: Labelled,
+    pub(crate) sessions_suspended: AtomicI64,
+    pub(crate) connections_closed: Labelled,
+    pub(crate) messages_in: Labelled,
+    pub(crate) messages_out: Labelled,
+    pub(crate) errors: Labelled,
+    pub(crate) swaps: Labelled,
 }
 
 /// The labels of the events every relayed message is counted under, in and
 /// out. Both workers count each one, so a shared lock's reader count would
 /// bounce between their caches on every message.
-const RELAY_EVENTS: &[&str] = &["ice:candidate", "sdp:offer", "sdp:answer"];
+fn relay_events() -> [&'static str; RelayEvent::ALL.len()] {
+    RelayEvent::ALL.map(RelayEvent::as_str)
+}
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -36,8 +40,8 @@ impl Default for Metrics {
             connections_total: AtomicU64::default(),
             sessions_suspended: AtomicI64::default(),
             connections_closed: Labelled::default(),
-            messages_in: Labelled::with_fixed(RELAY_EVENTS),
-            messages_out: Labelled::with_fixed(RELAY_EVENTS),
+            messages_in: Labelled::with_fixed(&relay_events()),
+            messages_out: Labelled::with_fixed(&relay_events()),
             errors: Labelled::default(),
             swaps: Labelled::default(),
         }
@@ -46,7 +50,7 @@ impl Default for Metrics {
 
 /// A counter family with one label.
 #[derive(Default)]
-pub struct Labelled {
+pub(crate) struct Labelled {
     /// Labels counted without the lock.
     fixed: Box<[(&'static str, AtomicU64)]>,
     values: RwLock<HashMap<Box<str>, AtomicU64>>,
@@ -60,7 +64,7 @@ impl Labelled {
         }
     }
 
-    pub fn inc(&self, label: &str) {
+    pub(crate) fn inc(&self, label: &str) {
         if let Some((_, counter)) = self.fixed.iter().find(|(fixed, _)| *fixed == label) {
             counter.fetch_add(1, Relaxed);
             return;
@@ -108,22 +112,22 @@ impl Labelled {
 }
 
 /// Upper bounds, in seconds, of the plugin call latency histogram.
-pub const CALL_BUCKETS: [f64; 12] = [
+pub(crate) const CALL_BUCKETS: [f64; 12] = [
     0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0,
 ];
 
 /// One plugin version's call statistics.
 #[derive(Default)]
-pub struct CallStats {
-    pub calls: AtomicU64,
-    pub traps: AtomicU64,
-    pub timeouts: AtomicU64,
+pub(crate) struct CallStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) traps: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
     buckets: [AtomicU64; CALL_BUCKETS.len()],
     nanos: AtomicU64,
 }
 
 impl CallStats {
-    pub fn record(&self, seconds: f64) {
+    pub(crate) fn record(&self, seconds: f64) {
         self.calls.fetch_add(1, Relaxed);
         self.nanos.fetch_add((seconds * 1e9) as u64, Relaxed);
         if let Some(i) = CALL_BUCKETS.iter().position(|bound| seconds <= *bound) {
@@ -131,20 +135,20 @@ impl CallStats {
         }
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.traps.load(Relaxed) + self.timeouts.load(Relaxed)
     }
 }
 
 /// Writes one family's `# TYPE` line.
-pub fn family(out: &mut String, name: &str, kind: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 impl Metrics {
     /// Renders everything but the plugin families, which the caller adds
     /// from the current chain with [`render_calls`].
-    pub fn render(&self, out: &mut String, hub: HubGauges) {
+    pub(crate) fn render(&self, out: &mut String, hub: HubGauges) {
         let scalar = |out: &mut String, name: &str, kind: &str, value: String| {
             family(out, name, kind);
             let _ = writeln!(out, "{name} {value}");
@@ -203,17 +207,17 @@ impl Metrics {
 }
 
 /// Readings taken when `/metrics` is asked for.
-pub struct HubGauges {
-    pub rooms: usize,
+pub(crate) struct HubGauges {
+    pub(crate) rooms: usize,
     /// Messages queued for clients and not yet written.
-    pub queued: usize,
+    pub(crate) queued: usize,
     /// The runtime's live tasks: each connection, timer and grace period
     /// is one, so a leak shows here.
-    pub tasks: usize,
+    pub(crate) tasks: usize,
 }
 
 /// Renders the plugin families for `(plugin, version, stats)`.
-pub fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)]) {
+pub(crate) fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)]) {
     let labels = |plugin: &str, version: &str| {
         format!(
             "plugin=\"{}\",version=\"{}\"",
@@ -286,7 +290,7 @@ mod tests {
 
     #[test]
     fn fixed_labels_count_and_render_with_the_others() {
-        let counter = Labelled::with_fixed(RELAY_EVENTS);
+        let counter = Labelled::with_fixed(&relay_events());
         counter.inc("ice:candidate");
         counter.inc("ice:candidate");
         counter.inc("room:join");

@@ -8,14 +8,14 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-pub struct Claims<'a> {
-    pub user: &'a str,
-    pub room: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub ttl_secs: u64,
+pub(crate) struct Claims<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) room: Option<&'a str>,
+    pub(crate) role: Option<&'a str>,
+    pub(crate) ttl_secs: u64,
 }
 
-pub fn mint(secret: &[u8], claims: &Claims, now_secs: u64) -> String {
+pub(crate) fn mint(secret: &[u8], claims: &Claims, now_secs: u64) -> String {
     let header = json!({ "alg": "HS256", "typ": "JWT" });
     let mut body = json!({ "sub": claims.user, "exp": now_secs + claims.ttl_secs });
     if let Some(room) = claims.room {
@@ -36,7 +36,7 @@ pub fn mint(secret: &[u8], claims: &Claims, now_secs: u64) -> String {
 }
 
 /// A random secret for a server started without one.
-pub fn ephemeral_secret() -> String {
+pub(crate) fn ephemeral_secret() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 

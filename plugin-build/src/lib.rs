@@ -27,7 +27,7 @@ const LEAKY_VARS: &[&str] = &[
 
 /// Builds `packages` in release mode and returns the path of each one's
 /// `.wasm`, in the same order. Prints the `rerun-if-changed` lines for the
-/// sources every plugin depends on (`wit/`, `guest-sdk/`) and for
+/// sources every plugin depends on (`wit/`, `guest-sdk/`, `vocab/`) and for
 /// `plugin_dirs`, the packages' own directories relative to the workspace.
 pub fn build(packages: &[&str], plugin_dirs: &[&str]) -> Vec<PathBuf> {
     build_in("wasm-plugins", packages, plugin_dirs, &[])
@@ -53,7 +53,10 @@ fn build_in(
     features: &[&str],
 ) -> Vec<PathBuf> {
     let workspace = workspace_root();
-    for dir in ["wit", "guest-sdk", "Cargo.lock"].iter().chain(plugin_dirs) {
+    for dir in ["wit", "guest-sdk", "vocab", "Cargo.lock"]
+        .iter()
+        .chain(plugin_dirs)
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let target_dir = workspace.join("target").join(target_name);

@@ -10,6 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tungstenite::Utf8Bytes;
 
+pub use switchboard_vocab::ErrorCode;
+use switchboard_vocab::event;
+
 use crate::ids::{CorrelationId, EventName};
 use crate::schema::{self, Relay};
 
@@ -195,44 +198,6 @@ fn parse_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Cow<str>>(raw.get()).ok()
 }
 
-/// A protocol error code (PROTOCOL.md, Errors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidMessage,
-    UnknownEvent,
-    NotAuthenticated,
-    AuthFailed,
-    AlreadyInRoom,
-    NotInRoom,
-    PeerNotFound,
-    RoomFull,
-    Forbidden,
-    RateLimited,
-    ResumeFailed,
-    PluginError,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidMessage => "INVALID_MESSAGE",
-            ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
-            ErrorCode::NotAuthenticated => "NOT_AUTHENTICATED",
-            ErrorCode::AuthFailed => "AUTH_FAILED",
-            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
-            ErrorCode::NotInRoom => "NOT_IN_ROOM",
-            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
-            ErrorCode::RoomFull => "ROOM_FULL",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::ResumeFailed => "RESUME_FAILED",
-            ErrorCode::PluginError => "PLUGIN_ERROR",
-            ErrorCode::Internal => "INTERNAL",
-        }
-    }
-}
-
 /// The event name of a frame this module wrote: every frame starts with
 /// `{"event":"`, and event names need no escaping.
 pub fn frame_event(frame: &Frame) -> &str {
@@ -305,12 +270,6 @@ pub fn frame_raw(event: &str, id: Option<&CorrelationId>, data: &RawValue) -> Fr
     frame(event, id, data)
 }
 
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 #[derive(Serialize)]
 struct ErrorData<'a> {
     code: ErrorCode,
@@ -331,7 +290,7 @@ pub fn error_frame(
         message,
         event: event.map(EventName::as_str),
     };
-    frame("error", id, &data)
+    frame(event::ERROR, id, &data)
 }
 
 #[cfg(test)]

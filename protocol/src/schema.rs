@@ -7,13 +7,14 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Number, Value};
 
+pub use switchboard_vocab::RelayEvent;
+// The four names this module defined before `switchboard-vocab` did stay
+// reachable here, for the code that imports them from this path.
+pub use switchboard_vocab::event::{AUTH_REQUEST, PING, ROOM_JOIN, SESSION_RESUME};
+use switchboard_vocab::event::{ICE_CANDIDATE, ROOM_LEAVE, ROOM_STATE, SDP_ANSWER, SDP_OFFER};
+
 use crate::envelope::{Data, write_json_str};
 use crate::ids::{RoomId, char_len};
-
-pub const AUTH_REQUEST: &str = "auth:request";
-pub const PING: &str = "ping";
-pub const SESSION_RESUME: &str = "session:resume";
-pub const ROOM_JOIN: &str = "room:join";
 
 /// Events a client may send before it is authenticated.
 pub fn allowed_before_auth(event: &str) -> bool {
@@ -28,11 +29,11 @@ pub fn is_protocol_event(event: &str) -> bool {
             | PING
             | SESSION_RESUME
             | ROOM_JOIN
-            | "room:leave"
-            | "room:state"
-            | "sdp:offer"
-            | "sdp:answer"
-            | "ice:candidate"
+            | ROOM_LEAVE
+            | ROOM_STATE
+            | SDP_OFFER
+            | SDP_ANSWER
+            | ICE_CANDIDATE
     )
 }
 
@@ -73,31 +74,12 @@ pub enum Normalized {
     Object(Value),
 }
 
-/// The events one client sends another through the host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelayKind {
-    SdpOffer,
-    SdpAnswer,
-    IceCandidate,
-}
-
-impl RelayKind {
-    pub fn parse(event: &str) -> Option<RelayKind> {
-        match event {
-            "sdp:offer" => Some(RelayKind::SdpOffer),
-            "sdp:answer" => Some(RelayKind::SdpAnswer),
-            "ice:candidate" => Some(RelayKind::IceCandidate),
-            _ => None,
-        }
-    }
-}
-
 /// The data of a relay event, written once as JSON text: plugins get it as
 /// it is, and the target gets the same payload with `from` in place of `to`,
 /// without the host reading or writing it again.
 #[derive(Debug, PartialEq)]
 pub struct Relay {
-    pub kind: RelayKind,
+    pub event: RelayEvent,
     /// `data.to`, a non-empty string.
     pub to: String,
     /// `{"to":…,` then the payload fields, then `}`.
@@ -127,7 +109,7 @@ impl Relay {
     /// Writes `{"to":…}` and then the payload fields with `fields`, which
     /// starts each with its key and a comma before every field but the
     /// first.
-    fn write(kind: RelayKind, to: &str, fields: impl FnOnce(&mut String)) -> Relay {
+    fn write(event: RelayEvent, to: &str, fields: impl FnOnce(&mut String)) -> Relay {
         let mut json = String::with_capacity(256);
         json.push_str(r#"{"to":"#);
         write_json_str(&mut json, to);
@@ -137,7 +119,7 @@ impl Relay {
         let payload = start..json.len();
         json.push('}');
         Relay {
-            kind,
+            event,
             to: to.to_owned(),
             json,
             payload,
@@ -153,11 +135,11 @@ pub fn normalize(event: &str, data: Data) -> Result<Normalized, String> {
         Data::Relay(relay) => return Ok(Normalized::Relay(relay)),
         Data::Object(data) => data,
     };
-    match (event, RelayKind::parse(event)) {
-        (_, Some(RelayKind::IceCandidate)) => ice_candidate(&data).map(Normalized::Relay),
-        (_, Some(sdp_kind)) => sdp(sdp_kind, &data).map(Normalized::Relay),
+    match (event, RelayEvent::parse(event)) {
+        (_, Some(RelayEvent::IceCandidate)) => ice_candidate(&data).map(Normalized::Relay),
+        (_, Some(sdp_event)) => sdp(sdp_event, &data).map(Normalized::Relay),
         (ROOM_JOIN, None) => room_join(&data).map(|join| Normalized::Object(join.into())),
-        ("room:leave" | "room:state", None) => Ok(Normalized::Object(Map::new().into())),
+        (ROOM_LEAVE | ROOM_STATE, None) => Ok(Normalized::Object(Map::new().into())),
         _ => Ok(Normalized::Object(data.into())),
     }
 }
@@ -188,8 +170,8 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
 /// every relayed message's path. Anything else is `None`, and
 /// [`normalize`] reads it and says what is wrong.
 pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
-    match RelayKind::parse(event)? {
-        RelayKind::IceCandidate => {
+    match RelayEvent::parse(event)? {
+        RelayEvent::IceCandidate => {
             let data: IceData = serde_json::from_str(data).ok()?;
             let candidate = &data.candidate;
             let index = candidate.sdp_m_line_index.as_ref();
@@ -203,10 +185,10 @@ pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
             ];
             Some(candidate_relay(&data.to, &candidate.candidate, optional))
         }
-        sdp_kind => {
+        sdp_event => {
             let data: SdpData = serde_json::from_str(data).ok()?;
             let valid = !data.to.is_empty() && !data.sdp.is_empty();
-            valid.then(|| sdp_relay(sdp_kind, &data.to, &data.sdp))
+            valid.then(|| sdp_relay(sdp_event, &data.to, &data.sdp))
         }
     }
 }
@@ -252,14 +234,14 @@ fn is_integer(number: &Number) -> bool {
     number.is_i64() || number.is_u64()
 }
 
-fn sdp(kind: RelayKind, data: &Map<String, Value>) -> Result<Relay, String> {
+fn sdp(event: RelayEvent, data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let sdp = non_empty_str(data, "sdp")?;
-    Ok(sdp_relay(kind, to, sdp))
+    Ok(sdp_relay(event, to, sdp))
 }
 
-fn sdp_relay(kind: RelayKind, to: &str, sdp: &str) -> Relay {
-    Relay::write(kind, to, |out| {
+fn sdp_relay(event: RelayEvent, to: &str, sdp: &str) -> Relay {
+    Relay::write(event, to, |out| {
         out.push_str(r#""sdp":"#);
         write_json_str(out, sdp);
     })
@@ -312,7 +294,7 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
 /// (`optional` follows [`OPTIONAL_CANDIDATE_FIELDS`]), in the order
 /// PROTOCOL.md lists them.
 fn candidate_relay(to: &str, text: &str, optional: [Option<Scalar>; 3]) -> Relay {
-    Relay::write(RelayKind::IceCandidate, to, |out| {
+    Relay::write(RelayEvent::IceCandidate, to, |out| {
         out.push_str(r#""candidate":{"candidate":"#);
         write_json_str(out, text);
         for ((key, ..), scalar) in OPTIONAL_CANDIDATE_FIELDS.iter().zip(optional) {
@@ -390,7 +372,7 @@ mod tests {
     #[test]
     fn candidate_fields_are_checked_and_trimmed() {
         let data = json!({"to":"p","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0,"zz":1},"q":1});
-        let out = relay("ice:candidate", data);
+        let out = relay(ICE_CANDIDATE, data);
         assert_eq!(out.to, "p");
         assert_eq!(
             parse(out.json()),
@@ -400,9 +382,9 @@ mod tests {
             parse(&out.forwarded("me")),
             json!({"from":"me","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
         );
-        assert!(normalize("ice:candidate", map(json!({"to":"p","candidate":{}}))).is_err());
+        assert!(normalize(ICE_CANDIDATE, map(json!({"to":"p","candidate":{}}))).is_err());
         let bad_index = json!({"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}});
-        assert!(normalize("ice:candidate", map(bad_index)).is_err());
+        assert!(normalize(ICE_CANDIDATE, map(bad_index)).is_err());
     }
 
     /// The fast read gives what `normalize` gives, or leaves it to it.
@@ -433,16 +415,16 @@ mod tests {
         let ice =
             ice.map(|(fields, fast)| (format!(r#"{{"to":"p","candidate":{{{fields}}}}}"#), fast));
         let cases = sdp
-            .map(|(text, fast)| ("sdp:offer", text.to_owned(), fast))
+            .map(|(text, fast)| (SDP_OFFER, text.to_owned(), fast))
             .into_iter()
-            .chain(ice.map(|(text, fast)| ("ice:candidate", text, fast)))
+            .chain(ice.map(|(text, fast)| (ICE_CANDIDATE, text, fast)))
             .chain([
                 (
-                    "ice:candidate",
+                    ICE_CANDIDATE,
                     r#"{"to":"","candidate":{"candidate":"c"}}"#.to_owned(),
                     false,
                 ),
-                ("room:join", r#"{"roomId":"a"}"#.to_owned(), false),
+                (ROOM_JOIN, r#"{"roomId":"a"}"#.to_owned(), false),
             ]);
         for (event, text, fast) in cases {
             let text = text.as_str();
@@ -457,9 +439,9 @@ mod tests {
 
     #[test]
     fn sdp_needs_non_empty_to_and_sdp() {
-        assert!(normalize("sdp:offer", map(json!({"to":"p","sdp":""}))).is_err());
-        assert!(normalize("sdp:answer", map(json!({"to":"","sdp":"v"}))).is_err());
-        let out = relay("sdp:offer", json!({"to":"p","sdp":"v","x":1}));
+        assert!(normalize(SDP_OFFER, map(json!({"to":"p","sdp":""}))).is_err());
+        assert!(normalize(SDP_ANSWER, map(json!({"to":"","sdp":"v"}))).is_err());
+        let out = relay(SDP_OFFER, json!({"to":"p","sdp":"v","x":1}));
         assert_eq!(parse(out.json()), json!({"to":"p","sdp":"v"}));
         assert_eq!(parse(&out.forwarded("me")), json!({"from":"me","sdp":"v"}));
     }
@@ -467,7 +449,7 @@ mod tests {
     #[test]
     fn relayed_strings_keep_their_escapes_valid() {
         let sdp = "v=0\r\no=- \"quoted\" \\ \u{1} é";
-        let out = relay("sdp:answer", json!({"to":"p\"q","sdp":sdp}));
+        let out = relay(SDP_ANSWER, json!({"to":"p\"q","sdp":sdp}));
         assert_eq!(out.to, "p\"q");
         assert_eq!(parse(out.json()), json!({"to":"p\"q","sdp":sdp}));
         assert_eq!(parse(&out.forwarded("f")), json!({"from":"f","sdp":sdp}));

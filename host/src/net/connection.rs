@@ -289,7 +289,10 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                     Message::Close(frame) => {
                         // tungstenite has queued the answering close frame.
                         let _ = Box::pin(bounded(ws.flush(), &live.signals, CLOSE_LINGER)).await;
-                        let clean = frame.is_some_and(|f| matches!(u16::from(f.code), 1000 | 1001));
+                        let clean = frame.is_some_and(|f| {
+                            let code = CloseCode::from_u16(f.code.into());
+                            matches!(code, Some(CloseCode::Normal | CloseCode::GoingAway))
+                        });
                         return End::Gone { clean, why: "client closed" };
                     }
                 }

@@ -15,11 +15,11 @@ impl Router {
                 Effect::Send(to, frame) => {
                     self.hub.send(to, Outbound::Frame(frame));
                 }
-                Effect::Broadcast {
-                    room,
-                    frame,
-                    except,
-                } => self.hub.broadcast(&room, &frame, except),
+                Effect::Broadcast { to, frame } => {
+                    for client in to {
+                        self.hub.send(client, Outbound::Frame(frame.clone()));
+                    }
+                }
                 Effect::Kick(client, reason) => self.kick(client, reason),
                 Effect::Timer {
                     plugin,

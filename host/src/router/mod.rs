@@ -36,7 +36,7 @@ use crate::net::{Admit, Outbox, RateLimit};
 use crate::plugins::{Chain, Registry, unix_millis};
 use crate::schema;
 use crate::session::Sessions;
-use crate::state::{Hub, Identity};
+use crate::state::{self, Hub, Identity};
 use crate::vocab::{CloseCode, event as events};
 
 use reply::Cause;
@@ -151,7 +151,7 @@ impl Router {
         };
         let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
         if let Some(room) = self.hub.unregister(id) {
-            let frame = crate::state::peer_left(&room, id, "disconnected");
+            let frame = state::peer_left(&room, id, "disconnected");
             self.hub.broadcast(&room, &frame, None);
         }
         let chain = self.registry.chain();

@@ -201,6 +201,16 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// The ids of a room's members, oldest first, but `except`.
+    pub(crate) fn member_ids(&self, room: &RoomId, except: Option<ClientId>) -> Vec<ClientId> {
+        let state = self.state.read();
+        let Some(room) = state.rooms.get(room) else {
+            return Vec::new();
+        };
+        let ids = room.members.iter().map(|member| member.client_id);
+        ids.filter(|id| Some(*id) != except).collect()
+    }
+
     /// Rooms, with their member counts, in no particular order.
     pub(crate) fn rooms(&self) -> Vec<(RoomId, usize)> {
         let state = self.state.read();

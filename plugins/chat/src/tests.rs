@@ -1,4 +1,5 @@
 use serde_json::{Value, json};
+use switchboard_sdk::event::{ROOM_JOIN, SDP_OFFER};
 use switchboard_sdk::testing::{TestHost, rejection};
 use switchboard_sdk::{ErrorCode, Outcome, ProtocolError};
 
@@ -176,7 +177,7 @@ fn malformed_data_is_invalid_message() {
 fn other_events_pass() {
     let host = setup();
     let client = host.client("c1");
-    for event in ["room:join", "sdp:offer", "chat:typing"] {
+    for event in [ROOM_JOIN, SDP_OFFER, "chat:typing"] {
         let outcome = chat("{}").on_event(&host, &client, event, r#"{"text":"x"}"#);
         assert_eq!(outcome, Outcome::Pass, "{event}");
     }

@@ -25,9 +25,9 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_sdk::event::ROOM_JOIN;
 use switchboard_sdk::{ClientInfo, Descriptor, ErrorCode, EventDecl, Host, Outcome, Plugin};
 
-const JOIN: &str = "room:join";
 const LOCK: &str = "room:lock";
 const UNLOCK: &str = "room:unlock";
 const KICK: &str = "room:kick";
@@ -66,7 +66,7 @@ impl Plugin for Moderation {
             name: "moderation".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             events: vec![
-                EventDecl::new(JOIN),
+                EventDecl::new(ROOM_JOIN),
                 custom(LOCK, json!({ "type": "object" })),
                 custom(UNLOCK, json!({ "type": "object" })),
                 custom(
@@ -88,7 +88,7 @@ impl Plugin for Moderation {
 
     fn on_event(&self, host: &dyn Host, client: &ClientInfo, event: &str, data: &str) -> Outcome {
         let action = match event {
-            JOIN => return guard_join(host, client, data),
+            ROOM_JOIN => return guard_join(host, client, data),
             LOCK => Action::Lock,
             UNLOCK => Action::Unlock,
             KICK => match serde_json::from_str::<Kick>(data) {

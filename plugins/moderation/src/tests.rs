@@ -1,4 +1,5 @@
 use serde_json::{Value, json};
+use switchboard_sdk::event::{ROOM_LEAVE, ROOM_STATE, SDP_OFFER};
 use switchboard_sdk::testing::{TestHost, rejection, reply};
 use switchboard_sdk::{ErrorCode, Identity, Outcome};
 
@@ -38,7 +39,7 @@ fn call(host: &TestHost, client: &str, event: &str, data: Value) -> Outcome {
 }
 
 fn join(host: &TestHost, client: &str, room: &str) -> Outcome {
-    call(host, client, JOIN, json!({ "roomId": room }))
+    call(host, client, ROOM_JOIN, json!({ "roomId": room }))
 }
 
 fn kick(host: &TestHost, client: &str, target: &str) -> Outcome {
@@ -152,7 +153,7 @@ fn the_lock_is_kept_in_room_storage_not_in_the_plugin() {
     let outcome = fresh.on_event(
         &host,
         &host.client("c5"),
-        JOIN,
+        ROOM_JOIN,
         &json!({ "roomId": "a" }).to_string(),
     );
     assert_eq!(rejection(outcome), ErrorCode::Forbidden);
@@ -260,7 +261,7 @@ fn malformed_join_data_passes_on_to_rooms() {
     let client = host.client("c5");
     for data in ["", "{}", r#"{"roomId": 7}"#] {
         assert_eq!(
-            Moderation.on_event(&host, &client, JOIN, data),
+            Moderation.on_event(&host, &client, ROOM_JOIN, data),
             Outcome::Pass
         );
     }
@@ -269,7 +270,7 @@ fn malformed_join_data_passes_on_to_rooms() {
 #[test]
 fn other_events_pass() {
     let host = setup();
-    for event in ["room:leave", "room:state", "sdp:offer", "chat:message"] {
+    for event in [ROOM_LEAVE, ROOM_STATE, SDP_OFFER, "chat:message"] {
         assert_eq!(
             call(&host, "m1", event, json!({})),
             Outcome::Pass,
@@ -297,7 +298,7 @@ fn describes_join_without_a_schema_and_its_own_events_with_theirs() {
     assert_eq!(
         events,
         [
-            ("room:join", None),
+            (ROOM_JOIN, None),
             ("room:lock", Some(object.clone())),
             ("room:unlock", Some(object)),
             (

@@ -23,9 +23,9 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_sdk::event::ROOM_JOIN;
 use switchboard_sdk::{ClientInfo, Descriptor, EventDecl, Hook, Host, Outcome, Plugin};
 
-const JOIN: &str = "room:join";
 const EXPIRE: &str = "expire";
 const KICK_REASON: &str = "room expired";
 
@@ -51,7 +51,7 @@ impl Plugin for RoomTtl {
         Descriptor {
             name: "room-ttl".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            events: vec![EventDecl::new(JOIN)],
+            events: vec![EventDecl::new(ROOM_JOIN)],
             hooks: vec![Hook::Timer],
         }
     }
@@ -65,7 +65,7 @@ impl Plugin for RoomTtl {
     }
 
     fn on_event(&self, host: &dyn Host, client: &ClientInfo, event: &str, data: &str) -> Outcome {
-        if event == JOIN && client.room.is_none() {
+        if event == ROOM_JOIN && client.room.is_none() {
             // Malformed data is for `rooms` to answer.
             if let Ok(join) = serde_json::from_str::<Join>(data) {
                 self.arm(host, &join.room_id);

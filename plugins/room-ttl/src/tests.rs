@@ -1,4 +1,5 @@
 use serde_json::{Value, json};
+use switchboard_sdk::event::{ROOM_LEAVE, SDP_OFFER};
 use switchboard_sdk::testing::{TestHost, Timer};
 use switchboard_sdk::{Outcome, Peer};
 
@@ -22,7 +23,7 @@ fn setup() -> TestHost {
 /// Calls `on_event` the way the host does: with the client as it is now.
 fn join(plugin: &RoomTtl, host: &TestHost, client: &str, room: &str) -> Outcome {
     let data = json!({ "roomId": room }).to_string();
-    plugin.on_event(host, &host.client(client), JOIN, &data)
+    plugin.on_event(host, &host.client(client), ROOM_JOIN, &data)
 }
 
 fn expire_timer(room: &str, delay_ms: u32) -> Timer {
@@ -78,7 +79,10 @@ fn malformed_join_data_sets_no_timer_and_passes() {
     let host = setup();
     let client = host.client("c4");
     for data in ["", "{}", r#"{"roomId": 7}"#] {
-        assert_eq!(ttl(1).on_event(&host, &client, JOIN, data), Outcome::Pass);
+        assert_eq!(
+            ttl(1).on_event(&host, &client, ROOM_JOIN, data),
+            Outcome::Pass
+        );
     }
     assert!(host.timers().is_empty());
 }
@@ -139,7 +143,7 @@ fn timers_with_other_tags_are_ignored() {
 fn other_events_pass_and_set_no_timer() {
     let host = setup();
     let client = host.client("c4");
-    for event in ["room:leave", "sdp:offer", "chat:message"] {
+    for event in [ROOM_LEAVE, SDP_OFFER, "chat:message"] {
         let data = json!({ "roomId": "new-room" }).to_string();
         assert_eq!(ttl(1).on_event(&host, &client, event, &data), Outcome::Pass);
     }
@@ -172,6 +176,6 @@ fn config_needs_a_positive_ttl_that_fits_a_timer() {
 fn describes_room_join_and_the_timer_hook() {
     let descriptor = RoomTtl::describe();
     assert_eq!(descriptor.name, "room-ttl");
-    assert_eq!(descriptor.events, [EventDecl::new("room:join")]);
+    assert_eq!(descriptor.events, [EventDecl::new(ROOM_JOIN)]);
     assert_eq!(descriptor.hooks, [Hook::Timer]);
 }

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use switchboard_sdk::event::{ROOM_JOIN, ROOM_JOINED, ROOM_LEAVE, ROOM_LEFT, ROOM_STATE};
 use switchboard_sdk::{ClientInfo, Descriptor, ErrorCode, EventDecl, Host, Outcome, Peer, Plugin};
 
 const DEFAULT_CAPACITY: usize = 16;
@@ -71,7 +72,7 @@ impl Plugin for Rooms {
         Descriptor {
             name: "rooms".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            events: ["room:join", "room:leave", "room:state"]
+            events: [ROOM_JOIN, ROOM_LEAVE, ROOM_STATE]
                 .map(EventDecl::new)
                 .into(),
             hooks: vec![],
@@ -91,7 +92,7 @@ impl Plugin for Rooms {
 
     fn on_event(&self, host: &dyn Host, client: &ClientInfo, event: &str, data: &str) -> Outcome {
         match event {
-            "room:join" => match serde_json::from_str::<Join>(data) {
+            ROOM_JOIN => match serde_json::from_str::<Join>(data) {
                 Ok(join) if join.metadata.is_none_or(|m| m.get().starts_with('{')) => {
                     self.join(host, client, join)
                 }
@@ -101,8 +102,8 @@ impl Plugin for Rooms {
                 ),
                 Err(e) => Outcome::reject(ErrorCode::InvalidMessage, format!("room:join: {e}")),
             },
-            "room:leave" => leave(host, client),
-            "room:state" => state(host, client),
+            ROOM_LEAVE => leave(host, client),
+            ROOM_STATE => state(host, client),
             _ => Outcome::Pass,
         }
     }
@@ -136,7 +137,7 @@ impl Rooms {
                     peers: &peers,
                     me: &me,
                 };
-                reply("room:joined", &joined)
+                reply(ROOM_JOINED, &joined)
             }
             Err(code) => Outcome::reject(code, "could not join the room"),
         }
@@ -149,7 +150,7 @@ fn leave(host: &dyn Host, client: &ClientInfo) -> Outcome {
     }
     match host.leave_room(&client.id) {
         Some(room) => reply(
-            "room:left",
+            ROOM_LEFT,
             &RoomView {
                 room_id: &room,
                 peers: None,
@@ -169,7 +170,7 @@ fn state(host: &dyn Host, client: &ClientInfo) -> Outcome {
         room_id: room,
         peers: Some(&peers),
     };
-    reply("room:state", &state)
+    reply(ROOM_STATE, &state)
 }
 
 fn not_in_room() -> Outcome {

@@ -1,4 +1,5 @@
 use serde_json::{Value, json};
+use switchboard_sdk::event::{ROOM_PEER_JOINED, ROOM_PEER_LEFT, SDP_OFFER};
 use switchboard_sdk::testing::{TestHost, rejection, reply};
 use switchboard_sdk::{ErrorCode, Identity, Outcome};
 
@@ -14,7 +15,7 @@ fn call(plugin: &Rooms, host: &TestHost, client: &str, event: &str, data: Value)
 }
 
 fn join(plugin: &Rooms, host: &TestHost, client: &str, room: &str) -> Outcome {
-    call(plugin, host, client, "room:join", json!({ "roomId": room }))
+    call(plugin, host, client, ROOM_JOIN, json!({ "roomId": room }))
 }
 
 #[test]
@@ -23,9 +24,9 @@ fn first_joiner_gets_no_peers_and_itself_with_its_metadata() {
     host.add_client("c1", "alice");
     let data = json!({ "roomId": "standup", "metadata": { "name": "Alice" } });
 
-    let (event, data) = reply(call(&rooms("{}"), &host, "c1", "room:join", data));
+    let (event, data) = reply(call(&rooms("{}"), &host, "c1", ROOM_JOIN, data));
 
-    assert_eq!(event, "room:joined");
+    assert_eq!(event, ROOM_JOINED);
     assert_eq!(
         data,
         json!({
@@ -62,7 +63,7 @@ fn later_joiner_gets_the_others_oldest_first_and_they_hear_of_it() {
     );
     let heard = host.sent_to("c2");
     assert_eq!(heard.len(), 1);
-    assert_eq!(heard[0].0, "room:peer-joined");
+    assert_eq!(heard[0].0, ROOM_PEER_JOINED);
     assert_eq!(heard[0].1["peer"]["clientId"], "c3");
     assert!(
         host.sent_to("c3").is_empty(),
@@ -111,7 +112,7 @@ fn room_claim_allows_its_room_only_and_is_forbidden_before_room_full() {
         rejection(join(&plugin, &host, "c2", "full")),
         ErrorCode::Forbidden
     );
-    assert_eq!(reply(join(&plugin, &host, "c2", "mine")).0, "room:joined");
+    assert_eq!(reply(join(&plugin, &host, "c2", "mine")).0, ROOM_JOINED);
 }
 
 #[test]
@@ -141,7 +142,7 @@ fn default_capacity_is_sixteen() {
     for i in 0..16 {
         assert_eq!(
             reply(join(&plugin, &host, &format!("c{i}"), "r")).0,
-            "room:joined"
+            ROOM_JOINED
         );
     }
     assert_eq!(
@@ -159,7 +160,7 @@ fn a_refusal_from_the_host_is_passed_on() {
     join(&plugin, &host, "c1", "r");
 
     let data = json!({ "roomId": "other" }).to_string();
-    let outcome = plugin.on_event(&host, &before_joining, "room:join", &data);
+    let outcome = plugin.on_event(&host, &before_joining, ROOM_JOIN, &data);
 
     assert_eq!(rejection(outcome), ErrorCode::AlreadyInRoom);
 }
@@ -173,16 +174,16 @@ fn leave_replies_with_the_room_and_the_others_hear_of_it() {
     join(&plugin, &host, "c1", "r");
     join(&plugin, &host, "c2", "r");
 
-    let outcome = call(&plugin, &host, "c2", "room:leave", json!({}));
+    let outcome = call(&plugin, &host, "c2", ROOM_LEAVE, json!({}));
 
     assert_eq!(
         reply(outcome),
-        ("room:left".to_owned(), json!({ "roomId": "r" }))
+        (ROOM_LEFT.to_owned(), json!({ "roomId": "r" }))
     );
     assert_eq!(
         host.sent_to("c1").last().unwrap(),
         &(
-            "room:peer-left".to_owned(),
+            ROOM_PEER_LEFT.to_owned(),
             json!({ "roomId": "r", "clientId": "c2", "reason": "left" })
         )
     );
@@ -194,7 +195,7 @@ fn leave_and_state_outside_a_room_are_not_in_room() {
     let plugin = rooms("{}");
     let host = TestHost::new();
     host.add_client("c1", "alice");
-    for event in ["room:leave", "room:state"] {
+    for event in [ROOM_LEAVE, ROOM_STATE] {
         assert_eq!(
             rejection(call(&plugin, &host, "c1", event, json!({}))),
             ErrorCode::NotInRoom
@@ -211,9 +212,9 @@ fn state_lists_the_others_oldest_first() {
         join(&plugin, &host, id, "r");
     }
 
-    let (event, data) = reply(call(&plugin, &host, "c2", "room:state", json!({})));
+    let (event, data) = reply(call(&plugin, &host, "c2", ROOM_STATE, json!({})));
 
-    assert_eq!(event, "room:state");
+    assert_eq!(event, ROOM_STATE);
     assert_eq!(
         data,
         json!({
@@ -237,7 +238,7 @@ fn malformed_join_data_is_invalid_message() {
         r#"{"roomId": 7}"#,
         r#"{"roomId": "r", "metadata": []}"#,
     ] {
-        let outcome = plugin.on_event(&host, &client, "room:join", data);
+        let outcome = plugin.on_event(&host, &client, ROOM_JOIN, data);
         assert_eq!(rejection(outcome), ErrorCode::InvalidMessage, "{data:?}");
     }
 }
@@ -247,7 +248,7 @@ fn other_events_pass() {
     let host = TestHost::new();
     let client = host.add_client("c1", "alice");
     assert_eq!(
-        rooms("{}").on_event(&host, &client, "sdp:offer", "{}"),
+        rooms("{}").on_event(&host, &client, SDP_OFFER, "{}"),
         Outcome::Pass
     );
 }
@@ -276,7 +277,7 @@ fn describes_the_three_room_events() {
     let descriptor = Rooms::describe();
     assert_eq!(descriptor.name, "rooms");
     let events: Vec<_> = descriptor.events.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(events, ["room:join", "room:leave", "room:state"]);
+    assert_eq!(events, [ROOM_JOIN, ROOM_LEAVE, ROOM_STATE]);
     assert!(descriptor.events.iter().all(|e| e.schema.is_none()));
     assert!(descriptor.hooks.is_empty());
 }

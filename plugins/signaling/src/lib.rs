@@ -8,12 +8,6 @@ use switchboard_sdk::{
     Descriptor, ErrorCode, EventDecl, Host, Plugin, Relay, RelayEvent, RelayOutcome,
 };
 
-const EVENTS: [RelayEvent; 3] = [
-    RelayEvent::SdpOffer,
-    RelayEvent::SdpAnswer,
-    RelayEvent::IceCandidate,
-];
-
 pub struct Signaling;
 
 impl Plugin for Signaling {
@@ -21,7 +15,9 @@ impl Plugin for Signaling {
         Descriptor {
             name: "signaling".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            events: EVENTS.map(|event| EventDecl::new(event.as_str())).into(),
+            events: RelayEvent::ALL
+                .map(|event| EventDecl::new(event.as_str()))
+                .into(),
             hooks: vec![],
         }
     }
@@ -52,6 +48,7 @@ switchboard_sdk::export_plugin!(Signaling);
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use switchboard_sdk::event::ROOM_JOIN;
     use switchboard_sdk::testing::{TestHost, rejection};
     use switchboard_sdk::{ErrorCode, Outcome};
 
@@ -75,7 +72,7 @@ mod tests {
     #[test]
     fn relays_each_event_to_a_member_of_the_same_room() {
         let host = setup();
-        for event in EVENTS {
+        for event in RelayEvent::ALL {
             assert_eq!(send(&host, "c1", event, "c2"), RelayOutcome::Deliver);
         }
     }
@@ -104,7 +101,7 @@ mod tests {
     #[test]
     fn events_without_a_target_pass() {
         let host = setup();
-        let outcome = Signaling.on_event(&host, &host.client("c1"), "room:join", "{}");
+        let outcome = Signaling.on_event(&host, &host.client("c1"), ROOM_JOIN, "{}");
         assert_eq!(outcome, Outcome::Pass);
     }
 
@@ -120,7 +117,7 @@ mod tests {
     fn describes_the_three_relay_events() {
         let descriptor = Signaling::describe();
         let events: Vec<_> = descriptor.events.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(events, EVENTS.map(RelayEvent::as_str));
+        assert_eq!(events, RelayEvent::ALL.map(RelayEvent::as_str));
         assert!(descriptor.hooks.is_empty());
         assert!(Signaling::new("{}").is_ok());
     }

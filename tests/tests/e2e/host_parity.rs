@@ -9,6 +9,7 @@
 //! sent besides the answers to its own messages, and who was kicked must
 //! be the same in both.
 
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use script::{RESULT, RUN, Script};
 use serde_json::{Value, json};
 use switchboard_e2e::chains::{self, builtin, from_file};
 use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server};
-use switchboard_sdk::testing::{TestHost, reply};
+use switchboard_sdk::testing::{Sent, TestHost, reply};
 use switchboard_sdk::{Host, Plugin};
 use tokio::time::timeout;
 
@@ -50,13 +51,8 @@ impl Ids {
             .map(|n| format!("{n:016x}"))
             .find(|id| ![a, b, c].contains(&id.as_str()))
             .expect("some id is free");
-        let own = |id: &str| id.to_owned();
-        Ids {
-            a: own(a),
-            b: own(b),
-            c: own(c),
-            u,
-        }
+        let [a, b, c] = [a, b, c].map(str::to_owned);
+        Ids { a, b, c, u }
     }
 }
 
@@ -145,12 +141,10 @@ const MAIN_RUN_JOIN_ERRORS: [&str; 8] = [
 ];
 
 /// B opens room `r2`; A's main run makes the calls on which the host and
-/// `TestHost` could disagree; each later run is one call that the host
-/// fails as a whole (`PLUGIN_ERROR`).
-///
-/// Sends come after the last change of their room's members: the host
-/// delivers what a call sends once it returns, to the members a room has
-/// then, and `TestHost` at once (see its docs).
+/// `TestHost` could disagree; the next changes who is in `r2` after sending
+/// to it within one call (both deliver to the members at the time of the
+/// send, though the host does so once the call returns); each later run is
+/// one call that the host fails as a whole (`PLUGIN_ERROR`).
 fn scenario(ids: &Ids) -> Vec<Run> {
     use steps::*;
     let (a, b, c, u) = (&*ids.a, &*ids.b, &*ids.c, &*ids.u);
@@ -215,9 +209,16 @@ fn scenario(ids: &Ids) -> Vec<Run> {
         join(b, "r1", "[]"),
         join(u, "r4", ""),
     ];
+    let moves = json!([
+        leave(a),
+        broadcast("r2", NOTE, &note(10), None),
+        join(a, "r2", "{}"),
+        broadcast("r2", NOTE, &note(11), Some(a)),
+        leave(a),
+    ]);
     let setup = (Sender::B, json!([join(b, "r2", r#"{"name":"B"}"#)]));
     let faults = faults.map(|fault| (Sender::A, json!([fault])));
-    [setup, (Sender::A, main)]
+    [setup, (Sender::A, main), (Sender::A, moves)]
         .into_iter()
         .chain(faults)
         .collect()
@@ -232,10 +233,11 @@ struct Heard {
 }
 
 /// What a scenario did: each run's answer (`script:result` data, or
-/// `{"error": code}`), and what A, B and C heard.
+/// `{"error": code}`), and what each client that heard anything heard, by
+/// its id.
 struct Observed {
     answers: Vec<Value>,
-    heard: [Heard; 3],
+    heard: BTreeMap<String, Heard>,
 }
 
 fn plugin_error() -> Value {
@@ -301,6 +303,12 @@ async fn on_server(server: &Server) -> (Ids, Observed) {
     for (client, heard) in [&mut a, &mut b, &mut c].into_iter().zip(&mut heard) {
         heard.until_quiet(client).await;
     }
+    let heard = [&ids.a, &ids.b, &ids.c]
+        .into_iter()
+        .cloned()
+        .zip(heard)
+        .filter(|(_, heard)| *heard != Heard::default())
+        .collect();
     (ids, Observed { answers, heard })
 }
 
@@ -333,15 +341,14 @@ fn natively(ids: &Ids) -> Observed {
             Script.on_timer(&host, &timer.room, &timer.tag);
         }
     }
-    let kicked: Vec<String> = host.kicks().into_iter().map(|(id, _)| id).collect();
-    let heard = [&ids.a, &ids.b, &ids.c].map(|id| Heard {
-        messages: host
-            .sent_to(id)
-            .into_iter()
-            .map(|(event, data)| json!({ "event": event, "data": data }))
-            .collect(),
-        closed: kicked.contains(id).then_some(KICKED),
-    });
+    let mut heard: BTreeMap<String, Heard> = BTreeMap::new();
+    for Sent { to, event, data } in host.sent() {
+        let message = json!({ "event": event, "data": data });
+        heard.entry(to).or_default().messages.push(message);
+    }
+    for (id, _reason) in host.kicks() {
+        heard.entry(id).or_default().closed = Some(KICKED);
+    }
     Observed { answers, heard }
 }
 
@@ -358,8 +365,10 @@ async fn test_host_answers_host_calls_as_the_real_host_does() {
         .filter_map(|result| result["err"].as_str())
         .collect();
     assert_eq!(join_errors, MAIN_RUN_JOIN_ERRORS);
+    // Setup, main and moves succeed; every later run is a fault.
+    assert!(real.answers[2]["results"].is_array(), "{}", real.answers[2]);
     assert!(
-        real.answers[2..]
+        real.answers[3..]
             .iter()
             .all(|answer| *answer == plugin_error())
     );
@@ -392,13 +401,16 @@ fn assert_same(scenario: &[Run], native: &Observed, real: &Observed) {
             );
         }
     }
-    for (client, (native, real)) in ["A", "B", "C"]
-        .iter()
-        .zip(native.heard.iter().zip(&real.heard))
-    {
+    let listeners = |observed: &Observed| observed.heard.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        listeners(native),
+        listeners(real),
+        "who heard anything from TestHost (left) and from the host (right)"
+    );
+    for (client, native) in &native.heard {
         assert_eq!(
-            native, real,
-            "what {client} heard from TestHost (left) and from the host (right) differs"
+            native, &real.heard[client],
+            "what {client} heard from TestHost (left) and from the host (right)"
         );
     }
 }

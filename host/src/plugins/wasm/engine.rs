@@ -12,13 +12,13 @@ use super::state::PluginState;
 use crate::config::PluginLimits;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Instances the pool can hold at once, over all plugins (each plugin keeps
 /// a few warm instances, one per thread calling it).
 const MAX_INSTANCES: u32 = 256;
 
-pub fn engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
+pub(crate) fn engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(MAX_INSTANCES * 8)
@@ -96,7 +96,7 @@ fn deny_blocking(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
 
 /// WASI (deny-by-default: what a plugin may see is in its `WasiCtx`) and the
 /// Switchboard host interface.
-pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
+pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
     deny_blocking(&mut linker)?;

@@ -36,11 +36,7 @@ impl Host for PluginState {
         let frame = frame(&event, &data)?;
         if let Some(room) = RoomId::parse(&room) {
             let except = except.as_deref().and_then(ClientId::parse);
-            self.effects.push(Effect::Broadcast {
-                room,
-                frame,
-                except,
-            });
+            self.queue_broadcast(&room, frame, except);
         }
         Ok(())
     }
@@ -64,12 +60,7 @@ impl Host for PluginState {
     fn leave_room(&mut self, client: String) -> Option<String> {
         let id = ClientId::parse(&client)?;
         let room = self.hub.leave(id)?;
-        let frame = state::peer_left(&room, id, "left");
-        self.effects.push(Effect::Broadcast {
-            room: room.clone(),
-            frame,
-            except: None,
-        });
+        self.queue_broadcast(&room, state::peer_left(&room, id, "left"), None);
         Some(room.to_string())
     }
 
@@ -140,6 +131,12 @@ impl Host for PluginState {
 }
 
 impl PluginState {
+    /// Queues `frame` for the room's members now, but `except`.
+    fn queue_broadcast(&mut self, room: &RoomId, frame: Frame, except: Option<ClientId>) {
+        let to = self.hub.member_ids(room, except);
+        self.effects.push(Effect::Broadcast { to, frame });
+    }
+
     fn join(
         &mut self,
         id: ClientId,
@@ -151,12 +148,9 @@ impl PluginState {
             JoinError::UnknownClient => ErrorCode::NotAuthenticated,
             JoinError::TooManyRooms => ErrorCode::RoomFull,
         })?;
+        let to = others.iter().map(|peer| peer.client_id).collect();
         let frame = state::peer_joined(&room, &joined);
-        self.effects.push(Effect::Broadcast {
-            room,
-            frame,
-            except: Some(id),
-        });
+        self.effects.push(Effect::Broadcast { to, frame });
         Ok(others.iter().map(wit_peer).collect())
     }
 }

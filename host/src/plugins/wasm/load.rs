@@ -20,7 +20,7 @@ use crate::config::PluginLimits;
 use crate::state::Hub;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.3.0";
+pub(crate) const WIT_VERSION: &str = "0.3.0";
 const GUEST_EXPORT: &str = "switchboard:plugin/guest";
 
 /// A component to load, and where it came from (for messages).
@@ -36,7 +36,7 @@ pub(super) struct Prepared {
     pub hash: String,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes)
         .iter()

@@ -28,13 +28,13 @@ use crate::metrics::CallStats;
 use crate::state::{ClientInfo, Hub};
 
 pub struct Plugin {
-    pub name: Arc<str>,
-    pub descriptor: Descriptor,
+    pub(crate) name: Arc<str>,
+    pub(crate) descriptor: Descriptor,
     /// SHA-256 of the component, hex.
-    pub hash: String,
+    pub(crate) hash: String,
     /// Unix milliseconds.
-    pub loaded_at: u64,
-    pub stats: CallStats,
+    pub(crate) loaded_at: u64,
+    pub(crate) stats: CallStats,
     pre: PluginPre<PluginState>,
     hub: Arc<Hub>,
     /// JSON text handed to `init` of every new instance.

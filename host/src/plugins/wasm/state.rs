@@ -17,10 +17,12 @@ use crate::state::Hub;
 #[derive(Debug)]
 pub enum Effect {
     Send(ClientId, Frame),
+    /// One frame for several clients: the members of a room, chosen when
+    /// the plugin asked, so a membership change later in the same call
+    /// does not change who hears it.
     Broadcast {
-        room: RoomId,
+        to: Vec<ClientId>,
         frame: Frame,
-        except: Option<ClientId>,
     },
     Kick(ClientId, String),
     Timer {
@@ -31,7 +33,7 @@ pub enum Effect {
     },
 }
 
-pub struct PluginState {
+pub(crate) struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) hub: Arc<Hub>,
     pub(super) effects: Vec<Effect>,
@@ -47,7 +49,12 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(plugin: Arc<str>, hub: Arc<Hub>, env: &[(String, String)], memory: usize) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        hub: Arc<Hub>,
+        env: &[(String, String)],
+        memory: usize,
+    ) -> Self {
         PluginState {
             plugin,
             hub,

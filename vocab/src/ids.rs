@@ -1,0 +1,170 @@
+//! Validated identifiers. Each type can only hold a value the protocol
+//! allows, so code past the parser never re-checks them.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A connection's id. Shown to clients as 16 lowercase hex digits; plugins
+/// get it as the number those stand for where no string should be copied.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u64);
+
+impl ClientId {
+    pub const fn from_u64(number: u64) -> ClientId {
+        ClientId(number)
+    }
+
+    /// The number the 16 hex digits stand for.
+    pub const fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    pub fn parse(text: &str) -> Option<ClientId> {
+        if text.len() != 16 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok().map(ClientId)
+    }
+}
+
+impl fmt::Display for ClientId {
+    /// By hand rather than `{:016x}`, which goes through the formatting
+    /// machinery: ids are written for every relayed message and plugin call.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = DIGITS[(self.0 >> (60 - 4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Counts Unicode scalar values, the protocol's unit for lengths.
+pub fn char_len(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// A room id: 1..=128 characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(Arc<str>);
+
+impl RoomId {
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(text: &str) -> Option<RoomId> {
+        (1..=Self::MAX_CHARS)
+            .contains(&char_len(text))
+            .then(|| RoomId(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// An event name: 1..=64 chars of `[a-z0-9:._-]`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EventName(Arc<str>);
+
+impl EventName {
+    pub fn parse(text: &str) -> Option<EventName> {
+        let valid = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b':' | b'.' | b'_' | b'-'));
+        valid.then(|| EventName(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// A correlation id: 1..=64 characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CorrelationId(Box<str>);
+
+impl CorrelationId {
+    pub fn parse(text: &str) -> Option<CorrelationId> {
+        (1..=64)
+            .contains(&char_len(text))
+            .then(|| CorrelationId(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_16_lowercase_hex_digits_and_round_trip() {
+        for n in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let id = ClientId::from_u64(n);
+            assert_eq!(id.to_string(), format!("{n:016x}"));
+            assert_eq!(ClientId::parse(&id.to_string()), Some(id));
+            assert_eq!(id.to_u64(), n);
+        }
+        assert_eq!(ClientId::parse("0123"), None);
+        assert_eq!(ClientId::parse("0123456789ABCDEF"), None);
+        assert_eq!(ClientId::parse("+123456789abcdef"), None);
+    }
+
+    #[test]
+    fn lengths_count_scalar_values() {
+        assert!(RoomId::parse(&"é".repeat(128)).is_some());
+        assert!(RoomId::parse(&"é".repeat(129)).is_none());
+        assert!(RoomId::parse("").is_none());
+        assert!(CorrelationId::parse(&"😀".repeat(64)).is_some());
+        assert!(CorrelationId::parse(&"a".repeat(65)).is_none());
+    }
+
+    #[test]
+    fn event_names_use_a_narrow_alphabet() {
+        assert!(EventName::parse("room:join").is_some());
+        assert!(EventName::parse("a.b_c-1").is_some());
+        assert!(EventName::parse("Room:join").is_none());
+        assert!(EventName::parse(&"a".repeat(65)).is_none());
+        assert!(EventName::parse("").is_none());
+    }
+}
