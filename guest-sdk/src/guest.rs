@@ -227,10 +227,8 @@ impl From<wit::Relay> for Relay {
     fn from(r: wit::Relay) -> Self {
         Relay {
             event: r.event.into(),
-            sender: ClientId::from_u64(r.sender).to_string(),
-            target: r
-                .target
-                .map(|target| ClientId::from_u64(target).to_string()),
+            sender: ClientId::from_u64(r.sender).to_hex(),
+            target: r.target.map(|target| ClientId::from_u64(target).to_hex()),
             same_room: r.same_room,
         }
     }
