@@ -15,6 +15,23 @@ use tokio::time::{Instant, sleep};
 /// margin: how long an unexpected disconnect may take to reach the room.
 const UNEXPECTED_DISCONNECT_LIMIT: Duration = Duration::from_secs(25);
 
+// ---- logs ----
+
+/// The server's log goes to a file here, not a terminal: it must read as
+/// plain text, without ANSI colour escapes.
+#[tokio::test]
+async fn a_log_that_is_not_a_terminal_has_no_colour_escapes() {
+    let server = Server::start_default().await;
+    let mut client = Client::connect(&server).await;
+    client
+        .send_json(json!({ "event": "auth:request", "data": { "token": "nope" } }))
+        .await;
+    client.expect_event("auth:response").await;
+    let log = server.log();
+    assert!(log.contains("auth failed"), "no auth line in:\n{log}");
+    assert!(!log.contains('\u{1b}'), "colour escapes in:\n{log}");
+}
+
 // ---- connected ----
 
 #[tokio::test]
