@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use switchboard_protocol::envelope::{self, Data, Envelope, EnvelopeError, ErrorCode};
 use switchboard_protocol::ids::{CorrelationId, EventName};
 use switchboard_protocol::schema::{self, AuthRequest, Normalized};
+use switchboard_vocab::event;
 
 fuzz_target!(|bytes: &[u8]| {
     // tungstenite fails a text message that is not UTF-8 before the host
@@ -227,7 +228,7 @@ fn check_protocol_data(event: &str, data: &Map<String, Value>) {
     let string = |key: &str| data.get(key).and_then(Value::as_str);
     let optional_string = |key: &str| data.get(key).is_none_or(Value::is_string);
     match event {
-        schema::AUTH_REQUEST => match AuthRequest::parse(data) {
+        event::AUTH_REQUEST => match AuthRequest::parse(data) {
             Ok(request) => {
                 assert!(optional_string("roomId"));
                 assert_eq!(Some(request.token.as_str()), string("token"));
@@ -238,7 +239,7 @@ fn check_protocol_data(event: &str, data: &Map<String, Value>) {
                 assert!(string("token").is_none() || !optional_string("roomId"));
             }
         },
-        schema::SESSION_RESUME => {
+        event::SESSION_RESUME => {
             assert_eq!(schema::resume_token(data).ok(), string("resumeToken"));
         }
         _ => {}

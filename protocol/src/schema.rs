@@ -8,10 +8,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Number, Value};
 
 pub use switchboard_vocab::RelayEvent;
-// The four names this module defined before `switchboard-vocab` did stay
-// reachable here, for the code that imports them from this path.
-pub use switchboard_vocab::event::{AUTH_REQUEST, PING, ROOM_JOIN, SESSION_RESUME};
-use switchboard_vocab::event::{ICE_CANDIDATE, ROOM_LEAVE, ROOM_STATE, SDP_ANSWER, SDP_OFFER};
+use switchboard_vocab::event::{
+    AUTH_REQUEST, ICE_CANDIDATE, PING, ROOM_JOIN, ROOM_LEAVE, ROOM_STATE, SDP_ANSWER, SDP_OFFER,
+    SESSION_RESUME,
+};
 
 use crate::envelope::{Data, write_json_str};
 use crate::ids::{RoomId, char_len};

@@ -6,6 +6,7 @@ use proptest::sample::Index;
 use serde_json::{Map, Value, json};
 use switchboard_protocol::envelope::{Data, Envelope, EnvelopeError};
 use switchboard_protocol::schema;
+use switchboard_vocab::event;
 
 /// 1..64 characters of `[a-z0-9:._-]`.
 fn valid_event() -> impl Strategy<Value = String> {
@@ -224,7 +225,7 @@ proptest! {
         let members = [("event".into(), "ping".into()), ("id".into(), unit.repeat(length).into())];
         prop_assert_eq!(Envelope::parse(&object_text(&members)).is_ok(), length <= 64);
         let room = Map::from_iter([("roomId".to_owned(), Value::from(unit.repeat(length + 60)))]);
-        let joined = schema::normalize(schema::ROOM_JOIN, Data::Object(room));
+        let joined = schema::normalize(event::ROOM_JOIN, Data::Object(room));
         prop_assert_eq!(joined.is_ok(), length + 60 <= 128);
     }
 }

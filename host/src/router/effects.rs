@@ -15,11 +15,7 @@ impl Router {
                 Effect::Send(to, frame) => {
                     self.hub.send(to, Outbound::Frame(frame));
                 }
-                Effect::Broadcast { to, frame } => {
-                    for client in to {
-                        self.hub.send(client, Outbound::Frame(frame.clone()));
-                    }
-                }
+                Effect::Broadcast { to, frame } => self.hub.deliver(&to, &frame),
                 Effect::Kick(client, reason) => self.kick(client, reason),
                 Effect::Timer {
                     plugin,

@@ -3,8 +3,7 @@
 //! name in the chain live at that moment, under the room's lock, and only
 //! while the room exists; shutdown drops whatever is pending.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,8 +21,6 @@ pub(super) struct Timers {
 
 struct Timer {
     due: Instant,
-    /// Keeps timers due at the same instant in the order they were set.
-    seq: u64,
     plugin: Arc<str>,
     room: RoomId,
     tag: String,
@@ -41,7 +38,6 @@ impl Timers {
     pub(super) fn schedule(&self, plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String) {
         let timer = Timer {
             due: Instant::now() + Duration::from_millis(delay_ms.into()),
-            seq: 0,
             plugin,
             room,
             tag,
@@ -56,26 +52,25 @@ async fn run(
     router: Weak<Router>,
     shutdown: CancellationToken,
 ) {
-    let mut pending = BinaryHeap::new();
+    // By due time, then in the order set: the count breaks ties.
+    let mut pending = BTreeMap::new();
     let mut set = 0u64;
     loop {
-        let next = pending
-            .peek()
-            .map(|Reverse(timer): &Reverse<Timer>| timer.due);
+        let next = pending.first_key_value().map(|(&(due, _), _)| due);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             request = requests.recv() => match request {
-                Some(mut timer) => {
+                Some(timer) => {
                     set += 1;
-                    timer.seq = set;
-                    pending.push(Reverse(timer));
+                    pending.insert((timer.due, set), timer);
                 }
                 None => return,
             },
             _ = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 let now = Instant::now();
-                while pending.peek().is_some_and(|Reverse(timer)| timer.due <= now) {
-                    let (Some(Reverse(timer)), Some(router)) = (pending.pop(), router.upgrade()) else {
+                while let Some(entry) = pending.first_entry().filter(|e| e.key().0 <= now) {
+                    let timer = entry.remove();
+                    let Some(router) = router.upgrade() else {
                         return;
                     };
                     router.fire(&timer);
@@ -103,25 +98,5 @@ impl Router {
             Ok(called) => self.apply(called.effects),
             Err(fault) => tracing::warn!(room = %timer.room, "timer: {fault}"),
         }
-    }
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Timer) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-
-impl Eq for Timer {}
-
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Timer) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Timer {
-    fn cmp(&self, other: &Timer) -> std::cmp::Ordering {
-        (self.due, self.seq).cmp(&(other.due, other.seq))
     }
 }

@@ -250,6 +250,15 @@ impl Hub {
         true
     }
 
+    /// Queues one frame for each of `to` that is connected, under one read
+    /// of the table.
+    pub(crate) fn deliver(&self, to: &[ClientId], frame: &Frame) {
+        let state = self.state.read();
+        for client in to.iter().filter_map(|id| state.clients.get(id)) {
+            client.outbox.push(Outbound::Frame(frame.clone()));
+        }
+    }
+
     pub(crate) fn broadcast(&self, room: &RoomId, frame: &Frame, except: Option<ClientId>) {
         let state = self.state.read();
         let Some(members) = state.rooms.get(room).map(|r| &r.members) else {
@@ -356,6 +365,21 @@ mod tests {
         hub.join(b, &room, empty()).unwrap();
         hub.broadcast(&room, &Frame::from("x"), Some(a));
         assert_eq!(hub.queued(), 1);
+        assert!(ra.try_recv().is_none());
+        assert!(matches!(rb.try_recv(), Some(Outbound::Frame(f)) if f.as_str() == "x"));
+        assert_eq!(hub.queued(), 0);
+    }
+
+    #[test]
+    fn deliver_reaches_the_named_clients_that_are_connected() {
+        let (hub, ids) = (Hub::new(usize::MAX), ClientIds::new());
+        let room = RoomId::parse("r").unwrap();
+        let (a, mut ra) = client(&hub, &ids);
+        let (b, mut rb) = client(&hub, &ids);
+        hub.join(a, &room, empty()).unwrap();
+        hub.join(b, &room, empty()).unwrap();
+        assert_eq!(hub.member_ids(&room, Some(a)), [b]);
+        hub.deliver(&[b, ids.next()], &Frame::from("x"));
         assert!(ra.try_recv().is_none());
         assert!(matches!(rb.try_recv(), Some(Outbound::Frame(f)) if f.as_str() == "x"));
         assert_eq!(hub.queued(), 0);
