@@ -11,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::{self, QueueLimits, Server, Settings};
 use crate::plugins::{self, CompileCache, Loader, Registry, Swapper, default_cache_dir};
 use crate::router::Router;
 use crate::session::{ClientIds, Sessions};
-use crate::state::Hub;
+use crate::state::{Hub, Remote};
 
 /// A configured server, not yet listening.
 pub struct App {
@@ -28,6 +29,7 @@ pub struct App {
     admin: Arc<Admin>,
     swapper: Arc<Swapper>,
     config: Config,
+    cluster: Option<Arc<Cluster>>,
     shutdown: CancellationToken,
 }
 
@@ -41,7 +43,20 @@ impl App {
         lookup_env: impl Fn(&str) -> Option<String>,
         admin_token: Option<String>,
     ) -> anyhow::Result<App> {
-        let hub = Arc::new(Hub::new(config.limits.max_rooms));
+        App::build_in(config, None, plugins_dir, lookup_env, admin_token)
+    }
+
+    /// [`App::build`] for a node of `cluster` (connected, not started).
+    pub(crate) fn build_in(
+        config: Config,
+        cluster: Option<Arc<Cluster>>,
+        plugins_dir: Option<&Path>,
+        lookup_env: impl Fn(&str) -> Option<String>,
+        admin_token: Option<String>,
+    ) -> anyhow::Result<App> {
+        let link = cluster.as_ref().map(|c| Arc::clone(c.link()));
+        let remote = link.clone().map(|link| link as Arc<dyn Remote>);
+        let hub = Arc::new(Hub::with_remote(config.limits.max_rooms, remote));
         let metrics = Arc::new(Metrics::default());
         let loader = App::loader_for(&config, &hub, CompileCache::new(cache_dir(&config)))?;
         let (chain, entries) = plugins::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
@@ -64,6 +79,7 @@ impl App {
             Arc::clone(&registry),
             Arc::clone(&sessions),
             Arc::clone(&metrics),
+            link,
             shutdown.clone(),
         );
         let connection = net::Context {
@@ -71,6 +87,7 @@ impl App {
             sessions,
             metrics: Arc::clone(&metrics),
             settings: settings(&config),
+            cluster: cluster.clone(),
             shutdown: shutdown.clone(),
         };
         let server = Arc::new(Server {
@@ -87,6 +104,7 @@ impl App {
             registry: Arc::clone(&registry),
             metrics,
             swapper: Arc::clone(&swapper),
+            cluster: cluster.clone(),
             token: admin_token,
             shutdown: shutdown.clone(),
         });
@@ -98,8 +116,21 @@ impl App {
             admin,
             swapper,
             config,
+            cluster,
             shutdown,
         })
+    }
+
+    /// Cluster mode: catches up with the cluster's plugin versions and
+    /// starts the node's cluster tasks. Call before serving.
+    pub(crate) async fn join_cluster(&self) -> anyhow::Result<()> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let (router, hub, swapper) = (&self.router, &self.hub, &self.swapper);
+        cluster
+            .start(Arc::clone(router), Arc::clone(hub), Arc::clone(swapper), self.shutdown.clone())
+            .await
     }
 
     pub fn router(&self) -> &Arc<Router> {

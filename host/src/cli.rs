@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::plugins::builtin::JWT_SECRET_VAR;
 use crate::plugins::{CompileCache, Loader, PluginSource, WIT_VERSION, unix_millis};
@@ -48,6 +49,11 @@ enum Command {
         /// the chain entry `<name>` instead of the built-in one.
         #[arg(long)]
         plugins: Option<PathBuf>,
+        /// Cluster mode: the Redis this node shares with the others,
+        /// overriding the config's `cluster.redis_url` (and turning
+        /// cluster mode on without a `[cluster]` section).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
@@ -81,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             admin_listen,
             plugins,
+            redis,
             log_format,
         } => {
             init_tracing(log_format);
@@ -93,6 +100,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(listen) = admin_listen {
                 config.admin.listen = listen;
+            }
+            if let Some(url) = redis {
+                config.cluster.get_or_insert_with(Default::default).redis_url = url;
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -143,7 +153,12 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
             std::env::var(name).ok()
         }
     };
-    let app = App::build(config, plugins_dir, lookup_env, admin_token)?;
+    let cluster = match &config.cluster {
+        Some(settings) => Some(Cluster::connect(settings, config.limits.max_rooms).await?),
+        None => None,
+    };
+    let app = App::build_in(config, cluster, plugins_dir, lookup_env, admin_token)?;
+    app.join_cluster().await?;
     let config = app.config();
     let shutdown = app.shutdown().clone();
 

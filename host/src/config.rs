@@ -27,6 +27,9 @@ pub struct Config {
     pub plugin_cache: PluginCache,
     pub admin: Admin,
     pub watch: Watch,
+    /// Several nodes sharing one Redis as one server; absent, this node is
+    /// the whole server.
+    pub cluster: Option<Cluster>,
     /// The plugin chain, in the order plugins are asked.
     pub plugins: Vec<PluginEntry>,
 }
@@ -140,6 +143,36 @@ impl Default for Watch {
     }
 }
 
+/// Cluster mode (docs/CLUSTER.md): nodes with the same `redis_url` and
+/// `prefix` are one server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    pub redis_url: String,
+    /// Put before every key and channel, so several clusters (or test
+    /// runs) can share one Redis.
+    pub prefix: String,
+    /// Unique within the cluster; defaults to a random one per start.
+    pub node_id: Option<String>,
+    /// How often the node renews its lease and looks for dead nodes.
+    pub heartbeat_ms: u64,
+    /// A node that has not renewed its lease for this long is dead: its
+    /// clients leave their rooms and its rooms move.
+    pub lease_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            prefix: "switchboard".into(),
+            node_id: None,
+            heartbeat_ms: 1000,
+            lease_ms: 3000,
+        }
+    }
+}
+
 /// Where compiled plugins are kept between runs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -191,6 +224,7 @@ impl Default for Config {
             plugin_cache: PluginCache::default(),
             admin: Admin::default(),
             watch: Watch::default(),
+            cluster: None,
             plugins: ["auth-jwt", "rooms", "signaling"]
                 .into_iter()
                 .map(|name| PluginEntry {
@@ -312,6 +346,9 @@ impl Config {
                 bail!("`limits.events.\"{event}\".rate_burst` must be a number of at least 1");
             }
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if self.plugins.is_empty() {
             bail!("`plugins` must name at least one plugin");
         }
@@ -319,6 +356,33 @@ impl Config {
             if self.plugins[..i].iter().any(|p| p.name == plugin.name) {
                 bail!("`plugins`: `{}` is listed twice", plugin.name);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Cluster {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.heartbeat_ms == 0 {
+            bail!("`cluster.heartbeat_ms` must be greater than 0");
+        }
+        // A lease renewed less than twice per lifetime expires on one
+        // late heartbeat.
+        if self.lease_ms < 2 * self.heartbeat_ms {
+            bail!("`cluster.lease_ms` must be at least twice `cluster.heartbeat_ms`");
+        }
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !valid(&self.prefix) {
+            bail!("`cluster.prefix` must be letters, digits, `-`, `_` or `.`");
+        }
+        if let Some(id) = &self.node_id
+            && !valid(id)
+        {
+            bail!("`cluster.node_id` must be letters, digits, `-`, `_` or `.`");
         }
         Ok(())
     }

@@ -14,6 +14,7 @@
 mod admin;
 mod app;
 pub mod cli;
+mod cluster;
 pub mod config;
 mod metrics;
 mod net;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use http::{Reply, error, json_reply, percent_decode, same, text};
 
+use crate::cluster::Cluster;
 use crate::ids::{ClientId, RoomId};
 use crate::metrics::{self, Metrics};
 use crate::plugins::{Plugin, PluginSource, Registry, SwapError, Swapper};
@@ -35,6 +36,7 @@ pub(crate) struct Admin {
     pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) swapper: Arc<Swapper>,
+    pub(crate) cluster: Option<Arc<Cluster>>,
     /// From `SWITCHBOARD_ADMIN_TOKEN`; `None` leaves the API open (the
     /// listener is then loopback only).
     pub(crate) token: Option<String>,
@@ -124,8 +126,12 @@ impl Admin {
                 swapped(tokio::task::spawn_blocking(move || swapper.rollback(&name)).await)
             }
             (&Method::GET, ["admin", "rooms"]) => self.rooms(),
-            (&Method::GET, ["admin", "rooms", id]) => self.room(id),
-            (&Method::DELETE, ["admin", "clients", id]) => self.remove_client(id),
+            (&Method::GET, ["admin", "rooms", id]) => match &self.cluster {
+                Some(cluster) => cluster_room(cluster, id).await,
+                None => self.room(id),
+            },
+            (&Method::DELETE, ["admin", "clients", id]) => self.remove_client(id).await,
+            (&Method::GET, ["admin", "nodes"]) => self.nodes().await,
             _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
         }
     }
@@ -154,6 +160,9 @@ impl Admin {
                 .num_alive_tasks(),
         };
         self.metrics.render(&mut out, gauges);
+        if let Some(cluster) = &self.cluster {
+            cluster.metrics.render(&mut out);
+        }
         let chain = self.registry.chain();
         let plugins: Vec<_> = chain
             .plugins
@@ -230,17 +239,56 @@ impl Admin {
         )
     }
 
-    fn remove_client(&self, id: &str) -> Reply {
-        match ClientId::parse(id).filter(|id| self.hub.is_connected(*id)) {
-            Some(id) => {
-                self.router.kick(id, "removed by an operator".into());
-                Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(Full::default())
-                    .expect("valid response")
+    /// Closes a client's connection with 4009; in a cluster, on whichever
+    /// node it is connected to.
+    async fn remove_client(&self, id: &str) -> Reply {
+        let reason = "removed by an operator";
+        let Some(id) = ClientId::parse(id) else {
+            return error(StatusCode::NOT_FOUND, "no such client");
+        };
+        let removed = if self.hub.is_local(id) {
+            self.router.kick(id, reason.into());
+            true
+        } else if let Some(cluster) = &self.cluster {
+            match cluster.kick(id, reason).await {
+                Ok(found) => found,
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
             }
-            None => error(StatusCode::NOT_FOUND, "no such client"),
+        } else {
+            false
+        };
+        if !removed {
+            return error(StatusCode::NOT_FOUND, "no such client");
         }
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Full::default())
+            .expect("valid response")
+    }
+
+    async fn nodes(&self) -> Reply {
+        let Some(cluster) = &self.cluster else {
+            return error(StatusCode::NOT_FOUND, "not in cluster mode");
+        };
+        match cluster.nodes().await {
+            Ok(nodes) => json_reply(StatusCode::OK, &json!({ "nodes": nodes })),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
+        }
+    }
+}
+
+/// A room's members on every node, from the cluster's mirror of it.
+async fn cluster_room(cluster: &Cluster, id: &str) -> Reply {
+    let Some(room) = percent_decode(id).as_deref().and_then(RoomId::parse) else {
+        return error(StatusCode::NOT_FOUND, "no such room");
+    };
+    match cluster.members(&room).await {
+        Ok(peers) if peers.is_empty() => error(StatusCode::NOT_FOUND, "no such room"),
+        Ok(peers) => json_reply(
+            StatusCode::OK,
+            &json!({ "roomId": room.as_str(), "peers": peers }),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
     }
 }
 

@@ -18,6 +18,7 @@ use super::rate_limit::{Admit, RateLimit};
 use super::write::{
     CLOSE_LINGER, Signals, Socket, Stopped, bounded, flush_queue, linger, send_close, write_batch,
 };
+use crate::cluster::Cluster;
 use crate::envelope;
 use crate::ids::{ClientId, CorrelationId};
 use crate::metrics::Metrics;
@@ -44,6 +45,8 @@ pub(crate) struct Context {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: Settings,
+    /// Cluster mode: where rooms get their owners.
+    pub(crate) cluster: Option<Arc<Cluster>>,
     /// Ends every connection (1001) and every grace period.
     pub(crate) shutdown: CancellationToken,
 }
@@ -279,6 +282,14 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                             let resumed = resume(ws, cx, live, &token, cause.as_ref());
                             if let Err(end) = Box::pin(resumed).await {
                                 return end;
+                            }
+                        }
+                        // Awaited here, so the client's later messages
+                        // wait behind this one, as on one node.
+                        Verdict::Claim(room) => {
+                            if let Some(cluster) = &cx.cluster {
+                                let claim = cluster.claim_for(router, live.conn.id(), room, text.as_str());
+                                Box::pin(claim).await;
                             }
                         }
                     },

@@ -17,7 +17,7 @@ mod wasm;
 pub use chain::Chain;
 pub(crate) use entries::load;
 pub use registry::{Registry, SwapError};
-pub(crate) use swap::Swapper;
+pub(crate) use swap::{Announce, Swapper};
 pub use wasm::{
     AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
     default_cache_dir,

@@ -72,6 +72,12 @@ impl Registry {
         Ok(previous)
     }
 
+    /// The hash of the version a rollback of `name` would make live.
+    pub(crate) fn previous_hash(&self, name: &str) -> Option<String> {
+        let history = self.history.lock();
+        Some(history.get(name)?.last()?.hash.clone())
+    }
+
     /// Swaps `plugin` in for the entry of its name; returns the old one.
     fn install(&self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, SwapError> {
         let chain = self.chain();

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,16 @@ pub(crate) struct Swapper {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     entries: HashMap<String, Entry>,
+    /// Cluster mode: told of every swap and rollback made here, so every
+    /// node makes it too.
+    announce: OnceLock<Arc<dyn Announce>>,
+}
+
+/// Where a node's own swaps and rollbacks go to reach the others.
+pub(crate) trait Announce: Send + Sync {
+    /// `name` now runs the version `hash`; `bytes` is its component when
+    /// it is new (a rollback's version the other nodes have already).
+    fn swapped(&self, name: &str, hash: &str, bytes: Option<&[u8]>);
 }
 
 impl Swapper {
@@ -37,23 +47,61 @@ impl Swapper {
             registry,
             metrics,
             entries,
+            announce: OnceLock::new(),
         }
     }
 
+    pub(crate) fn announce_to(&self, announce: Arc<dyn Announce>) {
+        let _ = self.announce.set(announce);
+    }
+
     /// Loads `bytes` as the next version of chain entry `name` and makes it
-    /// live. Blocking (it may compile): call it off the async workers.
+    /// live, here and (in a cluster) on every node. Blocking (it may
+    /// compile): call it off the async workers.
     pub(crate) fn swap(&self, name: &str, source: PluginSource) -> Result<Arc<Plugin>, SwapError> {
+        let result = self.swap_here(name, &source);
+        if let (Ok(plugin), Some(announce)) = (&result, self.announce.get()) {
+            announce.swapped(name, &plugin.hash, Some(&source.bytes));
+        }
+        result
+    }
+
+    /// Makes the version `name` replaced last live again, here and on
+    /// every node.
+    pub(crate) fn rollback(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
+        let result = self.rollback_here(name);
+        if let (Ok(plugin), Some(announce)) = (&result, self.announce.get()) {
+            announce.swapped(name, &plugin.hash, None);
+        }
+        result
+    }
+
+    /// [`Swapper::swap`] on this node only: another node announced it.
+    pub(crate) fn swap_here(&self, name: &str, source: &PluginSource) -> Result<Arc<Plugin>, SwapError> {
         let result = self
-            .load(name, &source)
+            .load(name, source)
             .and_then(|plugin| self.registry.replace(plugin));
         self.record(name, &source.origin, &result);
         result
     }
 
-    pub(crate) fn rollback(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
+    /// [`Swapper::rollback`] on this node only.
+    pub(crate) fn rollback_here(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
         let result = self.registry.rollback(name);
         self.record(name, "rollback", &result);
         result
+    }
+
+    /// The hash of the live version of `name`, and of the one a rollback
+    /// would bring back.
+    pub(crate) fn hashes(&self, name: &str) -> (Option<String>, Option<String>) {
+        let live = self.registry.chain().find(name).map(|p| p.hash.clone());
+        (live, self.registry.previous_hash(name))
+    }
+
+    /// The chain entries' names.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
     }
 
     fn load(&self, name: &str, source: &PluginSource) -> Result<Plugin, SwapError> {

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use super::Router;
 use super::reply::Cause;
+use super::{Router, Verdict};
 use crate::envelope::{self, Data, ErrorCode};
-use crate::ids::ClientId;
+use crate::ids::{ClientId, RoomId};
 use crate::net::Outbound;
 use crate::plugins::{Called, Chain, Effect, Outcome, Plugin, PluginFault, Relay};
 use crate::schema::{self, Normalized};
+use crate::state::NodeId;
 use crate::vocab::event;
 
 /// What the chain decided about an event and every plugin's queued
@@ -21,22 +22,81 @@ struct Decided {
 }
 
 impl Router {
-    pub(super) fn route(&self, chain: &Chain, id: ClientId, cause: &Cause, data: Data) {
+    /// Routes an event plugins handle; `text` is the message as it came,
+    /// for the room's owner when that is another node.
+    pub(super) fn route(
+        &self,
+        chain: &Chain,
+        id: ClientId,
+        cause: &Cause,
+        data: Data,
+        text: &str,
+    ) -> Verdict {
         let name = cause.event.as_str();
         let plugins = chain.route(name);
         if plugins.is_empty() {
             let message = format!("no handler for `{}`", cause.event);
-            return self.error(id, cause, ErrorCode::UnknownEvent, &message);
+            self.error(id, cause, ErrorCode::UnknownEvent, &message);
+            return Verdict::Open;
         }
         let data = match schema::normalize(name, data) {
             Ok(data) => data,
-            Err(message) => return self.error(id, cause, ErrorCode::InvalidMessage, &message),
+            Err(message) => {
+                self.error(id, cause, ErrorCode::InvalidMessage, &message);
+                return Verdict::Open;
+            }
         };
         if let Normalized::Object(object) = &data
             && let Err(message) = chain.validate(name, object)
         {
-            return self.error(id, cause, ErrorCode::InvalidMessage, &message);
+            self.error(id, cause, ErrorCode::InvalidMessage, &message);
+            return Verdict::Open;
         }
+        if let Some(link) = &self.link {
+            match self.place(id, name, &data) {
+                Place::Here => {}
+                Place::At(owner) => {
+                    if let Some(identity) = self.hub.client_info(id).and_then(|i| i.identity) {
+                        link.forward(&owner, id, &identity, text);
+                    }
+                    return Verdict::Open;
+                }
+                Place::Claim(room) => return Verdict::Claim(room),
+            }
+        }
+        self.run_event(plugins, id, cause, name, data);
+        Verdict::Open
+    }
+
+    /// Cluster mode: where an event is handled. A client whose room
+    /// another node owns sends everything there; a join of a room this
+    /// node does not own needs a claim first.
+    fn place(&self, id: ClientId, name: &str, data: &Normalized) -> Place {
+        if let Some(owner) = self.hub.away(id) {
+            return Place::At(owner);
+        }
+        let target = match data {
+            Normalized::Object(object) if name == event::ROOM_JOIN => schema::join_target(object),
+            _ => None,
+        };
+        match target {
+            Some(room) if !self.hub.owns(&room) && self.hub.room_of(id).is_none() => {
+                Place::Claim(room)
+            }
+            _ => Place::Here,
+        }
+    }
+
+    /// Steps 7 and 8 on this node: the chain under the room's lock, and
+    /// what it decided.
+    fn run_event(
+        &self,
+        plugins: &[Arc<Plugin>],
+        id: ClientId,
+        cause: &Cause,
+        name: &str,
+        data: Normalized,
+    ) {
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
@@ -74,7 +134,14 @@ impl Router {
         };
         let decided = match decided {
             Ok(decided) => decided,
-            Err(fault) => return self.plugin_error(id, cause, &fault),
+            Err(fault) => {
+                // Whatever the failing call queued is dropped with it.
+                self.plugin_error(id, cause, &fault);
+                Decided {
+                    outcome: Outcome::Handled,
+                    effects: Vec::new(),
+                }
+            }
         };
         match decided.outcome {
             Outcome::Pass | Outcome::Handled => {}
@@ -87,7 +154,22 @@ impl Router {
             Outcome::Reject { code, message } => self.error(id, cause, code, &message),
         }
         self.apply(decided.effects);
+        if self.link.is_some() {
+            // A claim for a join that did not open the room is given up,
+            // and a proxy left in no room here goes home.
+            if let Some(room) = &room {
+                self.hub.settle(room);
+            }
+            self.hub.drop_proxy_if_roomless(id);
+        }
     }
+}
+
+/// Where an event is handled (cluster mode).
+enum Place {
+    Here,
+    At(NodeId),
+    Claim(RoomId),
 }
 
 /// Asks each plugin in turn, with `call`, until one decides.

@@ -5,7 +5,8 @@
 //! plugins handle: the chain under the room's lock and its outcome),
 //! `relay` (delivery with `to` replaced by `from`), `effects` (what plugins
 //! queued), `timers` (room timers, a task of their own) and `reply`
-//! (replies and errors, each counted).
+//! (replies and errors, each counted), and in cluster mode `forwarded`
+//! (messages whose room another node owns, or had to be claimed).
 //!
 //! Every function here is synchronous: plugin calls are short and bounded
 //! by their deadline, and delivery only enqueues.
@@ -13,6 +14,7 @@
 mod auth;
 mod effects;
 mod event;
+mod forwarded;
 mod relay;
 mod reply;
 mod resume;
@@ -28,9 +30,10 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Link;
 use crate::config::{Config, EventRate};
 use crate::envelope::{Envelope, ErrorCode};
-use crate::ids::{ClientId, CorrelationId, EventName};
+use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::net::{Admit, Outbox, RateLimit};
 use crate::plugins::{Chain, Registry, unix_millis};
@@ -52,6 +55,8 @@ pub struct Router {
     auth_required: bool,
     /// `limits.events`: buckets of their own for some events.
     event_rates: HashMap<String, EventRate>,
+    /// Cluster mode: the way to the nodes that own other rooms.
+    link: Option<Arc<Link>>,
 }
 
 /// One connection's protocol state, owned by its task.
@@ -93,6 +98,10 @@ pub enum Verdict {
         token: String,
         cause: Option<CorrelationId>,
     },
+    /// Cluster mode: the message joins a room nobody is known to own yet.
+    /// The caller claims it (which awaits Redis) and hands the message
+    /// back with [`Router::reroute`].
+    Claim(RoomId),
 }
 
 impl Router {
@@ -104,6 +113,7 @@ impl Router {
         registry: Arc<Registry>,
         sessions: Arc<Sessions>,
         metrics: Arc<Metrics>,
+        link: Option<Arc<Link>>,
         shutdown: CancellationToken,
     ) -> Arc<Router> {
         Arc::new_cyclic(|router| Router {
@@ -114,7 +124,12 @@ impl Router {
             timers: Timers::spawn(router.clone(), shutdown),
             auth_required: config.auth.required,
             event_rates: config.limits.events.clone(),
+            link,
         })
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// Registers a new connection and runs the connect hooks.
@@ -127,6 +142,9 @@ impl Router {
             })
         });
         self.hub.register(id, outbox, identity.clone());
+        if let Some(link) = &self.link {
+            link.directory(id, true);
+        }
         let chain = self.registry.chain();
         if let Some(info) = self.hub.client_info(id) {
             for plugin in chain.with_hook(|p| p.descriptor.hooks.connect) {
@@ -149,6 +167,18 @@ impl Router {
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
+        if let Some(link) = &self.link
+            && self.hub.is_local(id)
+        {
+            link.directory(id, false);
+            // A client whose room another node owns: the owner does the
+            // rest, hooks included, after the messages the client sent
+            // before.
+            if let Some(owner) = self.hub.away(id) {
+                self.hub.unregister(id);
+                return link.gone(&owner, id);
+            }
+        }
         let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
         if let Some(room) = self.hub.unregister(id) {
             let frame = state::peer_left(&room, id, "disconnected");
@@ -206,10 +236,7 @@ impl Router {
             events::AUTH_REQUEST => {
                 self.authenticate(&chain, conn, &cause, &envelope.data.into_object())
             }
-            _ => {
-                self.route(&chain, conn.id, &cause, envelope.data);
-                Verdict::Open
-            }
+            _ => self.route(&chain, conn.id, &cause, envelope.data, text),
         }
     }
 

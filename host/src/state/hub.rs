@@ -5,6 +5,13 @@
 //! them through the `join-room`/`leave-room` host calls) and when a client
 //! is unregistered, so no plugin can leave a ghost member behind. Nothing
 //! here blocks or awaits: a send only enqueues.
+//!
+//! In cluster mode the table also holds *proxies*: clients of other nodes
+//! that are members of a room this node owns. A proxy's frames go to its
+//! node through the [`Remote`] seam, which also mirrors owned rooms'
+//! membership and storage to Redis for a takeover. A local client whose
+//! room another node owns is *away*: its room is recorded here, its
+//! membership lives with the owner.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -17,6 +24,63 @@ use serde_json::value::RawValue;
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
 use crate::net::{Outbound, Outbox};
+
+/// A cluster node's id: letters, digits, `-`, `_` and `.`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct NodeId(Arc<str>);
+
+impl NodeId {
+    pub(crate) fn parse(text: &str) -> Option<NodeId> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        valid.then(|| NodeId(text.into()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the table needs of the cluster: delivery to clients on other
+/// nodes, and the Redis mirror of the rooms this node owns. Calls only
+/// enqueue.
+pub(crate) trait Remote: Send + Sync {
+    fn deliver(&self, node: &NodeId, to: ClientId, message: Outbound);
+    /// Tells a proxy's node which room of ours its client is in now.
+    fn placed(&self, node: &NodeId, client: ClientId, room: Option<&RoomId>);
+    /// A member's seat in the mirror (join order, node, who, metadata), or
+    /// its removal.
+    fn seat(&self, room: &RoomId, client: ClientId, seat: Option<Seat<'_>>);
+    fn kv(&self, room: &RoomId, plugin: &str, key: &str, value: Option<&str>);
+    /// The room has closed: it is no longer ours.
+    fn closed(&self, room: &RoomId);
+}
+
+/// A member as the mirror keeps it.
+pub(crate) struct Seat<'a> {
+    pub(crate) seq: u64,
+    pub(crate) node: Option<&'a NodeId>,
+    pub(crate) identity: &'a Identity,
+    pub(crate) metadata: &'a RawValue,
+}
+
+/// Where a client's frames go.
+enum Sink {
+    /// Its connection task on this node.
+    Local(Outbox),
+    /// A proxy: the client is connected to this node.
+    Remote(NodeId),
+}
 
 /// A verified identity (from an auth plugin) or, with auth disabled, the
 /// client id standing in for a user id.
@@ -61,15 +125,20 @@ pub(crate) enum JoinError {
 }
 
 struct Client {
-    outbox: Outbox,
+    sink: Sink,
     identity: Option<Arc<Identity>>,
     room: Option<RoomId>,
+    /// A local client whose room (or the room it is joining) the named
+    /// node owns: its room events are handled there.
+    away: Option<NodeId>,
 }
 
 #[derive(Default)]
 struct Room {
     /// Oldest first.
     members: Vec<Peer>,
+    /// Each member's place in join order, for the mirror.
+    seqs: Vec<u64>,
     /// Plugin storage, by (plugin, key).
     kv: HashMap<(Arc<str>, String), String>,
 }
@@ -78,6 +147,8 @@ struct Room {
 struct State {
     clients: HashMap<ClientId, Client>,
     rooms: HashMap<RoomId, Room>,
+    /// Cluster mode: rooms this node has claimed and not opened yet.
+    claimed: std::collections::HashSet<RoomId>,
 }
 
 pub struct Hub {
@@ -92,17 +163,31 @@ pub struct Hub {
     stripe_hasher: RandomState,
     /// `limits.max_rooms`: a join that would open one more room fails.
     max_rooms: usize,
+    remote: Option<Arc<dyn Remote>>,
+    /// Join order across owners: starts at the node's start time in
+    /// microseconds, so a room taken over keeps its members' order.
+    seq: std::sync::atomic::AtomicU64,
 }
 
 const ROOM_LOCK_STRIPES: usize = 1024;
 
 impl Hub {
     pub(crate) fn new(max_rooms: usize) -> Hub {
+        Hub::with_remote(max_rooms, None)
+    }
+
+    /// A table whose rooms may have members on other nodes.
+    pub(crate) fn with_remote(max_rooms: usize, remote: Option<Arc<dyn Remote>>) -> Hub {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Hub {
             state: RwLock::default(),
             room_locks: (0..ROOM_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             stripe_hasher: RandomState::new(),
             max_rooms,
+            remote,
+            seq: (since_epoch.as_micros() as u64).into(),
         }
     }
 
@@ -113,19 +198,201 @@ impl Hub {
 
     pub(crate) fn register(&self, id: ClientId, outbox: Outbox, identity: Option<Arc<Identity>>) {
         let client = Client {
-            outbox,
+            sink: Sink::Local(outbox),
             identity,
             room: None,
+            away: None,
         };
         self.state.write().clients.insert(id, client);
+    }
+
+    /// Registers a client of `node` as a proxy, or brings a known proxy's
+    /// identity up to date.
+    pub(crate) fn register_proxy(&self, id: ClientId, node: &NodeId, identity: Arc<Identity>) {
+        let mut state = self.state.write();
+        let client = state.clients.entry(id).or_insert_with(|| Client {
+            sink: Sink::Remote(node.clone()),
+            identity: None,
+            room: None,
+            away: None,
+        });
+        client.identity = Some(identity);
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
     pub(crate) fn unregister(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
         let room = state.clients.remove(&id)?.room?;
-        state.remove_member(&room, id);
+        self.remove_member(&mut state, &room, id);
         Some(room)
+    }
+
+    /// Forgets a proxy that is in no room here any more, and tells its
+    /// node so; its client's next events are that node's own again.
+    pub(crate) fn drop_proxy_if_roomless(&self, id: ClientId) {
+        let mut state = self.state.write();
+        let Some(client) = state.clients.get(&id) else {
+            return;
+        };
+        if let (Sink::Remote(node), None) = (&client.sink, &client.room) {
+            let node = node.clone();
+            state.clients.remove(&id);
+            if let Some(remote) = &self.remote {
+                remote.placed(&node, id, None);
+            }
+        }
+    }
+
+    /// The node a local client's room events go to, if not this one.
+    pub(crate) fn away(&self, id: ClientId) -> Option<NodeId> {
+        self.state.read().clients.get(&id)?.away.clone()
+    }
+
+    /// Records where a local client's room lives: `node` owns `room` (or
+    /// the room it is joining, when `room` is `None`); `node` `None`
+    /// brings the client home, in no room.
+    pub(crate) fn set_away(&self, id: ClientId, node: Option<NodeId>, room: Option<RoomId>) {
+        if let Some(client) = self.state.write().clients.get_mut(&id)
+            && matches!(client.sink, Sink::Local(_))
+        {
+            client.room = node.as_ref().and(room);
+            client.away = node;
+        }
+    }
+
+    /// Whether `id` is connected to this node (not a proxy).
+    pub(crate) fn is_local(&self, id: ClientId) -> bool {
+        let state = self.state.read();
+        matches!(state.clients.get(&id).map(|c| &c.sink), Some(Sink::Local(_)))
+    }
+
+    /// The node a proxy's client is connected to.
+    pub(crate) fn edge_of(&self, id: ClientId) -> Option<NodeId> {
+        match &self.state.read().clients.get(&id)?.sink {
+            Sink::Remote(node) => Some(node.clone()),
+            Sink::Local(_) => None,
+        }
+    }
+
+    /// Local clients, proxies, and open rooms.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let state = self.state.read();
+        let proxies = state
+            .clients
+            .values()
+            .filter(|c| matches!(c.sink, Sink::Remote(_)))
+            .count();
+        (state.clients.len() - proxies, proxies, state.rooms.len())
+    }
+
+    /// Writes an open room's mirror again: every seat and stored value.
+    pub(crate) fn remirror(&self, room: &RoomId) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let state = self.state.read();
+        let Some(entry) = state.rooms.get(room) else {
+            return;
+        };
+        for (peer, seq) in entry.members.iter().zip(&entry.seqs) {
+            let Some(client) = state.clients.get(&peer.client_id) else {
+                continue;
+            };
+            let Some(identity) = &client.identity else {
+                continue;
+            };
+            let node = match &client.sink {
+                Sink::Remote(node) => Some(node),
+                Sink::Local(_) => None,
+            };
+            let seat = Seat {
+                seq: *seq,
+                node,
+                identity,
+                metadata: &peer.metadata,
+            };
+            remote.seat(room, peer.client_id, Some(seat));
+        }
+        for ((plugin, key), value) in &entry.kv {
+            remote.kv(room, plugin, key, Some(value));
+        }
+    }
+
+    /// Proxies of clients connected to `node`.
+    pub(crate) fn proxies_of(&self, node: &NodeId) -> Vec<ClientId> {
+        let state = self.state.read();
+        let on = |c: &Client| matches!(&c.sink, Sink::Remote(n) if n == node);
+        state
+            .clients
+            .iter()
+            .filter(|(_, c)| on(c))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Local clients whose room `node` owned, with that room.
+    pub(crate) fn away_at(&self, node: &NodeId) -> Vec<(ClientId, Option<RoomId>)> {
+        let state = self.state.read();
+        state
+            .clients
+            .iter()
+            .filter(|(_, c)| c.away.as_ref() == Some(node))
+            .map(|(id, c)| (*id, c.room.clone()))
+            .collect()
+    }
+
+    /// Whether this node owns `room`: it is open here, or claimed.
+    pub(crate) fn owns(&self, room: &RoomId) -> bool {
+        let state = self.state.read();
+        state.rooms.contains_key(room) || state.claimed.contains(room)
+    }
+
+    /// Notes a claim won for `room`; it lasts until the room has opened
+    /// and closed, or [`Hub::settle`] finds it never opened.
+    pub(crate) fn claimed(&self, room: RoomId) {
+        self.state.write().claimed.insert(room);
+    }
+
+    /// Gives up a claim on `room` if the room did not open.
+    pub(crate) fn settle(&self, room: &RoomId) {
+        let mut state = self.state.write();
+        if !state.rooms.contains_key(room) && state.claimed.remove(room) {
+            if let Some(remote) = &self.remote {
+                remote.closed(room);
+            }
+        }
+    }
+
+    /// Rebuilds a room taken over from a dead node: `members` in join
+    /// order (proxies, or local clients coming home) and its storage.
+    pub(crate) fn adopt_room(&self, room: &RoomId, members: Vec<Adopted>, kv: Vec<(String, String, String)>) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        state.claimed.remove(room);
+        let entry = state.rooms.entry(room.clone()).or_default();
+        for member in members {
+            let client = state.clients.entry(member.peer.client_id).or_insert_with(|| Client {
+                sink: Sink::Remote(member.node.clone()),
+                identity: Some(Arc::clone(&member.identity)),
+                room: None,
+                away: None,
+            });
+            client.room = Some(room.clone());
+            client.away = None;
+            if !entry.members.iter().any(|p| p.client_id == member.peer.client_id) {
+                entry.members.push(member.peer);
+                entry.seqs.push(member.seq);
+            }
+        }
+        for (plugin, key, value) in kv {
+            entry.kv.insert((plugin.into(), key), value);
+        }
+        if entry.members.is_empty() {
+            state.rooms.remove(room);
+            if let Some(remote) = &self.remote {
+                remote.closed(room);
+            }
+        }
     }
 
     pub(crate) fn set_identity(&self, id: ClientId, identity: Arc<Identity>) {
@@ -166,21 +433,35 @@ impl Hub {
         if state.rooms.len() >= self.max_rooms && !state.rooms.contains_key(room) {
             return Err(JoinError::TooManyRooms);
         }
-        let user_id = client
-            .identity
-            .as_ref()
-            .ok_or(JoinError::UnknownClient)?
-            .user_id
-            .as_str();
+        let identity = client.identity.as_ref().ok_or(JoinError::UnknownClient)?;
         let peer = Peer {
             client_id: id,
-            user_id: user_id.into(),
+            user_id: identity.user_id.as_str().into(),
             metadata,
         };
         client.room = Some(room.clone());
-        let members = &mut state.rooms.entry(room.clone()).or_default().members;
-        let others = members.clone();
-        members.push(peer.clone());
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(remote) = &self.remote {
+            let node = match &client.sink {
+                Sink::Remote(node) => Some(node),
+                Sink::Local(_) => None,
+            };
+            let seat = Seat {
+                seq,
+                node,
+                identity,
+                metadata: &peer.metadata,
+            };
+            remote.seat(room, id, Some(seat));
+            if let Some(node) = node {
+                remote.placed(node, id, Some(room));
+            }
+        }
+        state.claimed.remove(room);
+        let entry = state.rooms.entry(room.clone()).or_default();
+        let others = entry.members.clone();
+        entry.members.push(peer.clone());
+        entry.seqs.push(seq);
         Ok((others, peer))
     }
 
@@ -188,7 +469,7 @@ impl Hub {
     pub(crate) fn leave(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
         let room = state.clients.get_mut(&id)?.room.take()?;
-        state.remove_member(&room, id);
+        self.remove_member(&mut state, &room, id);
         Some(room)
     }
 
@@ -223,16 +504,24 @@ impl Hub {
 
     /// Messages queued for all clients and not yet written.
     pub(crate) fn queued(&self) -> usize {
-        self.state
-            .read()
-            .clients
-            .values()
-            .map(|c| c.outbox.depth())
-            .sum()
+        let state = self.state.read();
+        let depth = |c: &Client| match &c.sink {
+            Sink::Local(outbox) => outbox.depth(),
+            Sink::Remote(_) => 0,
+        };
+        state.clients.values().map(depth).sum()
     }
 
-    pub(crate) fn is_connected(&self, id: ClientId) -> bool {
-        self.state.read().clients.contains_key(&id)
+    /// Queues a message for a client, here or on its node.
+    fn push(&self, id: ClientId, client: &Client, message: Outbound) {
+        match &client.sink {
+            Sink::Local(outbox) => outbox.push(message),
+            Sink::Remote(node) => {
+                if let Some(remote) = &self.remote {
+                    remote.deliver(node, id, message);
+                }
+            }
+        }
     }
 
     pub(crate) fn room_exists(&self, room: &RoomId) -> bool {
@@ -246,7 +535,7 @@ impl Hub {
         let Some(client) = state.clients.get(&to) else {
             return false;
         };
-        client.outbox.push(message);
+        self.push(to, client, message);
         true
     }
 
@@ -254,8 +543,10 @@ impl Hub {
     /// of the table.
     pub(crate) fn deliver(&self, to: &[ClientId], frame: &Frame) {
         let state = self.state.read();
-        for client in to.iter().filter_map(|id| state.clients.get(id)) {
-            client.outbox.push(Outbound::Frame(frame.clone()));
+        for id in to {
+            if let Some(client) = state.clients.get(id) {
+                self.push(*id, client, Outbound::Frame(frame.clone()));
+            }
         }
     }
 
@@ -266,7 +557,7 @@ impl Hub {
         };
         for member in members.iter().filter(|m| Some(m.client_id) != except) {
             if let Some(client) = state.clients.get(&member.client_id) {
-                client.outbox.push(Outbound::Frame(frame.clone()));
+                self.push(member.client_id, client, Outbound::Frame(frame.clone()));
             }
         }
     }
@@ -283,28 +574,50 @@ impl Hub {
 
     /// Stores a value; a room that does not exist keeps nothing.
     pub(crate) fn kv_set(&self, room: &RoomId, plugin: &Arc<str>, key: String, value: String) {
-        if let Some(room) = self.state.write().rooms.get_mut(room) {
-            room.kv.insert((plugin.clone(), key), value);
+        if let Some(entry) = self.state.write().rooms.get_mut(room) {
+            if let Some(remote) = &self.remote {
+                remote.kv(room, plugin, &key, Some(&value));
+            }
+            entry.kv.insert((plugin.clone(), key), value);
         }
     }
 
     pub(crate) fn kv_delete(&self, room: &RoomId, plugin: &Arc<str>, key: &str) {
-        if let Some(room) = self.state.write().rooms.get_mut(room) {
-            room.kv.remove(&(plugin.clone(), key.to_owned()));
+        if let Some(entry) = self.state.write().rooms.get_mut(room) {
+            if let Some(remote) = &self.remote {
+                remote.kv(room, plugin, key, None);
+            }
+            entry.kv.remove(&(plugin.clone(), key.to_owned()));
+        }
+    }
+
+    fn remove_member(&self, state: &mut State, room: &RoomId, id: ClientId) {
+        let Some(entry) = state.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(at) = entry.members.iter().position(|m| m.client_id == id) else {
+            return;
+        };
+        entry.members.remove(at);
+        entry.seqs.remove(at);
+        if let Some(remote) = &self.remote {
+            remote.seat(room, id, None);
+        }
+        if entry.members.is_empty() {
+            state.rooms.remove(room);
+            if let Some(remote) = &self.remote {
+                remote.closed(room);
+            }
         }
     }
 }
 
-impl State {
-    fn remove_member(&mut self, room: &RoomId, id: ClientId) {
-        let Some(entry) = self.rooms.get_mut(room) else {
-            return;
-        };
-        entry.members.retain(|m| m.client_id != id);
-        if entry.members.is_empty() {
-            self.rooms.remove(room);
-        }
-    }
+/// A member of a room being taken over.
+pub(crate) struct Adopted {
+    pub(crate) peer: Peer,
+    pub(crate) seq: u64,
+    pub(crate) node: NodeId,
+    pub(crate) identity: Arc<Identity>,
 }
 
 #[cfg(test)]

@@ -11,4 +11,4 @@ mod hub;
 
 pub(crate) use frames::{peer_joined, peer_left};
 pub use hub::{ClientInfo, Hub, Identity};
-pub(crate) use hub::{JoinError, Peer};
+pub(crate) use hub::{Adopted, JoinError, NodeId, Peer, Remote, Seat};

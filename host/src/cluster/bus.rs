@@ -1,0 +1,228 @@
+//! The node's one ordered pipe to Redis. Everything the node writes (its
+//! publishes to other nodes, room claims and closes, the room mirror a
+//! takeover reads) goes through one task, which takes what has queued up
+//! since its last write and sends it as one pipeline: one `PUBLISH` per
+//! destination node per wake, behind the writes of the same wake. One
+//! connection and one task keep the order: what a node says to another
+//! arrives in the order it said it, and a room's close is never overtaken
+//! by its next claim.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::keys::Keys;
+use super::metrics::BusMetrics;
+use super::wire::{self, Message};
+use super::{Claimed, NodeId};
+use crate::ids::{ClientId, RoomId};
+
+/// Most operations one pipeline carries.
+const BATCH: usize = 1024;
+
+/// Where a claim's answer goes.
+pub(crate) type ClaimReply = oneshot::Sender<Result<Claimed, redis::RedisError>>;
+
+pub(crate) enum Op {
+    Publish(NodeId, Message),
+    /// Claim a room for this node; the answer comes back on the sender.
+    Claim(RoomId, ClaimReply),
+    /// The room has closed here: its keys go, if this node still owns it.
+    Close(RoomId),
+    /// A member's seat in the room mirror, or its removal.
+    Seat(RoomId, ClientId, Option<String>),
+    /// A plugin storage entry in the room mirror, or its removal.
+    Kv(RoomId, String, Option<String>),
+    /// A client connected to this node, or gone from it, in the client
+    /// directory.
+    Client(ClientId, bool),
+    /// A swap or rollback made here: the component (if new) and the live
+    /// hash are stored, then every node is told.
+    Swap {
+        name: String,
+        hash: String,
+        bytes: Option<Vec<u8>>,
+        announcement: Vec<u8>,
+    },
+}
+
+/// A handle on the pipe; cheap to clone, never waits.
+#[derive(Clone)]
+pub(crate) struct Bus(mpsc::UnboundedSender<Op>);
+
+impl Bus {
+    pub(crate) fn new() -> (Bus, mpsc::UnboundedReceiver<Op>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Bus(tx), rx)
+    }
+
+    pub(crate) fn send(&self, op: Op) {
+        // Fails only once the node is shutting down and the task is gone.
+        let _ = self.0.send(op);
+    }
+
+    pub(crate) fn publish(&self, node: &NodeId, message: Message) {
+        self.send(Op::Publish(node.clone(), message));
+    }
+}
+
+/// Runs the pipe until every [`Bus`] is dropped.
+pub(crate) async fn run(
+    mut ops: mpsc::UnboundedReceiver<Op>,
+    mut redis: ConnectionManager,
+    keys: Arc<Keys>,
+    me: NodeId,
+    metrics: Arc<BusMetrics>,
+) {
+    let mut queued = Vec::with_capacity(BATCH);
+    let mut backoff = Backoff::default();
+    while ops.recv_many(&mut queued, BATCH).await > 0 {
+        let mut batch = Pipeline::new(&keys, &me);
+        for op in queued.drain(..) {
+            batch.add(op);
+        }
+        let (pipe, claims, published) = batch.finish();
+        let started = Instant::now();
+        match pipe.query_async::<Vec<Value>>(&mut redis).await {
+            Ok(answers) => {
+                metrics.round_trip(started.elapsed());
+                metrics.published(published);
+                for ((room, reply), answer) in claims.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(Claimed::from_script(&room, answer)));
+                }
+                backoff.reset();
+            }
+            Err(e) => {
+                metrics.lost(published);
+                backoff.report(&e, published);
+                for (_, reply) in claims {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// One wake's operations as one pipeline.
+struct Pipeline<'a> {
+    keys: &'a Keys,
+    me: &'a NodeId,
+    pipe: redis::Pipeline,
+    claims: Vec<(RoomId, ClaimReply)>,
+    /// Batches by destination, in the order each destination first came up.
+    batches: Vec<(NodeId, Vec<u8>)>,
+    published: u64,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(keys: &'a Keys, me: &'a NodeId) -> Pipeline<'a> {
+        Pipeline {
+            keys,
+            me,
+            pipe: redis::pipe(),
+            claims: Vec::new(),
+            batches: Vec::new(),
+            published: 0,
+        }
+    }
+
+    fn add(&mut self, op: Op) {
+        let keys = self.keys;
+        match op {
+            Op::Publish(node, message) => {
+                self.published += 1;
+                let at = match self.batches.iter().position(|(n, _)| *n == node) {
+                    Some(at) => at,
+                    None => {
+                        self.batches.push((node, Vec::new()));
+                        self.batches.len() - 1
+                    }
+                };
+                wire::push(&mut self.batches[at].1, &message);
+            }
+            Op::Claim(room, reply) => {
+                self.pipe.add_command(keys.claim(&room, self.me));
+                self.claims.push((room, reply));
+            }
+            Op::Close(room) => {
+                self.pipe.add_command(keys.close(&room, self.me)).ignore();
+            }
+            Op::Seat(room, client, Some(seat)) => {
+                let key = keys.members(&room);
+                self.pipe.hset(key, client.to_u64(), seat).ignore();
+            }
+            Op::Seat(room, client, None) => {
+                self.pipe.hdel(keys.members(&room), client.to_u64()).ignore();
+            }
+            Op::Kv(room, field, Some(value)) => {
+                self.pipe.hset(keys.kv(&room), field, value).ignore();
+            }
+            Op::Kv(room, field, None) => {
+                self.pipe.hdel(keys.kv(&room), field).ignore();
+            }
+            Op::Client(client, true) => {
+                let (key, me) = (keys.clients(), self.me.as_str());
+                self.pipe.hset(key, client.to_u64(), me).ignore();
+            }
+            Op::Client(client, false) => {
+                self.pipe.hdel(keys.clients(), client.to_u64()).ignore();
+            }
+            Op::Swap {
+                name,
+                hash,
+                bytes,
+                announcement,
+            } => {
+                if let Some(bytes) = bytes {
+                    self.pipe.set(keys.component(&hash), bytes).ignore();
+                }
+                self.pipe.set(keys.plugin(&name), hash).ignore();
+                self.pipe.publish(keys.swaps(), announcement).ignore();
+            }
+        }
+    }
+
+    /// The pipeline, the claims whose answers it returns (in order), and
+    /// how many messages it publishes.
+    fn finish(mut self) -> (redis::Pipeline, Vec<(RoomId, ClaimReply)>, u64) {
+        for (node, mut batch) in self.batches {
+            wire::finish(&mut batch);
+            let mut publish = Cmd::new();
+            publish.arg("PUBLISH").arg(self.keys.channel(&node)).arg(batch);
+            self.pipe.add_command(publish).ignore();
+        }
+        (self.pipe, self.claims, self.published)
+    }
+}
+
+/// Waits between failed writes: from 50 ms doubling to 2 s, so a Redis that
+/// is down costs a few wakes a second, not a busy loop. Says so in the log
+/// once per outage.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        if self.failures > 0 {
+            tracing::info!("cluster: writes to Redis are going through again");
+        }
+        self.failures = 0;
+    }
+
+    fn report(&self, e: &redis::RedisError, lost: u64) {
+        if self.failures == 0 {
+            tracing::warn!(lost, "cluster: a write to Redis failed, retrying with backoff: {e}");
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        self.failures += 1;
+        Duration::from_millis(50 << self.failures.min(6)).min(Duration::from_secs(2))
+    }
+}

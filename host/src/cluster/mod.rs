@@ -1,0 +1,286 @@
+//! Cluster mode (docs/CLUSTER.md): several nodes sharing one Redis behave
+//! as one server. Each room has one owner node, proven by a key in Redis
+//! that is valid while the owner's lease lives; every event of the room is
+//! handled there, in one order, with the room's plugin storage and timers.
+//! A client's *edge* node (the one holding its socket) forwards its room
+//! events to the owner and writes what comes back.
+//!
+//! - `keys`: key and channel names, and the ownership scripts.
+//! - `bus`: the one ordered pipe of writes and publishes to Redis.
+//! - `link`: what the hub and the router use (delivery to other nodes,
+//!   the room mirror, forwarding).
+//! - `inbound`: what arrives on this node's channel, dispatched.
+//! - `nodes`: leases, heartbeats, the live node list, death and takeover.
+//! - `swaps`: hot swaps and rollbacks reaching every node.
+//! - `wire`: the messages nodes exchange.
+
+mod bus;
+mod inbound;
+mod keys;
+mod link;
+mod metrics;
+mod nodes;
+mod swaps;
+mod wire;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+use crate::envelope::ErrorCode;
+use crate::ids::{ClientId, RoomId};
+use crate::plugins::Swapper;
+use crate::router::{Router, Verdict};
+use crate::state::Hub;
+
+pub(crate) use crate::state::NodeId;
+pub(crate) use link::Link;
+pub(crate) use metrics::BusMetrics;
+pub(crate) use nodes::NodeInfo;
+
+use bus::{Bus, Op};
+use keys::Keys;
+
+/// The answer to a claim on a room.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Claimed {
+    /// This node or another owns it.
+    Owner(NodeId),
+    /// This node has replaced a dead owner: the room must be rebuilt from
+    /// the mirror before it is used.
+    TookOver,
+    /// The cluster holds `max_rooms` rooms.
+    Full,
+}
+
+impl Claimed {
+    fn from_script(room: &RoomId, answer: Value) -> Claimed {
+        let parsed: Option<(String, i64)> = redis::from_redis_value(answer).ok();
+        match parsed {
+            Some((owner, 1)) if !owner.is_empty() => Claimed::TookOver,
+            Some((owner, _)) if owner.is_empty() => Claimed::Full,
+            Some((owner, _)) => match NodeId::parse(&owner) {
+                Some(node) => Claimed::Owner(node),
+                None => {
+                    tracing::error!(%room, owner, "cluster: a room owner that is no node id");
+                    Claimed::Full
+                }
+            },
+            None => {
+                tracing::error!(%room, "cluster: an unexpected answer to a claim");
+                Claimed::Full
+            }
+        }
+    }
+}
+
+/// This node's membership of a cluster.
+pub(crate) struct Cluster {
+    me: NodeId,
+    keys: Arc<Keys>,
+    link: Arc<Link>,
+    redis: ConnectionManager,
+    settings: config::Cluster,
+    pub(crate) metrics: Arc<BusMetrics>,
+    nodes: nodes::Live,
+    /// Clients whose join this node sent on to the room's real owner, with
+    /// that owner and when (see `inbound::bounce`).
+    bounced: parking_lot::Mutex<std::collections::HashMap<ClientId, (NodeId, std::time::Instant)>>,
+    /// Taken by [`Cluster::start`].
+    started: parking_lot::Mutex<Option<Pending>>,
+}
+
+/// What [`Cluster::connect`] opened and [`Cluster::start`] runs.
+struct Pending {
+    ops: mpsc::UnboundedReceiver<Op>,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+}
+
+impl Cluster {
+    /// Connects to Redis and subscribes to this node's channels; nothing
+    /// is announced until [`Cluster::start`].
+    pub(crate) async fn connect(settings: &config::Cluster, max_rooms: usize) -> anyhow::Result<Arc<Cluster>> {
+        let me = match &settings.node_id {
+            Some(id) => NodeId::parse(id).context("`cluster.node_id` is not a valid node id")?,
+            None => NodeId::parse(&format!("{:016x}", rand::random::<u64>())).expect("hex is a node id"),
+        };
+        let info = settings
+            .redis_url
+            .as_str()
+            .into_connection_info()
+            .with_context(|| format!("cluster: `{}` is not a Redis URL", settings.redis_url))?;
+        // RESP3 carries pub/sub pushes on the same connection as commands,
+        // and lets the connection manager resubscribe after a reconnect.
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(resp3))?;
+        let (push_tx, pushes) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(push_tx)
+            .set_automatic_resubscription()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_max_delay(std::time::Duration::from_secs(2));
+        let mut redis = client
+            .get_connection_manager_with_config(config)
+            .await
+            .with_context(|| format!("cluster: connecting to Redis at {}", settings.redis_url))?;
+        let keys = Arc::new(Keys::new(&settings.prefix, max_rooms));
+        redis.subscribe(keys.channel(&me)).await.context("cluster: subscribing")?;
+        redis.subscribe(keys.swaps()).await.context("cluster: subscribing")?;
+        let (bus, ops) = Bus::new();
+        let link = Arc::new(Link { me: me.clone(), bus });
+        Ok(Arc::new(Cluster {
+            me,
+            keys,
+            link,
+            redis,
+            settings: settings.clone(),
+            metrics: Arc::default(),
+            nodes: nodes::Live::default(),
+            bounced: parking_lot::Mutex::default(),
+            started: parking_lot::Mutex::new(Some(Pending { ops, pushes })),
+        }))
+    }
+
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// Catches up with the cluster's plugin versions, then runs the bus,
+    /// the inbound dispatch and the heartbeat until `shutdown`.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        router: Arc<Router>,
+        hub: Arc<Hub>,
+        swapper: Arc<Swapper>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Some(Pending { ops, pushes }) = self.started.lock().take() else {
+            anyhow::bail!("cluster: started twice");
+        };
+        tokio::spawn(bus::run(
+            ops,
+            self.redis.clone(),
+            Arc::clone(&self.keys),
+            self.me.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        swaps::catch_up(self, &swapper).await?;
+        swapper.announce_to(Arc::new(swaps::Announcer::new(self)));
+        let cx = Arc::new(inbound::Inbound {
+            cluster: Arc::clone(self),
+            router,
+            hub,
+            swapper,
+        });
+        nodes::beat(self, &cx).await?;
+        tokio::spawn(inbound::run(Arc::clone(&cx), pushes));
+        tokio::spawn(nodes::run(Arc::clone(self), cx, shutdown));
+        tracing::info!(node = %self.me, prefix = %self.settings.prefix, "cluster: joined");
+        Ok(())
+    }
+
+    /// Asks Redis who owns `room`, claiming it for this node if nobody
+    /// (alive) does.
+    pub(crate) async fn claim(&self, room: &RoomId) -> Result<Claimed, redis::RedisError> {
+        let (reply, answer) = oneshot::channel();
+        self.link.bus.send(Op::Claim(room.clone(), reply));
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "the cluster is shutting down"))),
+        }
+    }
+
+    /// Finds `room` an owner for the message `text` from `client` that
+    /// needs one ([`Verdict::Claim`]), then routes the message again.
+    /// `client` is a local client, or a proxy when another node sent the
+    /// message here.
+    pub(crate) async fn claim_for(&self, router: &Router, client: ClientId, mut room: RoomId, text: &str) {
+        let hub = router.hub();
+        // A claim won can be lost again before the message is routed (the
+        // room opened and closed in between): try again, a few times.
+        for _ in 0..3 {
+            match self.claim(&room).await {
+                Ok(Claimed::Owner(node)) if node == self.me => hub.claimed(room.clone()),
+                Ok(Claimed::TookOver) => nodes::take_over(self, hub, &room).await,
+                Ok(Claimed::Owner(node)) => {
+                    if hub.is_local(client) {
+                        hub.set_away(client, Some(node), None);
+                    } else {
+                        inbound::bounce(self, hub, client, &node, text);
+                        return;
+                    }
+                }
+                Ok(Claimed::Full) => {
+                    let message = "the server holds as many rooms as it may";
+                    return router.refuse(client, text, ErrorCode::RoomFull, message);
+                }
+                Err(e) => {
+                    tracing::warn!(%room, "cluster: claiming a room: {e}");
+                    let message = "the cluster is unavailable; try again";
+                    return router.refuse(client, text, ErrorCode::Internal, message);
+                }
+            }
+            match router.reroute(client, text) {
+                Verdict::Claim(again) => room = again,
+                _ => return,
+            }
+        }
+        router.refuse(client, text, ErrorCode::Internal, "the room could not be placed; try again");
+    }
+
+    /// Where this node sent `client`'s join lately, if it did.
+    fn bounced_to(&self, client: ClientId) -> Option<NodeId> {
+        let bounced = self.bounced.lock();
+        let (owner, at) = bounced.get(&client)?;
+        (at.elapsed() < inbound::BOUNCE_KEPT).then(|| owner.clone())
+    }
+
+    /// The live nodes and their load, for `GET /admin/nodes`.
+    pub(crate) async fn nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        nodes::list(self).await
+    }
+
+    /// A room's members on every node, oldest first, from its mirror.
+    pub(crate) async fn members(&self, room: &RoomId) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut redis = self.redis.clone();
+        let seats: std::collections::HashMap<u64, String> =
+            redis::AsyncCommands::hgetall(&mut redis, self.keys.members(room)).await?;
+        let mut seats: Vec<(ClientId, wire::Seat)> = seats
+            .into_iter()
+            .filter_map(|(id, seat)| Some((ClientId::from_u64(id), serde_json::from_str(&seat).ok()?)))
+            .collect();
+        seats.sort_by_key(|(_, seat)| seat.seq);
+        let peers = seats.into_iter().map(|(id, seat)| {
+            serde_json::json!({
+                "clientId": id.to_string(),
+                "userId": seat.member.user_id,
+                "metadata": seat.metadata,
+                "node": seat.node,
+            })
+        });
+        Ok(peers.collect())
+    }
+
+    /// Closes a client's connection (4009) on the node it is connected to;
+    /// false if no live node has it.
+    pub(crate) async fn kick(&self, client: ClientId, reason: &str) -> anyhow::Result<bool> {
+        let mut redis = self.redis.clone();
+        let edge: Option<String> =
+            redis::AsyncCommands::hget(&mut redis, self.keys.clients(), client.to_u64()).await?;
+        let Some(edge) = edge.as_deref().and_then(NodeId::parse) else {
+            return Ok(false);
+        };
+        if !self.nodes.contains(&edge) {
+            return Ok(false);
+        }
+        let close = wire::Message::close(client, crate::vocab::CloseCode::Kicked, reason.to_owned());
+        self.link.bus.publish(&edge, close);
+        Ok(true)
+    }
+}

@@ -1,0 +1,307 @@
+//! Node leases and what follows from them. Every heartbeat a node renews
+//! its lease (a key that expires after `lease_ms`, holding its load) and
+//! reads which nodes still hold theirs. A node whose lease has gone is
+//! dead: each survivor drops the proxies of its clients (their rooms hear
+//! `room:peer-left`), and the rooms it owned are claimed by a survivor
+//! with members there, which rebuilds them from the mirror (a takeover).
+//!
+//! After the connection to Redis comes back, a node first re-asserts what
+//! it owns (Redis may have restarted empty) and declares nobody dead for
+//! one lease, so that no node is buried for a gap that was Redis's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::inbound::Inbound;
+use super::link::kv_field;
+use super::wire::Seat;
+use super::{Claimed, Cluster, NodeId};
+use crate::ids::{ClientId, RoomId};
+use crate::plugins::unix_millis;
+use crate::state::{self, Adopted, Hub, Identity, Peer, Remote};
+
+/// The nodes alive at the last heartbeat.
+#[derive(Default)]
+pub(crate) struct Live {
+    nodes: RwLock<HashSet<NodeId>>,
+    /// Set when the connection to Redis dropped; the next heartbeat
+    /// re-asserts this node's rooms.
+    reconnected: AtomicBool,
+}
+
+impl Live {
+    pub(crate) fn reconnected(&self) {
+        self.reconnected.store(true, Relaxed);
+    }
+
+    pub(super) fn contains(&self, node: &NodeId) -> bool {
+        self.nodes.read().contains(node)
+    }
+}
+
+/// What a node's lease key holds.
+#[derive(Serialize, Deserialize)]
+struct Load {
+    connections: usize,
+    proxies: usize,
+    rooms: usize,
+    #[serde(rename = "heartbeatAt")]
+    heartbeat_at: u64,
+}
+
+/// A live node, for `GET /admin/nodes`.
+#[derive(Serialize)]
+pub(crate) struct NodeInfo {
+    id: NodeId,
+    #[serde(rename = "self")]
+    this: bool,
+    #[serde(flatten)]
+    load: Load,
+}
+
+pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(cluster.settings.heartbeat_ms);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Nobody is buried for a gap in this node's own view of Redis.
+    let mut quiet_until = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if cluster.nodes.reconnected.swap(false, Relaxed) {
+            quiet_until = Instant::now() + Duration::from_millis(cluster.settings.lease_ms);
+            reassert(&cluster, &cx.hub).await;
+        }
+        match beat(&cluster, &cx).await {
+            Ok(dead) if Instant::now() >= quiet_until => {
+                for node in dead {
+                    bury(&cluster, &cx, &node).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cluster: heartbeat: {e}"),
+        }
+    }
+    // Leaving: the others need not wait for the lease to end.
+    let mut redis = cluster.redis.clone();
+    let _: Result<(), _> = redis::pipe()
+        .del(cluster.keys.node(&cluster.me))
+        .zrem(cluster.keys.nodes(), cluster.me.as_str())
+        .query_async(&mut redis)
+        .await;
+}
+
+/// Renews this node's lease and reads the others'; returns the nodes
+/// found dead since the last beat.
+pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<NodeId>> {
+    let keys = &cluster.keys;
+    let (connections, proxies, rooms) = cx.hub.counts();
+    let load = Load {
+        connections,
+        proxies,
+        rooms,
+        heartbeat_at: unix_millis(),
+    };
+    let mut redis = cluster.redis.clone();
+    let (listed,): (Vec<String>,) = redis::pipe()
+        .set_options(
+            keys.node(&cluster.me),
+            serde_json::to_string(&load)?,
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(cluster.settings.lease_ms)),
+        )
+        .ignore()
+        .zadd(keys.nodes(), cluster.me.as_str(), load.heartbeat_at)
+        .ignore()
+        .zrange(keys.nodes(), 0, -1)
+        .query_async(&mut redis)
+        .await?;
+    let listed: Vec<NodeId> = listed.iter().filter_map(|id| NodeId::parse(id)).collect();
+    let mut exists = redis::pipe();
+    for node in &listed {
+        exists.exists(keys.node(node));
+    }
+    let alive: Vec<bool> = exists.query_async(&mut redis).await?;
+    let now: HashSet<NodeId> = listed
+        .iter()
+        .zip(alive)
+        .filter(|(_, alive)| *alive)
+        .map(|(node, _)| node.clone())
+        .collect();
+    let listed_dead = listed.iter().filter(|node| !now.contains(*node));
+    let mut known = cluster.nodes.nodes.write();
+    let vanished = known.iter().filter(|node| !now.contains(*node));
+    let dead: HashSet<NodeId> = listed_dead
+        .chain(vanished)
+        .filter(|node| **node != cluster.me)
+        .cloned()
+        .collect();
+    cluster.metrics.set_nodes(now.len());
+    *known = now;
+    Ok(dead.into_iter().collect())
+}
+
+/// Everything that follows a node's death, on this node.
+async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
+    let mut redis = cluster.redis.clone();
+    // Whoever takes the node off the list first reaps the rooms nobody
+    // alive is in.
+    let first: i64 = redis.zrem(cluster.keys.nodes(), dead.as_str()).await.unwrap_or(0);
+    if first == 1 {
+        cluster.metrics.node_died();
+        let reaped: redis::RedisResult<i64> = cluster.keys.reap(dead).query_async(&mut redis).await;
+        tracing::warn!(node = %dead, reaped = ?reaped, "cluster: a node died");
+    }
+    for client in cx.hub.proxies_of(dead) {
+        cx.router.disconnect(client);
+    }
+    let mut rooms: HashMap<RoomId, Vec<ClientId>> = HashMap::new();
+    for (client, room) in cx.hub.away_at(dead) {
+        match room {
+            Some(room) => rooms.entry(room).or_default().push(client),
+            // Its join was on the way to the dead node: it is in no room.
+            None => cx.hub.set_away(client, None, None),
+        }
+    }
+    for (room, clients) in rooms {
+        match cluster.claim(&room).await {
+            Ok(Claimed::TookOver) => take_over(cluster, &cx.hub, &room).await,
+            Ok(Claimed::Owner(owner)) if owner != cluster.me => {
+                for client in clients {
+                    cx.hub.set_away(client, Some(owner.clone()), Some(room.clone()));
+                }
+            }
+            Ok(Claimed::Owner(_)) => take_over(cluster, &cx.hub, &room).await,
+            Ok(Claimed::Full) | Err(_) => {
+                tracing::warn!(%room, "cluster: could not take over a dead node's room; its members here leave it");
+                for client in clients {
+                    cx.hub.set_away(client, None, None);
+                }
+            }
+        }
+    }
+}
+
+/// Rebuilds `room`, just claimed from a dead owner, from its mirror: its
+/// members on live nodes stay, in their order, with the room's storage;
+/// the others leave it (`room:peer-left`); the members' edges hear that
+/// the room lives here now.
+pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
+    let mut redis = cluster.redis.clone();
+    let read: redis::RedisResult<(HashMap<u64, String>, HashMap<String, String>)> = redis::pipe()
+        .hgetall(cluster.keys.members(room))
+        .hgetall(cluster.keys.kv(room))
+        .query_async(&mut redis)
+        .await;
+    let (seats, kv) = match read {
+        Ok(read) => read,
+        Err(e) => return tracing::warn!(%room, "cluster: reading a room to take over: {e}"),
+    };
+    let mut seats: Vec<(ClientId, Seat)> = seats
+        .into_iter()
+        .filter_map(|(client, seat)| Some((ClientId::from_u64(client), serde_json::from_str(&seat).ok()?)))
+        .collect();
+    seats.sort_by_key(|(_, seat)| seat.seq);
+    let _guard = hub.lock_room(room);
+    let mut kept = Vec::new();
+    let mut gone = Vec::new();
+    for (client, seat) in seats {
+        let here = seat.node == cluster.me && hub.is_local(client);
+        if here || (seat.node != cluster.me && cluster.nodes.contains(&seat.node)) {
+            kept.push(adopted(client, seat));
+        } else {
+            gone.push(client);
+        }
+    }
+    let moved: Vec<(ClientId, NodeId)> = kept
+        .iter()
+        .filter(|member| member.node != cluster.me)
+        .map(|member| (member.peer.client_id, member.node.clone()))
+        .collect();
+    let kv = kv
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let (plugin, key) = kv_field(&field)?;
+            Some((plugin.to_owned(), key.to_owned(), value))
+        })
+        .collect();
+    hub.adopt_room(room, kept, kv);
+    for client in &gone {
+        cluster.link.seat(room, *client, None);
+        hub.broadcast(room, &state::peer_left(room, *client, "disconnected"), None);
+    }
+    for (client, edge) in moved {
+        cluster.link.moved_to(&edge, client, &cluster.me, Some(room));
+    }
+    cluster.metrics.took_over();
+    tracing::info!(%room, left = gone.len(), "cluster: took a room over");
+}
+
+fn adopted(client: ClientId, seat: Seat) -> Adopted {
+    let metadata: Arc<RawValue> = Arc::from(seat.metadata);
+    Adopted {
+        peer: Peer {
+            client_id: client,
+            user_id: seat.member.user_id.as_str().into(),
+            metadata,
+        },
+        seq: seat.seq,
+        node: seat.node,
+        identity: Arc::new(Identity::from(seat.member)),
+    }
+}
+
+/// After a reconnect: claims this node's open rooms again and writes their
+/// mirror back, in case Redis restarted empty.
+async fn reassert(cluster: &Cluster, hub: &Hub) {
+    for (room, _) in hub.rooms() {
+        match cluster.claim(&room).await {
+            Ok(Claimed::Owner(owner)) if owner == cluster.me => hub.remirror(&room),
+            Ok(Claimed::TookOver) => hub.remirror(&room),
+            Ok(other) => {
+                tracing::error!(%room, ?other, "cluster: another node claimed one of this node's rooms while Redis was away")
+            }
+            Err(e) => {
+                tracing::warn!(%room, "cluster: re-asserting a room: {e}");
+                cluster.nodes.reconnected();
+                return;
+            }
+        }
+    }
+}
+
+/// The live nodes, with the load each wrote with its last heartbeat.
+pub(crate) async fn list(cluster: &Cluster) -> anyhow::Result<Vec<NodeInfo>> {
+    let mut redis = cluster.redis.clone();
+    let ids: Vec<String> = redis.zrange(cluster.keys.nodes(), 0, -1).await?;
+    let ids: Vec<NodeId> = ids.iter().filter_map(|id| NodeId::parse(id)).collect();
+    let mut get = redis::pipe();
+    for id in &ids {
+        get.get(cluster.keys.node(id));
+    }
+    let loads: Vec<Option<String>> = get.query_async(&mut redis).await?;
+    let mut nodes: Vec<NodeInfo> = ids
+        .into_iter()
+        .zip(loads)
+        .filter_map(|(id, load)| {
+            let load = serde_json::from_str(&load?).ok()?;
+            Some(NodeInfo {
+                this: id == cluster.me,
+                id,
+                load,
+            })
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    Ok(nodes)
+}

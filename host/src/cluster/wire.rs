@@ -1,0 +1,194 @@
+//! What nodes say to each other on their channels: batches of [`Message`]
+//! as one JSON array per `PUBLISH`. Frames travel as raw JSON (they are
+//! JSON already), so forwarding one costs a copy, not an escape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::envelope::Frame;
+use crate::ids::{ClientId, RoomId};
+use crate::state::Identity;
+use crate::vocab::CloseCode;
+
+use super::NodeId;
+
+/// One thing one node asks of another.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+pub(crate) enum Message {
+    /// Edge to owner: handle this message from a client of the edge.
+    Event {
+        #[serde(with = "client_id")]
+        client: ClientId,
+        edge: NodeId,
+        identity: Member,
+        text: String,
+    },
+    /// Edge to owner: the client's session has ended.
+    Gone {
+        #[serde(with = "client_id")]
+        client: ClientId,
+    },
+    /// Owner to edge: write this frame to the client.
+    Frame {
+        #[serde(with = "client_id")]
+        to: ClientId,
+        frame: Box<RawValue>,
+    },
+    /// Owner to edge: close the client's connection (a kick).
+    Close {
+        #[serde(with = "client_id")]
+        to: ClientId,
+        code: u16,
+        reason: String,
+    },
+    /// Owner to edge: the client is in `room` on `owner`, or in no room
+    /// there any more (`None`): its next messages are the edge's own.
+    Placed {
+        #[serde(with = "client_id")]
+        client: ClientId,
+        #[serde(with = "room_id::optional")]
+        room: Option<RoomId>,
+        owner: NodeId,
+    },
+    /// To an edge: the room its client is in or joining is `owner`'s now
+    /// (a takeover, or a join that reached a node that no longer owned
+    /// the room).
+    Moved {
+        #[serde(with = "client_id")]
+        client: ClientId,
+        owner: NodeId,
+        /// The room, when the client is a member already (a takeover).
+        #[serde(with = "room_id::optional")]
+        room: Option<RoomId>,
+    },
+}
+
+/// What the owner needs of a client to run plugins for it, and what a
+/// room's member list in Redis keeps of each member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Member {
+    #[serde(rename = "userId")]
+    pub(crate) user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) role: Option<String>,
+    #[serde(
+        rename = "roomClaim",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) room_claim: Option<String>,
+}
+
+impl From<&Identity> for Member {
+    fn from(identity: &Identity) -> Member {
+        Member {
+            user_id: identity.user_id.clone(),
+            role: identity.role.clone(),
+            room_claim: identity.room_claim.clone(),
+        }
+    }
+}
+
+impl From<Member> for Identity {
+    fn from(member: Member) -> Identity {
+        Identity {
+            user_id: member.user_id,
+            role: member.role,
+            room_claim: member.room_claim,
+        }
+    }
+}
+
+/// A room member as kept in `room:{id}:members` for a takeover: the
+/// owner's join order, the edge it is connected to, who it is, and the
+/// metadata its peers saw.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Seat {
+    pub(crate) seq: u64,
+    pub(crate) node: NodeId,
+    #[serde(flatten)]
+    pub(crate) member: Member,
+    pub(crate) metadata: Box<RawValue>,
+}
+
+impl Message {
+    /// A frame for `to`. Frames are JSON text the host wrote itself.
+    pub(crate) fn frame(to: ClientId, frame: &Frame) -> Option<Message> {
+        let frame = RawValue::from_string(frame.as_str().to_owned()).ok()?;
+        Some(Message::Frame { to, frame })
+    }
+
+    pub(crate) fn close(to: ClientId, code: CloseCode, reason: String) -> Message {
+        Message::Close {
+            to,
+            code: code.as_u16(),
+            reason,
+        }
+    }
+}
+
+/// Appends `message` to a batch being built as a JSON array.
+pub(crate) fn push(batch: &mut Vec<u8>, message: &Message) {
+    batch.push(if batch.is_empty() { b'[' } else { b',' });
+    // Serializing these types into a Vec cannot fail: every map key is a
+    // string and every value serializable.
+    let _ = serde_json::to_writer(&mut *batch, message);
+}
+
+/// Closes a batch built by [`push`].
+pub(crate) fn finish(batch: &mut Vec<u8>) {
+    batch.push(b']');
+}
+
+pub(crate) fn decode(payload: &[u8]) -> serde_json::Result<Vec<Message>> {
+    serde_json::from_slice(payload)
+}
+
+/// Client ids as their number: nodes need no hex.
+mod client_id {
+    use super::ClientId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(id: &ClientId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(id.to_u64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ClientId, D::Error> {
+        u64::deserialize(d).map(ClientId::from_u64)
+    }
+}
+
+/// Room ids, checked again on the way in like any other input.
+pub(crate) mod room_id {
+    use super::RoomId;
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RoomId, D::Error> {
+        let text = String::deserialize(d)?;
+        RoomId::parse(&text).ok_or_else(|| D::Error::custom("invalid room id"))
+    }
+
+    pub(crate) mod optional {
+        use super::RoomId;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            room: &Option<RoomId>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match room {
+                Some(room) => s.serialize_some(room.as_str()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<RoomId>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] RoomId);
+            Option::<Wrapped>::deserialize(d).map(|room| room.map(|Wrapped(room)| room))
+        }
+    }
+}
