@@ -71,6 +71,7 @@ impl App {
         let sessions = Arc::new(Sessions::new(
             config.session.replay_limit,
             Arc::clone(&metrics),
+            cluster.as_ref().map(|c| c.me().clone()),
         ));
         let shutdown = CancellationToken::new();
         let router = Router::new(
@@ -129,7 +130,13 @@ impl App {
         };
         let (router, hub, swapper) = (&self.router, &self.hub, &self.swapper);
         cluster
-            .start(Arc::clone(router), Arc::clone(hub), Arc::clone(swapper), self.shutdown.clone())
+            .start(
+                Arc::clone(router),
+                Arc::clone(hub),
+                Arc::clone(swapper),
+                Arc::clone(&self.server.connection.sessions),
+                self.shutdown.clone(),
+            )
             .await
     }
 

@@ -102,7 +102,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 config.admin.listen = listen;
             }
             if let Some(url) = redis {
-                config.cluster.get_or_insert_with(Default::default).redis_url = url;
+                config
+                    .cluster
+                    .get_or_insert_with(Default::default)
+                    .redis_url = url;
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -28,6 +29,10 @@ const ADMIN_PREFIX: &str = "switchboard admin on http://";
 
 /// The admin address every test server gets unless a test picks another.
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:0";
+
+/// How long a killed server may take to be reaped. SIGKILL cannot be
+/// caught, so this only bounds the kernel's teardown.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running server. Dropping it kills the process; if the test is failing
 /// at that moment, the server's log (its stderr) is printed.
@@ -78,6 +83,15 @@ impl ServerBuilder {
     pub fn plugins_dir(mut self, dir: &Path) -> Self {
         self.args.push("--plugins".into());
         self.args.push(dir.into());
+        self
+    }
+
+    /// One more command-line argument after the ones every test server
+    /// gets, for flags that have no method of their own here (e.g.
+    /// `--redis URL`): a test of a flag must pass the flag itself, since
+    /// its config twin proves nothing about the command line.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
         self
     }
 
@@ -285,6 +299,31 @@ impl Server {
             0,
             "kill -TERM {pid}: {}",
             std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends SIGKILL and reaps the process: a crash, as the OOM killer or an
+    /// operator's `kill -9` makes one. No shutdown code runs, so nothing is
+    /// closed, released or announced (sockets are reset by the kernel,
+    /// leases in Redis simply stop being renewed): what the rest of a
+    /// cluster must survive. Returns once the process is gone, so a test
+    /// that times what follows starts its clock at the death, not before.
+    pub async fn kill9(&mut self) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -KILL {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        let status = self.wait_exit(REAP_TIMEOUT).await;
+        // Had it exited by itself first, it would not have been a crash.
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "switchboard {pid} ended with {status}, not by the SIGKILL"
         );
     }
 

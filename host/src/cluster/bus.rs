@@ -156,7 +156,9 @@ impl<'a> Pipeline<'a> {
                 self.pipe.hset(key, client.to_u64(), seat).ignore();
             }
             Op::Seat(room, client, None) => {
-                self.pipe.hdel(keys.members(&room), client.to_u64()).ignore();
+                self.pipe
+                    .hdel(keys.members(&room), client.to_u64())
+                    .ignore();
             }
             Op::Kv(room, field, Some(value)) => {
                 self.pipe.hset(keys.kv(&room), field, value).ignore();
@@ -192,7 +194,10 @@ impl<'a> Pipeline<'a> {
         for (node, mut batch) in self.batches {
             wire::finish(&mut batch);
             let mut publish = Cmd::new();
-            publish.arg("PUBLISH").arg(self.keys.channel(&node)).arg(batch);
+            publish
+                .arg("PUBLISH")
+                .arg(self.keys.channel(&node))
+                .arg(batch);
             self.pipe.add_command(publish).ignore();
         }
         (self.pipe, self.claims, self.published)
@@ -217,7 +222,10 @@ impl Backoff {
 
     fn report(&self, e: &redis::RedisError, lost: u64) {
         if self.failures == 0 {
-            tracing::warn!(lost, "cluster: a write to Redis failed, retrying with backoff: {e}");
+            tracing::warn!(
+                lost,
+                "cluster: a write to Redis failed, retrying with backoff: {e}"
+            );
         }
     }
 

@@ -4,30 +4,35 @@
 //! dropped, as a send to a gone client is on one node.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
 
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
-use super::wire::{self, Message};
+use super::wire::{self, Handed, Member, Message};
 use super::{Cluster, NodeId, swaps};
 use crate::envelope::Frame;
 use crate::ids::ClientId;
 use crate::net::Outbound;
 use crate::plugins::Swapper;
 use crate::router::{Router, Verdict};
+use crate::session::{Claim, Sessions};
 use crate::state::{Hub, Identity};
 
-/// How long a node keeps passing on a client's messages after it sent the
-/// client's join on to the room's real owner (see [`bounce`]): long enough
-/// for the client's edge to have heard.
-pub(super) const BOUNCE_KEPT: Duration = Duration::from_secs(10);
+/// How long a node keeps passing on a client's traffic after the client
+/// moved on (its join sent on to the room's real owner, see [`bounce`];
+/// its session resumed on another node): long enough for every node to
+/// have heard.
+pub(super) const PASSING_KEPT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Inbound {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) router: Arc<Router>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) swapper: Arc<Swapper>,
+    pub(crate) sessions: Arc<Sessions>,
 }
 
 pub(crate) async fn run(cx: Arc<Inbound>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
@@ -49,7 +54,9 @@ pub(crate) async fn run(cx: Arc<Inbound>, mut pushes: mpsc::UnboundedReceiver<Pu
                         Ok(swapped) => {
                             let _ = swaps_tx.send(swapped);
                         }
-                        Err(e) => tracing::warn!("cluster: a swap announcement that does not parse: {e}"),
+                        Err(e) => {
+                            tracing::warn!("cluster: a swap announcement that does not parse: {e}")
+                        }
                     }
                     continue;
                 }
@@ -82,7 +89,7 @@ fn message(data: Vec<Value>) -> Option<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-async fn dispatch(cx: &Inbound, message: Message) {
+async fn dispatch(cx: &Arc<Inbound>, message: Message) {
     let (router, hub) = (&cx.router, &cx.hub);
     match message {
         Message::Event {
@@ -91,9 +98,12 @@ async fn dispatch(cx: &Inbound, message: Message) {
             identity,
             text,
         } => {
-            if let Some(owner) = cx.cluster.bounced_to(client) {
+            if let Some(owner) = cx.cluster.passing_to(client) {
                 let identity = Identity::from(identity);
-                return cx.cluster.link.forward_for(&owner, client, &edge, &identity, &text);
+                return cx
+                    .cluster
+                    .link
+                    .forward_for(&owner, client, &edge, &identity, &text);
             }
             let identity = Arc::new(Identity::from(identity));
             if let Verdict::Claim(room) = router.forwarded(client, &edge, identity, &text) {
@@ -101,15 +111,32 @@ async fn dispatch(cx: &Inbound, message: Message) {
             }
         }
         Message::Gone { client } => {
-            if let Some(owner) = cx.cluster.bounced_to(client) {
+            if let Some(owner) = cx.cluster.passing_to(client) {
                 cx.cluster.link.gone(&owner, client);
             }
             router.disconnect(client);
         }
         Message::Frame { to, frame } => {
             let frame = Frame::from(String::from(Box::<str>::from(frame)));
-            hub.send(to, Outbound::Frame(frame));
+            if !hub.send(to, Outbound::Frame(frame.clone()))
+                && let Some(edge) = cx.cluster.passing_to(to)
+                && let Some(message) = Message::frame(to, &frame)
+            {
+                // Sent before its room's owner heard the client moved.
+                cx.cluster.link.bus.publish(&edge, message);
+            }
         }
+        Message::Resume {
+            token,
+            claimant,
+            edge,
+            request,
+        } => {
+            let cx = Arc::clone(cx);
+            tokio::spawn(async move { hand_over(&cx, &token, claimant, &edge, request).await });
+        }
+        Message::Handover { request, session } => cx.cluster.handed(request, session),
+        Message::Rehome { client, edge } => hub.rehome(client, &edge),
         Message::Close { to, reason, .. } => router.kick(to, reason),
         Message::Placed {
             client,
@@ -138,9 +165,70 @@ pub(crate) fn bounce(cluster: &Cluster, hub: &Hub, client: ClientId, owner: &Nod
         return;
     };
     hub.unregister(client);
-    cluster.link.forward_for(owner, client, &edge, &identity, text);
+    cluster
+        .link
+        .forward_for(owner, client, &edge, &identity, text);
     cluster.link.moved_to(&edge, client, owner, None);
-    let mut bounced = cluster.bounced.lock();
-    bounced.retain(|_, (_, at)| at.elapsed() < BOUNCE_KEPT);
-    bounced.insert(client, (owner.clone(), Instant::now()));
+    cluster.pass_on(client, owner);
+}
+
+/// Gives the session `token` names, if this node has it, to `edge`, where
+/// a connection is resuming it; its old connection here, if still open,
+/// closes with 4000.
+async fn hand_over(cx: &Inbound, token: &str, claimant: ClientId, edge: &NodeId, request: u64) {
+    let link = &cx.cluster.link;
+    let refuse = || {
+        link.bus.publish(
+            edge,
+            Message::Handover {
+                request,
+                session: None,
+            },
+        )
+    };
+    let (client, queue) = match cx.sessions.claim(token, claimant) {
+        Some(Claim::Ready(client, queue)) => (client, queue),
+        Some(Claim::Wait(client, handover)) => match handover.await {
+            Ok(queue) => (client, queue),
+            Err(_) => return refuse(),
+        },
+        None => return refuse(),
+    };
+    let mut owner = None;
+    cx.hub.hand_over(client, queue, edge, |session| {
+        owner = session.owner.clone();
+        let handed = Handed {
+            client,
+            identity: session.identity.as_deref().map(Member::from),
+            owner: match (&session.owner, &session.room) {
+                (Some(owner), _) => Some(owner.clone()),
+                (None, Some(_)) => Some(cx.cluster.me.clone()),
+                (None, None) => None,
+            },
+            room: session.room,
+            frames: session
+                .frames
+                .iter()
+                .filter_map(|frame| RawValue::from_string(frame.as_str().to_owned()).ok())
+                .collect(),
+        };
+        link.bus.publish(
+            edge,
+            Message::Handover {
+                request,
+                session: Some(handed),
+            },
+        );
+    });
+    if let Some(owner) = owner {
+        link.bus.publish(
+            &owner,
+            Message::Rehome {
+                client,
+                edge: edge.clone(),
+            },
+        );
+    }
+    cx.cluster.pass_on(client, edge);
+    tracing::info!(%client, to = %edge, "cluster: session handed over to another node");
 }

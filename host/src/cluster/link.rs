@@ -16,7 +16,13 @@ pub(crate) struct Link {
 
 impl Link {
     /// Hands a client's message to the owner of its room.
-    pub(crate) fn forward(&self, owner: &NodeId, client: ClientId, identity: &Identity, text: &str) {
+    pub(crate) fn forward(
+        &self,
+        owner: &NodeId,
+        client: ClientId,
+        identity: &Identity,
+        text: &str,
+    ) {
         self.forward_for(owner, client, &self.me, identity, text);
     }
 
@@ -51,7 +57,13 @@ impl Link {
 
     /// Tells a client's edge that its room (`room`, if it is a member
     /// already) lives on `owner` now.
-    pub(crate) fn moved_to(&self, edge: &NodeId, client: ClientId, owner: &NodeId, room: Option<&RoomId>) {
+    pub(crate) fn moved_to(
+        &self,
+        edge: &NodeId,
+        client: ClientId,
+        owner: &NodeId,
+        room: Option<&RoomId>,
+    ) {
         let message = Message::Moved {
             client,
             owner: owner.clone(),

@@ -65,8 +65,14 @@ impl BusMetrics {
             ("switchboard_cluster_reconnects_total", &self.reconnects),
             ("switchboard_cluster_node_deaths_total", &self.node_deaths),
             ("switchboard_cluster_takeovers_total", &self.takeovers),
-            ("switchboard_cluster_redis_round_trips_total", &self.round_trips),
-            ("switchboard_cluster_redis_round_trip_microseconds_total", &self.round_trip_micros),
+            (
+                "switchboard_cluster_redis_round_trips_total",
+                &self.round_trips,
+            ),
+            (
+                "switchboard_cluster_redis_round_trip_microseconds_total",
+                &self.round_trip_micros,
+            ),
         ];
         for (name, counter) in counters {
             family(out, name, "counter");

@@ -23,7 +23,9 @@ mod nodes;
 mod swaps;
 mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -34,9 +36,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config;
 use crate::envelope::ErrorCode;
 use crate::ids::{ClientId, RoomId};
+use crate::net::{Inbox, QueueLimits};
 use crate::plugins::Swapper;
 use crate::router::{Router, Verdict};
+use crate::session::{ResumeToken, Sessions};
 use crate::state::Hub;
+use crate::state::Identity;
 
 pub(crate) use crate::state::NodeId;
 pub(crate) use link::Link;
@@ -45,6 +50,9 @@ pub(crate) use nodes::NodeInfo;
 
 use bus::{Bus, Op};
 use keys::Keys;
+
+/// How long a resume waits for the node that issued its token.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The answer to a claim on a room.
 #[derive(Debug, PartialEq)]
@@ -88,9 +96,12 @@ pub(crate) struct Cluster {
     settings: config::Cluster,
     pub(crate) metrics: Arc<BusMetrics>,
     nodes: nodes::Live,
-    /// Clients whose join this node sent on to the room's real owner, with
-    /// that owner and when (see `inbound::bounce`).
-    bounced: parking_lot::Mutex<std::collections::HashMap<ClientId, (NodeId, std::time::Instant)>>,
+    /// Clients whose traffic this node passes on for a while, to whom and
+    /// since when: a join sent on to the room's real owner
+    /// (`inbound::bounce`), a session resumed elsewhere.
+    passing: parking_lot::Mutex<HashMap<ClientId, (NodeId, Instant)>>,
+    /// Resumes waiting for another node to hand a session over.
+    resumes: parking_lot::Mutex<HashMap<u64, oneshot::Sender<Option<wire::Handed>>>>,
     /// Taken by [`Cluster::start`].
     started: parking_lot::Mutex<Option<Pending>>,
 }
@@ -104,10 +115,15 @@ struct Pending {
 impl Cluster {
     /// Connects to Redis and subscribes to this node's channels; nothing
     /// is announced until [`Cluster::start`].
-    pub(crate) async fn connect(settings: &config::Cluster, max_rooms: usize) -> anyhow::Result<Arc<Cluster>> {
+    pub(crate) async fn connect(
+        settings: &config::Cluster,
+        max_rooms: usize,
+    ) -> anyhow::Result<Arc<Cluster>> {
         let me = match &settings.node_id {
             Some(id) => NodeId::parse(id).context("`cluster.node_id` is not a valid node id")?,
-            None => NodeId::parse(&format!("{:016x}", rand::random::<u64>())).expect("hex is a node id"),
+            None => {
+                NodeId::parse(&format!("{:016x}", rand::random::<u64>())).expect("hex is a node id")
+            }
         };
         let info = settings
             .redis_url
@@ -116,7 +132,10 @@ impl Cluster {
             .with_context(|| format!("cluster: `{}` is not a Redis URL", settings.redis_url))?;
         // RESP3 carries pub/sub pushes on the same connection as commands,
         // and lets the connection manager resubscribe after a reconnect.
-        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(resp3))?;
         let (push_tx, pushes) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
@@ -130,10 +149,19 @@ impl Cluster {
             .await
             .with_context(|| format!("cluster: connecting to Redis at {}", settings.redis_url))?;
         let keys = Arc::new(Keys::new(&settings.prefix, max_rooms));
-        redis.subscribe(keys.channel(&me)).await.context("cluster: subscribing")?;
-        redis.subscribe(keys.swaps()).await.context("cluster: subscribing")?;
+        redis
+            .subscribe(keys.channel(&me))
+            .await
+            .context("cluster: subscribing")?;
+        redis
+            .subscribe(keys.swaps())
+            .await
+            .context("cluster: subscribing")?;
         let (bus, ops) = Bus::new();
-        let link = Arc::new(Link { me: me.clone(), bus });
+        let link = Arc::new(Link {
+            me: me.clone(),
+            bus,
+        });
         Ok(Arc::new(Cluster {
             me,
             keys,
@@ -142,9 +170,14 @@ impl Cluster {
             settings: settings.clone(),
             metrics: Arc::default(),
             nodes: nodes::Live::default(),
-            bounced: parking_lot::Mutex::default(),
+            passing: parking_lot::Mutex::default(),
+            resumes: parking_lot::Mutex::default(),
             started: parking_lot::Mutex::new(Some(Pending { ops, pushes })),
         }))
+    }
+
+    pub(crate) fn me(&self) -> &NodeId {
+        &self.me
     }
 
     pub(crate) fn link(&self) -> &Arc<Link> {
@@ -158,6 +191,7 @@ impl Cluster {
         router: Arc<Router>,
         hub: Arc<Hub>,
         swapper: Arc<Swapper>,
+        sessions: Arc<Sessions>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let Some(Pending { ops, pushes }) = self.started.lock().take() else {
@@ -177,6 +211,7 @@ impl Cluster {
             router,
             hub,
             swapper,
+            sessions,
         });
         nodes::beat(self, &cx).await?;
         tokio::spawn(inbound::run(Arc::clone(&cx), pushes));
@@ -192,7 +227,10 @@ impl Cluster {
         self.link.bus.send(Op::Claim(room.clone(), reply));
         match answer.await {
             Ok(result) => result,
-            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "the cluster is shutting down"))),
+            Err(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the cluster is shutting down",
+            ))),
         }
     }
 
@@ -200,7 +238,13 @@ impl Cluster {
     /// needs one ([`Verdict::Claim`]), then routes the message again.
     /// `client` is a local client, or a proxy when another node sent the
     /// message here.
-    pub(crate) async fn claim_for(&self, router: &Router, client: ClientId, mut room: RoomId, text: &str) {
+    pub(crate) async fn claim_for(
+        &self,
+        router: &Router,
+        client: ClientId,
+        mut room: RoomId,
+        text: &str,
+    ) {
         let hub = router.hub();
         // A claim won can be lost again before the message is routed (the
         // room opened and closed in between): try again, a few times.
@@ -231,14 +275,78 @@ impl Cluster {
                 _ => return,
             }
         }
-        router.refuse(client, text, ErrorCode::Internal, "the room could not be placed; try again");
+        router.refuse(
+            client,
+            text,
+            ErrorCode::Internal,
+            "the room could not be placed; try again",
+        );
     }
 
-    /// Where this node sent `client`'s join lately, if it did.
-    fn bounced_to(&self, client: ClientId) -> Option<NodeId> {
-        let bounced = self.bounced.lock();
-        let (owner, at) = bounced.get(&client)?;
-        (at.elapsed() < inbound::BOUNCE_KEPT).then(|| owner.clone())
+    /// Passes `client`'s traffic on to `node` for a while.
+    fn pass_on(&self, client: ClientId, node: &NodeId) {
+        let mut passing = self.passing.lock();
+        passing.retain(|_, (_, since)| since.elapsed() < inbound::PASSING_KEPT);
+        passing.insert(client, (node.clone(), Instant::now()));
+    }
+
+    /// Where this node passes `client`'s traffic on to, if it does.
+    fn passing_to(&self, client: ClientId) -> Option<NodeId> {
+        let passing = self.passing.lock();
+        let (node, since) = passing.get(&client)?;
+        (since.elapsed() < inbound::PASSING_KEPT).then(|| node.clone())
+    }
+
+    /// Resumes on this node a session another node issued `token` for:
+    /// asks that node for it and, when it comes, makes its client a client
+    /// of this node with what was queued for it. `None` when the issuer
+    /// does not answer or has no such session.
+    pub(crate) async fn resume(
+        &self,
+        router: &Router,
+        token: &str,
+        claimant: ClientId,
+        queue: QueueLimits,
+    ) -> Option<(ClientId, Inbox)> {
+        let issuer = ResumeToken::issuer(token).filter(|node| *node != self.me)?;
+        if !self.nodes.contains(&issuer) {
+            return None;
+        }
+        let request = rand::random();
+        let (reply, answer) = oneshot::channel();
+        self.resumes.lock().insert(request, reply);
+        let ask = wire::Message::Resume {
+            token: token.to_owned(),
+            claimant,
+            edge: self.me.clone(),
+            request,
+        };
+        self.link.bus.publish(&issuer, ask);
+        let handed = tokio::time::timeout(RESUME_TIMEOUT, answer).await;
+        self.resumes.lock().remove(&request);
+        let handed = handed.ok()?.ok()??;
+        let (outbox, inbox) = crate::net::queue(queue);
+        for frame in handed.frames {
+            let frame = crate::envelope::Frame::from(String::from(Box::<str>::from(frame)));
+            outbox.push(crate::net::Outbound::Frame(frame));
+        }
+        let identity = handed
+            .identity
+            .map(|member| Arc::new(Identity::from(member)));
+        let hub = router.hub();
+        hub.register(handed.client, outbox, identity);
+        if let Some(owner) = handed.owner {
+            hub.set_away(handed.client, Some(owner), handed.room);
+        }
+        self.link.directory(handed.client, true);
+        Some((handed.client, inbox))
+    }
+
+    /// A session handed over for a resume waiting here.
+    fn handed(&self, request: u64, session: Option<wire::Handed>) {
+        if let Some(waiting) = self.resumes.lock().remove(&request) {
+            let _ = waiting.send(session);
+        }
     }
 
     /// The live nodes and their load, for `GET /admin/nodes`.
@@ -253,7 +361,9 @@ impl Cluster {
             redis::AsyncCommands::hgetall(&mut redis, self.keys.members(room)).await?;
         let mut seats: Vec<(ClientId, wire::Seat)> = seats
             .into_iter()
-            .filter_map(|(id, seat)| Some((ClientId::from_u64(id), serde_json::from_str(&seat).ok()?)))
+            .filter_map(|(id, seat)| {
+                Some((ClientId::from_u64(id), serde_json::from_str(&seat).ok()?))
+            })
             .collect();
         seats.sort_by_key(|(_, seat)| seat.seq);
         let peers = seats.into_iter().map(|(id, seat)| {
@@ -279,7 +389,8 @@ impl Cluster {
         if !self.nodes.contains(&edge) {
             return Ok(false);
         }
-        let close = wire::Message::close(client, crate::vocab::CloseCode::Kicked, reason.to_owned());
+        let close =
+            wire::Message::close(client, crate::vocab::CloseCode::Kicked, reason.to_owned());
         self.link.bus.publish(&edge, close);
         Ok(true)
     }

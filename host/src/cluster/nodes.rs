@@ -118,7 +118,8 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
         .set_options(
             keys.node(&cluster.me),
             serde_json::to_string(&load)?,
-            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(cluster.settings.lease_ms)),
+            redis::SetOptions::default()
+                .with_expiration(redis::SetExpiry::PX(cluster.settings.lease_ms)),
         )
         .ignore()
         .zadd(keys.nodes(), cluster.me.as_str(), load.heartbeat_at)
@@ -156,7 +157,10 @@ async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
     let mut redis = cluster.redis.clone();
     // Whoever takes the node off the list first reaps the rooms nobody
     // alive is in.
-    let first: i64 = redis.zrem(cluster.keys.nodes(), dead.as_str()).await.unwrap_or(0);
+    let first: i64 = redis
+        .zrem(cluster.keys.nodes(), dead.as_str())
+        .await
+        .unwrap_or(0);
     if first == 1 {
         cluster.metrics.node_died();
         let reaped: redis::RedisResult<i64> = cluster.keys.reap(dead).query_async(&mut redis).await;
@@ -178,7 +182,8 @@ async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
             Ok(Claimed::TookOver) => take_over(cluster, &cx.hub, &room).await,
             Ok(Claimed::Owner(owner)) if owner != cluster.me => {
                 for client in clients {
-                    cx.hub.set_away(client, Some(owner.clone()), Some(room.clone()));
+                    cx.hub
+                        .set_away(client, Some(owner.clone()), Some(room.clone()));
                 }
             }
             Ok(Claimed::Owner(_)) => take_over(cluster, &cx.hub, &room).await,
@@ -209,7 +214,12 @@ pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
     };
     let mut seats: Vec<(ClientId, Seat)> = seats
         .into_iter()
-        .filter_map(|(client, seat)| Some((ClientId::from_u64(client), serde_json::from_str(&seat).ok()?)))
+        .filter_map(|(client, seat)| {
+            Some((
+                ClientId::from_u64(client),
+                serde_json::from_str(&seat).ok()?,
+            ))
+        })
         .collect();
     seats.sort_by_key(|(_, seat)| seat.seq);
     let _guard = hub.lock_room(room);
@@ -241,7 +251,9 @@ pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
         hub.broadcast(room, &state::peer_left(room, *client, "disconnected"), None);
     }
     for (client, edge) in moved {
-        cluster.link.moved_to(&edge, client, &cluster.me, Some(room));
+        cluster
+            .link
+            .moved_to(&edge, client, &cluster.me, Some(room));
     }
     cluster.metrics.took_over();
     tracing::info!(%room, left = gone.len(), "cluster: took a room over");

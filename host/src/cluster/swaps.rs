@@ -67,7 +67,11 @@ pub(crate) async fn catch_up(cluster: &Cluster, swapper: &Arc<Swapper>) -> anyho
 }
 
 /// Applies announced swaps one at a time, in order.
-pub(crate) async fn run(cluster: Arc<Cluster>, swapper: Arc<Swapper>, mut announced: mpsc::UnboundedReceiver<Swapped>) {
+pub(crate) async fn run(
+    cluster: Arc<Cluster>,
+    swapper: Arc<Swapper>,
+    mut announced: mpsc::UnboundedReceiver<Swapped>,
+) {
     while let Some(swapped) = announced.recv().await {
         if swapped.from != cluster.me {
             follow(&cluster, &swapper, &swapped.name, &swapped.hash).await;
@@ -91,10 +95,20 @@ async fn follow(cluster: &Cluster, swapper: &Arc<Swapper>, name: &str, hash: &st
     let mut redis = cluster.redis.clone();
     let bytes: Option<Vec<u8>> = match redis.get(cluster.keys.component(hash)).await {
         Ok(bytes) => bytes,
-        Err(e) => return tracing::warn!(plugin = name, hash, "cluster: fetching a swapped component: {e}"),
+        Err(e) => {
+            return tracing::warn!(
+                plugin = name,
+                hash,
+                "cluster: fetching a swapped component: {e}"
+            );
+        }
     };
     let Some(bytes) = bytes else {
-        return tracing::warn!(plugin = name, hash, "cluster: a swapped component is not in Redis");
+        return tracing::warn!(
+            plugin = name,
+            hash,
+            "cluster: a swapped component is not in Redis"
+        );
     };
     let source = PluginSource {
         origin: format!("cluster swap {hash}"),

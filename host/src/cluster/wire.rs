@@ -12,9 +12,10 @@ use crate::vocab::CloseCode;
 
 use super::NodeId;
 
-/// One thing one node asks of another.
+/// One thing one node asks of another. Externally tagged: an internally
+/// tagged enum buffers its fields, which a `RawValue` cannot survive.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Message {
     /// Edge to owner: handle this message from a client of the edge.
     Event {
@@ -51,6 +52,28 @@ pub(crate) enum Message {
         room: Option<RoomId>,
         owner: NodeId,
     },
+    /// New edge to the node that issued a resume token: hand the session
+    /// over (answered with `Handover`).
+    Resume {
+        token: String,
+        /// The resuming connection's own id.
+        #[serde(with = "client_id")]
+        claimant: ClientId,
+        edge: NodeId,
+        request: u64,
+    },
+    /// The answer to `Resume`: the session, or `None` if the token is
+    /// unknown, used or expired.
+    Handover {
+        request: u64,
+        session: Option<Handed>,
+    },
+    /// Old edge to a room's owner: the client is connected to `edge` now.
+    Rehome {
+        #[serde(with = "client_id")]
+        client: ClientId,
+        edge: NodeId,
+    },
     /// To an edge: the room its client is in or joining is `owner`'s now
     /// (a takeover, or a join that reached a node that no longer owned
     /// the room).
@@ -64,6 +87,20 @@ pub(crate) enum Message {
     },
 }
 
+/// A session moving to the node where it was resumed.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Handed {
+    #[serde(with = "client_id")]
+    pub(crate) client: ClientId,
+    pub(crate) identity: Option<Member>,
+    #[serde(with = "room_id::optional")]
+    pub(crate) room: Option<RoomId>,
+    /// Who owns `room`.
+    pub(crate) owner: Option<NodeId>,
+    /// What was queued for the client, in order.
+    pub(crate) frames: Vec<Box<RawValue>>,
+}
+
 /// What the owner needs of a client to run plugins for it, and what a
 /// room's member list in Redis keeps of each member.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,11 +109,7 @@ pub(crate) struct Member {
     pub(crate) user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) role: Option<String>,
-    #[serde(
-        rename = "roomClaim",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "roomClaim", default, skip_serializing_if = "Option::is_none")]
     pub(crate) room_claim: Option<String>,
 }
 

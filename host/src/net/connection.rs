@@ -347,8 +347,17 @@ async fn resume(
             }
         },
         None => {
-            router.resume_failed(own, cause, "unknown, used or expired resume token");
-            return Ok(());
+            let elsewhere = match &cx.cluster {
+                Some(cluster) => cluster.resume(router, token, own, cx.settings.queue).await,
+                None => None,
+            };
+            match elsewhere {
+                Some(session) => session,
+                None => {
+                    router.resume_failed(own, cause, "unknown, used or expired resume token");
+                    return Ok(());
+                }
+            }
         }
     };
     queue.set_message_limit(cx.settings.queue.messages);

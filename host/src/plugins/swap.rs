@@ -77,7 +77,11 @@ impl Swapper {
     }
 
     /// [`Swapper::swap`] on this node only: another node announced it.
-    pub(crate) fn swap_here(&self, name: &str, source: &PluginSource) -> Result<Arc<Plugin>, SwapError> {
+    pub(crate) fn swap_here(
+        &self,
+        name: &str,
+        source: &PluginSource,
+    ) -> Result<Arc<Plugin>, SwapError> {
         let result = self
             .load(name, source)
             .and_then(|plugin| self.registry.replace(plugin));

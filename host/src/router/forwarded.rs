@@ -55,7 +55,13 @@ impl Router {
     /// Answers a message whose room could not be placed.
     pub(crate) fn refuse(&self, client: ClientId, text: &str, code: ErrorCode, message: &str) {
         if let Ok(envelope) = Envelope::parse(text) {
-            self.send_error(client, code, message, envelope.id.as_ref(), Some(&envelope.event));
+            self.send_error(
+                client,
+                code,
+                message,
+                envelope.id.as_ref(),
+                Some(&envelope.event),
+            );
         }
         self.hub.drop_proxy_if_roomless(client);
     }

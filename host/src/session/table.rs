@@ -19,16 +19,29 @@ use tokio_util::sync::CancellationToken;
 use crate::ids::ClientId;
 use crate::metrics::Metrics;
 use crate::net::{Inbox, Overflow};
+use crate::state::NodeId;
 
 /// An unguessable, single-use token naming one session.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ResumeToken(String);
 
 impl ResumeToken {
-    fn new() -> ResumeToken {
+    /// In a cluster the token ends with `.` and the node that issued it
+    /// (base64url has no `.`), so that any node can find the session.
+    fn new(node: Option<&NodeId>) -> ResumeToken {
         use base64::Engine;
         let bytes: [u8; 24] = rand::random();
-        ResumeToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        let mut token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if let Some(node) = node {
+            token.push('.');
+            token.push_str(node.as_str());
+        }
+        ResumeToken(token)
+    }
+
+    /// The node that issued a token, if a node did.
+    pub(crate) fn issuer(token: &str) -> Option<NodeId> {
+        NodeId::parse(token.split_once('.')?.1)
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -95,21 +108,28 @@ pub(crate) struct Sessions {
     table: Mutex<Table>,
     replay_limit: usize,
     metrics: Arc<Metrics>,
+    /// Cluster mode: this node, named in every token.
+    node: Option<NodeId>,
 }
 
 impl Sessions {
-    pub(crate) fn new(replay_limit: usize, metrics: Arc<Metrics>) -> Sessions {
+    pub(crate) fn new(
+        replay_limit: usize,
+        metrics: Arc<Metrics>,
+        node: Option<NodeId>,
+    ) -> Sessions {
         Sessions {
             table: Mutex::default(),
             replay_limit,
             metrics,
+            node,
         }
     }
 
     /// Starts a live session for a new connection; returns its token and
     /// the signal its task watches for a takeover.
     pub(crate) fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
-        let token = ResumeToken::new();
+        let token = ResumeToken::new(self.node.as_ref());
         let takeover = Arc::new(Notify::new());
         let slot = Slot::Live {
             token: token.clone(),
@@ -249,7 +269,7 @@ mod tests {
     use futures_util::FutureExt;
 
     fn sessions(replay_limit: usize) -> Sessions {
-        Sessions::new(replay_limit, Arc::new(Metrics::default()))
+        Sessions::new(replay_limit, Arc::new(Metrics::default()), None)
     }
 
     fn inbox(frames: usize) -> Inbox {

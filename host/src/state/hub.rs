@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
-use crate::net::{Outbound, Outbox};
+use crate::net::{Inbox, Outbound, Outbox};
 
 /// A cluster node's id: letters, digits, `-`, `_` and `.`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -206,8 +206,9 @@ impl Hub {
         self.state.write().clients.insert(id, client);
     }
 
-    /// Registers a client of `node` as a proxy, or brings a known proxy's
-    /// identity up to date.
+    /// Registers a client of `node` as a proxy, or brings a known proxy
+    /// up to date: its identity, and its node (a resume may have moved
+    /// it).
     pub(crate) fn register_proxy(&self, id: ClientId, node: &NodeId, identity: Arc<Identity>) {
         let mut state = self.state.write();
         let client = state.clients.entry(id).or_insert_with(|| Client {
@@ -216,7 +217,64 @@ impl Hub {
             room: None,
             away: None,
         });
+        if let Sink::Remote(edge) = &mut client.sink {
+            *edge = node.clone();
+        }
         client.identity = Some(identity);
+    }
+
+    /// A proxy's client is connected to `edge` now (resumed there).
+    pub(crate) fn rehome(&self, id: ClientId, edge: &NodeId) {
+        if let Some(client) = self.state.write().clients.get_mut(&id)
+            && let Sink::Remote(node) = &mut client.sink
+        {
+            *node = edge.clone();
+        }
+    }
+
+    /// Gives a local client's session to the node `edge`, where it has been
+    /// resumed: `send` gets what the session had (identity, room, the
+    /// messages queued for it) under the table's write lock, so no message
+    /// lands between the queue drained and the client moved. A member of a
+    /// room this node owns stays as a proxy of `edge`; any other client is
+    /// forgotten here.
+    pub(crate) fn hand_over(
+        &self,
+        id: ClientId,
+        mut queue: Inbox,
+        edge: &NodeId,
+        send: impl FnOnce(HandedOver),
+    ) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        let Some(client) = state.clients.get_mut(&id) else {
+            return;
+        };
+        let mut frames = Vec::with_capacity(queue.depth());
+        while let Some(message) = queue.try_recv() {
+            if let Outbound::Frame(frame) = message {
+                frames.push(frame);
+            }
+        }
+        let owned_here = client
+            .room
+            .as_ref()
+            .is_some_and(|r| state.rooms.contains_key(r));
+        send(HandedOver {
+            identity: client.identity.clone(),
+            room: client.room.clone(),
+            owner: if owned_here {
+                None
+            } else {
+                client.away.clone()
+            },
+            frames,
+        });
+        if owned_here {
+            client.sink = Sink::Remote(edge.clone());
+        } else {
+            state.clients.remove(&id);
+        }
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
@@ -263,7 +321,10 @@ impl Hub {
     /// Whether `id` is connected to this node (not a proxy).
     pub(crate) fn is_local(&self, id: ClientId) -> bool {
         let state = self.state.read();
-        matches!(state.clients.get(&id).map(|c| &c.sink), Some(Sink::Local(_)))
+        matches!(
+            state.clients.get(&id).map(|c| &c.sink),
+            Some(Sink::Local(_))
+        )
     }
 
     /// The node a proxy's client is connected to.
@@ -356,30 +417,43 @@ impl Hub {
     /// Gives up a claim on `room` if the room did not open.
     pub(crate) fn settle(&self, room: &RoomId) {
         let mut state = self.state.write();
-        if !state.rooms.contains_key(room) && state.claimed.remove(room) {
-            if let Some(remote) = &self.remote {
-                remote.closed(room);
-            }
+        if !state.rooms.contains_key(room)
+            && state.claimed.remove(room)
+            && let Some(remote) = &self.remote
+        {
+            remote.closed(room);
         }
     }
 
     /// Rebuilds a room taken over from a dead node: `members` in join
     /// order (proxies, or local clients coming home) and its storage.
-    pub(crate) fn adopt_room(&self, room: &RoomId, members: Vec<Adopted>, kv: Vec<(String, String, String)>) {
+    pub(crate) fn adopt_room(
+        &self,
+        room: &RoomId,
+        members: Vec<Adopted>,
+        kv: Vec<(String, String, String)>,
+    ) {
         let mut guard = self.state.write();
         let state = &mut *guard;
         state.claimed.remove(room);
         let entry = state.rooms.entry(room.clone()).or_default();
         for member in members {
-            let client = state.clients.entry(member.peer.client_id).or_insert_with(|| Client {
-                sink: Sink::Remote(member.node.clone()),
-                identity: Some(Arc::clone(&member.identity)),
-                room: None,
-                away: None,
-            });
+            let client = state
+                .clients
+                .entry(member.peer.client_id)
+                .or_insert_with(|| Client {
+                    sink: Sink::Remote(member.node.clone()),
+                    identity: Some(Arc::clone(&member.identity)),
+                    room: None,
+                    away: None,
+                });
             client.room = Some(room.clone());
             client.away = None;
-            if !entry.members.iter().any(|p| p.client_id == member.peer.client_id) {
+            if !entry
+                .members
+                .iter()
+                .any(|p| p.client_id == member.peer.client_id)
+            {
                 entry.members.push(member.peer);
                 entry.seqs.push(member.seq);
             }
@@ -610,6 +684,16 @@ impl Hub {
             }
         }
     }
+}
+
+/// A session as [`Hub::hand_over`] gives it away. `owner` is the node that
+/// owns its room when that is not this one (`None` with a room: this
+/// node owns it).
+pub(crate) struct HandedOver {
+    pub(crate) identity: Option<Arc<Identity>>,
+    pub(crate) room: Option<RoomId>,
+    pub(crate) owner: Option<NodeId>,
+    pub(crate) frames: Vec<Frame>,
 }
 
 /// A member of a room being taken over.

@@ -10,5 +10,5 @@ mod frames;
 mod hub;
 
 pub(crate) use frames::{peer_joined, peer_left};
-pub use hub::{ClientInfo, Hub, Identity};
 pub(crate) use hub::{Adopted, JoinError, NodeId, Peer, Remote, Seat};
+pub use hub::{ClientInfo, Hub, Identity};

@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod backpressure;
+mod cluster;
 mod custom_events;
 mod envelope;
 mod example_plugins;
