@@ -25,7 +25,7 @@ pub async fn run(
     pid: Option<u32>,
 ) -> anyhow::Result<Report> {
     let errors = Arc::new(Errors::default());
-    let meter = Meter::start(pid)?;
+    let meter = Meter::start(pid.as_slice())?;
     let deadline = Instant::now() + args.duration;
     let workers: Vec<_> = (0..args.concurrency)
         .map(|w| {

@@ -48,7 +48,7 @@ struct Released {
 
 pub async fn run(connector: &Connector, args: &Args, pid: u32) -> anyhow::Result<Report> {
     let rss_before = sys::process_rss(pid)?;
-    let meter = Meter::start(Some(pid))?;
+    let meter = Meter::start(&[pid])?;
     let room_size = args.room_size.max(1);
     let procs = args.procs.clamp(1, args.clients.max(1));
     let mut groups = Vec::with_capacity(procs);

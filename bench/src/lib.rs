@@ -25,10 +25,12 @@ pub struct Report {
 pub struct Meter {
     wall: Instant,
     own_cpu: Duration,
-    server: Option<(u32, Duration)>,
+    /// The servers' pids and their CPU time at the start.
+    servers: Vec<(u32, Duration)>,
 }
 
-/// What a window cost: wall time, generator CPU, server CPU (with `--pid`).
+/// What a window cost: wall time, generator CPU, server CPU (with `--pid`;
+/// summed over every server with several).
 pub struct Measured {
     pub wall: Duration,
     pub own_cpu: Duration,
@@ -36,23 +38,24 @@ pub struct Measured {
 }
 
 impl Meter {
-    pub fn start(server_pid: Option<u32>) -> anyhow::Result<Self> {
-        let server = match server_pid {
-            Some(pid) => Some((pid, sys::process_cpu(pid)?)),
-            None => None,
-        };
+    pub fn start(server_pids: &[u32]) -> anyhow::Result<Self> {
+        let servers = server_pids
+            .iter()
+            .map(|&pid| Ok((pid, sys::process_cpu(pid)?)))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Meter {
             wall: Instant::now(),
             own_cpu: sys::own_cpu(),
-            server,
+            servers,
         })
     }
 
     pub fn read(&self) -> anyhow::Result<Measured> {
-        let server_cpu = match self.server {
-            Some((pid, before)) => Some(sys::process_cpu(pid)?.saturating_sub(before)),
-            None => None,
-        };
+        let mut server_cpu = None;
+        for (pid, before) in &self.servers {
+            let used = sys::process_cpu(*pid)?.saturating_sub(*before);
+            server_cpu = Some(server_cpu.unwrap_or_default() + used);
+        }
         Ok(Measured {
             wall: self.wall.elapsed(),
             own_cpu: sys::own_cpu().saturating_sub(self.own_cpu),

@@ -19,9 +19,10 @@ const SECRET_VAR: &str = "SWITCHBOARD_JWT_SECRET";
     about = "Load generator for PROTOCOL.md servers"
 )]
 struct Cli {
-    /// The server's WebSocket URL.
+    /// The server's WebSocket URL. `relay` takes it more than once: the
+    /// nodes of a cluster, over which each room's members are spread.
     #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    url: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,9 +44,10 @@ enum Command {
         /// Messages in flight per client when unbounded.
         #[arg(long, default_value_t = 32)]
         window: u64,
-        /// The server's pid, to report its CPU time per message.
+        /// The server's pid, to report its CPU time per message; once per
+        /// node of a cluster, for their sum.
         #[arg(long)]
-        pid: Option<u32>,
+        pid: Vec<u32>,
     },
     /// N authenticated clients in rooms, idle: server RSS per connection.
     Idle {
@@ -99,7 +101,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let url = cli.url.as_str();
+    let url = cli.url[0].as_str();
     let report = match cli.command {
         Command::Relay {
             rooms,
@@ -116,7 +118,11 @@ async fn main() -> anyhow::Result<()> {
                 rate,
                 window,
             };
-            relay::run(&connect(url).await?, &args, pid).await?
+            let mut connectors = Vec::with_capacity(cli.url.len());
+            for url in &cli.url {
+                connectors.push(connect(url).await?);
+            }
+            relay::run(&connectors, &args, &pid).await?
         }
         Command::Idle {
             clients,

@@ -57,9 +57,13 @@ struct Received {
     in_window: u64,
 }
 
-pub async fn run(connector: &Connector, args: &Args, pid: Option<u32>) -> anyhow::Result<Report> {
+/// Runs the load against the servers behind `connectors`: member `m` of
+/// every room connects through `connectors[m % len]`, so with two nodes of
+/// a cluster each room is split over both. `pids` are the servers'.
+pub async fn run(connectors: &[Connector], args: &Args, pids: &[u32]) -> anyhow::Result<Report> {
+    anyhow::ensure!(!connectors.is_empty(), "no server to connect to");
     let errors = Errors::default();
-    let rooms = set_up(connector, args, &errors).await;
+    let rooms = set_up(connectors, args, &errors).await;
     let clients: usize = rooms.iter().map(Vec::len).sum();
     anyhow::ensure!(clients > 0, "no room could be set up: {:?}", errors.first());
     let shared = Arc::new(Shared {
@@ -68,7 +72,7 @@ pub async fn run(connector: &Connector, args: &Args, pid: Option<u32>) -> anyhow
         server_errors: Mutex::default(),
     });
 
-    let meter = Meter::start(pid)?;
+    let meter = Meter::start(pids)?;
     let deadline = Instant::now() + args.duration;
     let (stop, stopped) = watch::channel(false);
     let mut senders = Vec::new();
@@ -113,14 +117,14 @@ pub async fn run(connector: &Connector, args: &Args, pid: Option<u32>) -> anyhow
         }
     }
     close_all(sinks, streams).await;
-    Ok(report(args, clients, &shared, window, in_window, latencies))
+    Ok(report(args, connectors.len(), clients, &shared, window, in_window, latencies))
 }
 
 /// Connects every room, in parallel across rooms; a room where any client
 /// fails is left out and the failure counted.
-async fn set_up(connector: &Connector, args: &Args, errors: &Errors) -> Vec<Vec<Joined>> {
+async fn set_up(connectors: &[Connector], args: &Args, errors: &Errors) -> Vec<Vec<Joined>> {
     let results: Vec<_> = stream::iter(0..args.rooms)
-        .map(|room| set_up_room(connector, room, args.clients_per_room))
+        .map(|room| set_up_room(connectors, room, args.clients_per_room))
         .buffer_unordered(SETUP_PARALLELISM)
         .collect()
         .await;
@@ -131,7 +135,7 @@ async fn set_up(connector: &Connector, args: &Args, errors: &Errors) -> Vec<Vec<
 }
 
 async fn set_up_room(
-    connector: &Connector,
+    connectors: &[Connector],
     room: usize,
     size: usize,
 ) -> anyhow::Result<Vec<Joined>> {
@@ -139,7 +143,7 @@ async fn set_up_room(
     let mut members = Vec::with_capacity(size);
     for member in 0..size {
         members.push(
-            connector
+            connectors[member % connectors.len()]
                 .join(&format!("relay-{room}-{member}"), &name)
                 .await?,
         );
@@ -381,6 +385,7 @@ async fn close_all(sinks: Vec<Sink>, streams: Vec<Stream>) {
 
 fn report(
     args: &Args,
+    servers: usize,
     clients: usize,
     shared: &Shared,
     window: crate::Measured,
@@ -403,6 +408,7 @@ fn report(
         "rooms": args.rooms,
         "clients_per_room": args.clients_per_room,
         "clients": clients,
+        "servers": servers,
         "mode": mode,
         "msgs_per_sec": rate.round(),
         "sent": sent,

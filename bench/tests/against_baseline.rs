@@ -43,7 +43,7 @@ async fn relay_windowed_and_paced_deliver_everything() {
             rate,
             window: 8,
         };
-        let report = relay::run(&connector, &args, Some(std::process::id()))
+        let report = relay::run(std::slice::from_ref(&connector), &args, &[std::process::id()])
             .await
             .unwrap();
         assert_eq!(count(&report, "errors"), 0, "{}", report.json);
@@ -115,6 +115,6 @@ async fn a_wrong_secret_fails_setup_with_the_reason() {
         rate: None,
         window: 1,
     };
-    let error = relay::run(&wrong, &args, None).await.err().unwrap();
+    let error = relay::run(std::slice::from_ref(&wrong), &args, &[]).await.err().unwrap();
     assert!(format!("{error:#}").contains("auth failed"), "{error:#}");
 }
