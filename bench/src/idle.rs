@@ -26,6 +26,9 @@ const CONNECT_PARALLELISM: usize = 64;
 
 pub struct Args {
     pub clients: usize,
+    /// The first client's index: runs against several servers at once
+    /// take disjoint ranges, so their clients and rooms are distinct.
+    pub first: usize,
     pub room_size: usize,
     /// How long the clients stay connected before RSS is read again.
     pub hold: Duration,
@@ -52,7 +55,7 @@ pub async fn run(connector: &Connector, args: &Args, pid: u32) -> anyhow::Result
     let room_size = args.room_size.max(1);
     let procs = args.procs.clamp(1, args.clients.max(1));
     let mut groups = Vec::with_capacity(procs);
-    let mut first = 0;
+    let mut first = args.first;
     for p in 0..procs {
         let count = args.clients / procs + usize::from(p < args.clients % procs);
         groups.push(if procs == 1 {

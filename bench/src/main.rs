@@ -53,6 +53,9 @@ enum Command {
     Idle {
         #[arg(long, default_value_t = 2000)]
         clients: usize,
+        /// The first client's index (and so its room's).
+        #[arg(long, default_value_t = 0)]
+        first: usize,
         /// The server's pid (its RSS is read from /proc).
         #[arg(long)]
         pid: u32,
@@ -126,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Idle {
             clients,
+            first,
             pid,
             room_size,
             hold,
@@ -133,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let args = idle::Args {
                 clients,
+                first,
                 room_size,
                 hold: seconds(hold)?,
                 procs,

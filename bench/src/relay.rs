@@ -117,7 +117,15 @@ pub async fn run(connectors: &[Connector], args: &Args, pids: &[u32]) -> anyhow:
         }
     }
     close_all(sinks, streams).await;
-    Ok(report(args, connectors.len(), clients, &shared, window, in_window, latencies))
+    Ok(report(
+        args,
+        connectors.len(),
+        clients,
+        &shared,
+        window,
+        in_window,
+        latencies,
+    ))
 }
 
 /// Connects every room, in parallel across rooms; a room where any client

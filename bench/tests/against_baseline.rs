@@ -43,9 +43,13 @@ async fn relay_windowed_and_paced_deliver_everything() {
             rate,
             window: 8,
         };
-        let report = relay::run(std::slice::from_ref(&connector), &args, &[std::process::id()])
-            .await
-            .unwrap();
+        let report = relay::run(
+            std::slice::from_ref(&connector),
+            &args,
+            &[std::process::id()],
+        )
+        .await
+        .unwrap();
         assert_eq!(count(&report, "errors"), 0, "{}", report.json);
         assert_eq!(count(&report, "clients"), 6);
         assert!(count(&report, "delivered") > 0, "{}", report.json);
@@ -58,6 +62,7 @@ async fn idle_holds_every_client() {
     let connector = baseline().await;
     let args = idle::Args {
         clients: 10,
+        first: 0,
         room_size: 4,
         hold: Duration::from_millis(50),
         procs: 1,
@@ -115,6 +120,9 @@ async fn a_wrong_secret_fails_setup_with_the_reason() {
         rate: None,
         window: 1,
     };
-    let error = relay::run(std::slice::from_ref(&wrong), &args, &[]).await.err().unwrap();
+    let error = relay::run(std::slice::from_ref(&wrong), &args, &[])
+        .await
+        .err()
+        .unwrap();
     assert!(format!("{error:#}").contains("auth failed"), "{error:#}");
 }

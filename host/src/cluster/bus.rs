@@ -5,11 +5,16 @@
 //! destination node per wake, behind the writes of the same wake. One
 //! connection and one task keep the order: what a node says to another
 //! arrives in the order it said it, and a room's close is never overtaken
-//! by its next claim.
+//! by its next claim. Up to [`IN_FLIGHT`] pipelines are out at once: the
+//! next wake's writes do not wait for Redis to answer the last.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use redis::aio::ConnectionManager;
 use redis::{Cmd, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -69,40 +74,80 @@ impl Bus {
     }
 }
 
+/// Pipelines sent and not yet answered, at most: a node does not wait for
+/// Redis's answer to one wake's writes before it sends the next.
+const IN_FLIGHT: usize = 16;
+
 /// Runs the pipe until every [`Bus`] is dropped.
 pub(crate) async fn run(
     mut ops: mpsc::UnboundedReceiver<Op>,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     keys: Arc<Keys>,
     me: NodeId,
     metrics: Arc<BusMetrics>,
 ) {
     let mut queued = Vec::with_capacity(BATCH);
     let mut backoff = Backoff::default();
-    while ops.recv_many(&mut queued, BATCH).await > 0 {
-        let mut batch = Pipeline::new(&keys, &me);
-        for op in queued.drain(..) {
-            batch.add(op);
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some(sent) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(sent, &metrics, &mut backoff).await;
+            }
+            n = ops.recv_many(&mut queued, BATCH), if open && in_flight.len() < IN_FLIGHT => {
+                if n == 0 {
+                    open = false;
+                    continue;
+                }
+                let mut batch = Pipeline::new(&keys, &me);
+                for op in queued.drain(..) {
+                    batch.add(op);
+                }
+                let mut send = Box::pin(batch.send(redis.clone()));
+                // Polled once here, so each pipeline is on the connection's
+                // queue before the next is built: they reach Redis in order.
+                match poll_once(send.as_mut()).await {
+                    Poll::Ready(sent) => settle(sent, &metrics, &mut backoff).await,
+                    Poll::Pending => in_flight.push_back(send),
+                }
+            }
         }
-        let (pipe, claims, published) = batch.finish();
-        let started = Instant::now();
-        match pipe.query_async::<Vec<Value>>(&mut redis).await {
-            Ok(answers) => {
-                metrics.round_trip(started.elapsed());
-                metrics.published(published);
-                for ((room, reply), answer) in claims.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(Claimed::from_script(&room, answer)));
-                }
-                backoff.reset();
+    }
+}
+
+async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// A pipeline's answer, with what it carried.
+struct Sent {
+    answers: redis::RedisResult<Vec<Value>>,
+    claims: Vec<(RoomId, ClaimReply)>,
+    published: u64,
+    took: Duration,
+}
+
+/// Answers the claims a pipeline carried and counts what it published or
+/// lost; after a failure, waits before the next.
+async fn settle(sent: Sent, metrics: &BusMetrics, backoff: &mut Backoff) {
+    match sent.answers {
+        Ok(answers) => {
+            metrics.round_trip(sent.took);
+            metrics.published(sent.published);
+            for ((room, reply), answer) in sent.claims.into_iter().zip(answers) {
+                let _ = reply.send(Ok(Claimed::from_script(&room, answer)));
             }
-            Err(e) => {
-                metrics.lost(published);
-                backoff.report(&e, published);
-                for (_, reply) in claims {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                tokio::time::sleep(backoff.next()).await;
+            backoff.reset();
+        }
+        Err(e) => {
+            metrics.lost(sent.published);
+            backoff.report(&e, sent.published);
+            for (_, reply) in sent.claims {
+                let _ = reply.send(Err(e.clone()));
             }
+            tokio::time::sleep(backoff.next()).await;
         }
     }
 }
@@ -188,10 +233,9 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// The pipeline, the claims whose answers it returns (in order), and
-    /// how many messages it publishes.
-    fn finish(mut self) -> (redis::Pipeline, Vec<(RoomId, ClaimReply)>, u64) {
-        for (node, mut batch) in self.batches {
+    /// Sends the pipeline; the claims it carries are answered in order.
+    async fn send(mut self, mut redis: ConnectionManager) -> Sent {
+        for (node, mut batch) in std::mem::take(&mut self.batches) {
             wire::finish(&mut batch);
             let mut publish = Cmd::new();
             publish
@@ -200,7 +244,14 @@ impl<'a> Pipeline<'a> {
                 .arg(batch);
             self.pipe.add_command(publish).ignore();
         }
-        (self.pipe, self.claims, self.published)
+        let started = Instant::now();
+        let answers = self.pipe.query_async::<Vec<Value>>(&mut redis).await;
+        Sent {
+            answers,
+            claims: self.claims,
+            published: self.published,
+            took: started.elapsed(),
+        }
     }
 }
 

@@ -23,6 +23,9 @@ mod nodes;
 mod swaps;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

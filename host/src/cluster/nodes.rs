@@ -274,8 +274,12 @@ fn adopted(client: ClientId, seat: Seat) -> Adopted {
 }
 
 /// After a reconnect: claims this node's open rooms again and writes their
-/// mirror back, in case Redis restarted empty.
+/// mirror and the node's entries in the client directory back, in case
+/// Redis restarted empty.
 async fn reassert(cluster: &Cluster, hub: &Hub) {
+    for client in hub.local_clients() {
+        cluster.link.directory(client, true);
+    }
     for (room, _) in hub.rooms() {
         match cluster.claim(&room).await {
             Ok(Claimed::Owner(owner)) if owner == cluster.me => hub.remirror(&room),

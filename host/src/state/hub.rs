@@ -210,6 +210,14 @@ impl Hub {
     /// up to date: its identity, and its node (a resume may have moved
     /// it).
     pub(crate) fn register_proxy(&self, id: ClientId, node: &NodeId, identity: Arc<Identity>) {
+        // Every message a proxy's client sends comes through here: a known
+        // proxy takes only the read lock.
+        if let Some(client) = self.state.read().clients.get(&id)
+            && matches!(&client.sink, Sink::Remote(edge) if edge == node)
+            && client.identity.as_deref() == Some(&*identity)
+        {
+            return;
+        }
         let mut state = self.state.write();
         let client = state.clients.entry(id).or_insert_with(|| Client {
             sink: Sink::Remote(node.clone()),
@@ -333,6 +341,16 @@ impl Hub {
             Sink::Remote(node) => Some(node.clone()),
             Sink::Local(_) => None,
         }
+    }
+
+    /// The clients connected to this node.
+    pub(crate) fn local_clients(&self) -> Vec<ClientId> {
+        let state = self.state.read();
+        let local = state
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c.sink, Sink::Local(_)));
+        local.map(|(id, _)| *id).collect()
     }
 
     /// Local clients, proxies, and open rooms.
