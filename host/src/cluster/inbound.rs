@@ -12,7 +12,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::wire::{self, Handed, Member, Message};
-use super::{Cluster, NodeId, swaps};
+use super::{Cluster, NodeId, Passing, swaps};
 use crate::envelope::Frame;
 use crate::ids::ClientId;
 use crate::net::Outbound;
@@ -98,7 +98,7 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
             identity,
             text,
         } => {
-            if let Some(owner) = cx.cluster.passing_to(client) {
+            if let Some(Passing::Events(owner)) = cx.cluster.passing(client) {
                 let identity = Identity::from(identity);
                 return cx
                     .cluster
@@ -111,7 +111,7 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
             }
         }
         Message::Gone { client } => {
-            if let Some(owner) = cx.cluster.passing_to(client) {
+            if let Some(Passing::Events(owner)) = cx.cluster.passing(client) {
                 cx.cluster.link.gone(&owner, client);
             }
             router.disconnect(client);
@@ -119,7 +119,7 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
         Message::Frame { to, frame } => {
             let frame = Frame::from(String::from(Box::<str>::from(frame)));
             if !hub.send(to, Outbound::Frame(frame.clone()))
-                && let Some(edge) = cx.cluster.passing_to(to)
+                && let Some(Passing::Frames(edge)) = cx.cluster.passing(to)
                 && let Some(message) = Message::frame(to, &frame)
             {
                 // Sent before its room's owner heard the client moved.
@@ -169,7 +169,7 @@ pub(crate) fn bounce(cluster: &Cluster, hub: &Hub, client: ClientId, owner: &Nod
         .link
         .forward_for(owner, client, &edge, &identity, text);
     cluster.link.moved_to(&edge, client, owner, None);
-    cluster.pass_on(client, owner);
+    cluster.pass_on(client, Passing::Events(owner.clone()));
 }
 
 /// Gives the session `token` names, if this node has it, to `edge`, where
@@ -194,9 +194,10 @@ async fn hand_over(cx: &Inbound, token: &str, claimant: ClientId, edge: &NodeId,
         },
         None => return refuse(),
     };
-    let mut owner = None;
+    let (mut owner, mut owned_here) = (None, false);
     cx.hub.hand_over(client, queue, edge, |session| {
         owner = session.owner.clone();
+        owned_here = session.owner.is_none() && session.room.is_some();
         let handed = Handed {
             client,
             identity: session.identity.as_deref().map(Member::from),
@@ -229,6 +230,10 @@ async fn hand_over(cx: &Inbound, token: &str, claimant: ClientId, edge: &NodeId,
             },
         );
     }
-    cx.cluster.pass_on(client, edge);
+    // A client whose room this node owns stays here as a proxy of its new
+    // node; anything else sent here for it is passed on.
+    if !owned_here {
+        cx.cluster.pass_on(client, Passing::Frames(edge.clone()));
+    }
     tracing::info!(%client, to = %edge, "cluster: session handed over to another node");
 }

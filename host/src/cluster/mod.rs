@@ -57,6 +57,15 @@ use keys::Keys;
 /// How long a resume waits for the node that issued its token.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a node passes on of a client that moved on, and to whom.
+#[derive(Clone)]
+enum Passing {
+    /// Its messages: its join went to the room's real owner.
+    Events(NodeId),
+    /// Frames for it: its session was resumed on that node.
+    Frames(NodeId),
+}
+
 /// The answer to a claim on a room.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Claimed {
@@ -102,7 +111,7 @@ pub(crate) struct Cluster {
     /// Clients whose traffic this node passes on for a while, to whom and
     /// since when: a join sent on to the room's real owner
     /// (`inbound::bounce`), a session resumed elsewhere.
-    passing: parking_lot::Mutex<HashMap<ClientId, (NodeId, Instant)>>,
+    passing: parking_lot::Mutex<HashMap<ClientId, (Passing, Instant)>>,
     /// Resumes waiting for another node to hand a session over.
     resumes: parking_lot::Mutex<HashMap<u64, oneshot::Sender<Option<wire::Handed>>>>,
     /// Taken by [`Cluster::start`].
@@ -286,18 +295,25 @@ impl Cluster {
         );
     }
 
+    /// Whether `node` holds its lease now (not as of the last heartbeat: a
+    /// node that has just started counts).
+    async fn is_alive(&self, node: &NodeId) -> redis::RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        redis::AsyncCommands::exists(&mut redis, self.keys.node(node)).await
+    }
+
     /// Passes `client`'s traffic on to `node` for a while.
-    fn pass_on(&self, client: ClientId, node: &NodeId) {
-        let mut passing = self.passing.lock();
-        passing.retain(|_, (_, since)| since.elapsed() < inbound::PASSING_KEPT);
-        passing.insert(client, (node.clone(), Instant::now()));
+    fn pass_on(&self, client: ClientId, passing: Passing) {
+        let mut all = self.passing.lock();
+        all.retain(|_, (_, since)| since.elapsed() < inbound::PASSING_KEPT);
+        all.insert(client, (passing, Instant::now()));
     }
 
     /// Where this node passes `client`'s traffic on to, if it does.
-    fn passing_to(&self, client: ClientId) -> Option<NodeId> {
-        let passing = self.passing.lock();
-        let (node, since) = passing.get(&client)?;
-        (since.elapsed() < inbound::PASSING_KEPT).then(|| node.clone())
+    fn passing(&self, client: ClientId) -> Option<Passing> {
+        let all = self.passing.lock();
+        let (passing, since) = all.get(&client)?;
+        (since.elapsed() < inbound::PASSING_KEPT).then(|| passing.clone())
     }
 
     /// Resumes on this node a session another node issued `token` for:
@@ -312,7 +328,7 @@ impl Cluster {
         queue: QueueLimits,
     ) -> Option<(ClientId, Inbox)> {
         let issuer = ResumeToken::issuer(token).filter(|node| *node != self.me)?;
-        if !self.nodes.contains(&issuer) {
+        if !self.is_alive(&issuer).await.ok()? {
             return None;
         }
         let request = rand::random();
@@ -389,7 +405,7 @@ impl Cluster {
         let Some(edge) = edge.as_deref().and_then(NodeId::parse) else {
             return Ok(false);
         };
-        if !self.nodes.contains(&edge) {
+        if !self.is_alive(&edge).await? {
             return Ok(false);
         }
         let close =

@@ -72,24 +72,34 @@ pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: Cance
     let period = Duration::from_millis(cluster.settings.heartbeat_ms);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Nobody is buried for a gap in this node's own view of Redis.
+    // After a reconnect nobody is buried until one lease after this node's
+    // first good heartbeat: by then every live node has renewed its lease
+    // in a Redis that may have restarted empty.
+    let lease = Duration::from_millis(cluster.settings.lease_ms);
     let mut quiet_until = Instant::now();
+    let mut reconnecting = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
         if cluster.nodes.reconnected.swap(false, Relaxed) {
-            quiet_until = Instant::now() + Duration::from_millis(cluster.settings.lease_ms);
-            reassert(&cluster, &cx.hub).await;
+            reconnecting = true;
+        }
+        if reconnecting && !reassert(&cluster, &cx.hub).await {
+            continue;
         }
         match beat(&cluster, &cx).await {
-            Ok(dead) if Instant::now() >= quiet_until => {
-                for node in dead {
-                    bury(&cluster, &cx, &node).await;
+            Ok(dead) => {
+                if std::mem::take(&mut reconnecting) {
+                    quiet_until = Instant::now() + lease;
+                }
+                if Instant::now() >= quiet_until {
+                    for node in dead {
+                        bury(&cluster, &cx, &node).await;
+                    }
                 }
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!("cluster: heartbeat: {e}"),
         }
     }
@@ -275,8 +285,8 @@ fn adopted(client: ClientId, seat: Seat) -> Adopted {
 
 /// After a reconnect: claims this node's open rooms again and writes their
 /// mirror and the node's entries in the client directory back, in case
-/// Redis restarted empty.
-async fn reassert(cluster: &Cluster, hub: &Hub) {
+/// Redis restarted empty. False if Redis is not back yet.
+async fn reassert(cluster: &Cluster, hub: &Hub) -> bool {
     for client in hub.local_clients() {
         cluster.link.directory(client, true);
     }
@@ -289,11 +299,11 @@ async fn reassert(cluster: &Cluster, hub: &Hub) {
             }
             Err(e) => {
                 tracing::warn!(%room, "cluster: re-asserting a room: {e}");
-                cluster.nodes.reconnected();
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// The live nodes, with the load each wrote with its last heartbeat.
@@ -301,6 +311,10 @@ pub(crate) async fn list(cluster: &Cluster) -> anyhow::Result<Vec<NodeInfo>> {
     let mut redis = cluster.redis.clone();
     let ids: Vec<String> = redis.zrange(cluster.keys.nodes(), 0, -1).await?;
     let ids: Vec<NodeId> = ids.iter().filter_map(|id| NodeId::parse(id)).collect();
+    if ids.is_empty() {
+        // Right after Redis restarted, before any heartbeat.
+        return Ok(Vec::new());
+    }
     let mut get = redis::pipe();
     for id in &ids {
         get.get(cluster.keys.node(id));

@@ -233,11 +233,44 @@ impl Hub {
 
     /// A proxy's client is connected to `edge` now (resumed there).
     pub(crate) fn rehome(&self, id: ClientId, edge: &NodeId) {
-        if let Some(client) = self.state.write().clients.get_mut(&id)
+        let mut state = self.state.write();
+        if let Some(client) = state.clients.get_mut(&id)
             && let Sink::Remote(node) = &mut client.sink
         {
             *node = edge.clone();
+            self.reseat(&state, id);
         }
+    }
+
+    /// Writes a member's seat to the mirror again (its node changed, or
+    /// Redis lost it).
+    fn reseat(&self, state: &State, id: ClientId) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let Some(client) = state.clients.get(&id) else {
+            return;
+        };
+        let (Some(room), Some(identity)) = (&client.room, &client.identity) else {
+            return;
+        };
+        let Some(entry) = state.rooms.get(room) else {
+            return;
+        };
+        let Some(at) = entry.members.iter().position(|m| m.client_id == id) else {
+            return;
+        };
+        let node = match &client.sink {
+            Sink::Remote(node) => Some(node),
+            Sink::Local(_) => None,
+        };
+        let seat = Seat {
+            seq: entry.seqs[at],
+            node,
+            identity,
+            metadata: &entry.members[at].metadata,
+        };
+        remote.seat(room, id, Some(seat));
     }
 
     /// Gives a local client's session to the node `edge`, where it has been
@@ -280,6 +313,7 @@ impl Hub {
         });
         if owned_here {
             client.sink = Sink::Remote(edge.clone());
+            self.reseat(state, id);
         } else {
             state.clients.remove(&id);
         }
@@ -373,24 +407,8 @@ impl Hub {
         let Some(entry) = state.rooms.get(room) else {
             return;
         };
-        for (peer, seq) in entry.members.iter().zip(&entry.seqs) {
-            let Some(client) = state.clients.get(&peer.client_id) else {
-                continue;
-            };
-            let Some(identity) = &client.identity else {
-                continue;
-            };
-            let node = match &client.sink {
-                Sink::Remote(node) => Some(node),
-                Sink::Local(_) => None,
-            };
-            let seat = Seat {
-                seq: *seq,
-                node,
-                identity,
-                metadata: &peer.metadata,
-            };
-            remote.seat(room, peer.client_id, Some(seat));
+        for peer in &entry.members {
+            self.reseat(&state, peer.client_id);
         }
         for ((plugin, key), value) in &entry.kv {
             remote.kv(room, plugin, key, Some(value));
