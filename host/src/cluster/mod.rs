@@ -148,7 +148,11 @@ impl Cluster {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(resp3))?;
+        // Without TCP_NODELAY a pipeline sent while the last is unanswered
+        // waits for its acknowledgement (Nagle): a round trip per hop.
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let info = info.set_redis_settings(resp3).set_tcp_settings(tcp);
+        let client = redis::Client::open(info)?;
         let (push_tx, pushes) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(push_tx)
