@@ -19,7 +19,12 @@
 //!   hostile input a client library refuses to send;
 //! - [`admin`] is an HTTP/1.1 client for the admin listener (hot swap,
 //!   rooms, kicks, metrics), and [`metrics`] a strict reader of the
-//!   Prometheus text `/metrics` answers.
+//!   Prometheus text `/metrics` answers;
+//! - [`soak`] keeps the books of a soak's relays and checks that each
+//!   arrived at most once, in order, and exactly once where it must;
+//! - [`swap_load`] runs hot swaps under load, on one server or a cluster,
+//!   and checks that nothing was dropped, duplicated or stamped by a
+//!   version that was not live.
 
 pub mod admin;
 pub mod chains;
@@ -28,6 +33,8 @@ pub mod http;
 pub mod metrics;
 pub mod raw;
 pub mod server;
+pub mod soak;
+pub mod swap_load;
 pub mod token;
 
 pub use admin::Admin;

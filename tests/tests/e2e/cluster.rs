@@ -22,8 +22,9 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use switchboard_e2e::chains::{self, from_file};
+use switchboard_e2e::soak::{Life, Relays, Rng};
+use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, sha256_hex};
 use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -676,13 +677,6 @@ async fn relays_across_nodes_arrive_in_order_and_before_peer_left() {
 
 // ---------------------------------------------------------------------------
 // Hot swap (the plugin and bytes of hot_swap.rs: `stamp` 1.0.0, then 2.0.0).
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The `stamp` entry of a node's `GET /admin/plugins`.
 async fn listed_stamp(node: &Server) -> Value {
@@ -1914,22 +1908,6 @@ const SOAK_PATIENCE: Duration = Duration::from_secs(10);
 /// A client that vanishes is a suspended session this long.
 const SOAK_SESSION: &str = "[session]\nresume_grace_ms = 500\n";
 
-/// A small xorshift generator, reproducible from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// How a soak client's life ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum SoakExit {
@@ -1962,198 +1940,54 @@ impl SoakExit {
     }
 }
 
-/// One relay: who sent it to whom, and its number among the sender's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Relay {
-    from: String,
-    to: String,
-    seq: u64,
-}
-
-const RELAY_EVENTS: [&str; 3] = ["sdp:offer", "sdp:answer", "ice:candidate"];
-
-fn relay_message(event: &str, id: &str, relay: &Relay) -> Value {
-    let tag = format!("soak {} {} {}", relay.from, relay.to, relay.seq);
-    let data = match event {
-        "ice:candidate" => json!({ "to": relay.to, "candidate": { "candidate": tag } }),
-        _ => json!({ "to": relay.to, "sdp": tag }),
-    };
-    json!({ "event": event, "id": id, "data": data })
-}
-
-/// The relay a received relay event carries, checked against its `from`.
-fn parse_relay(message: &Value) -> Relay {
-    let data = &message["data"];
-    let tag = data["sdp"]
-        .as_str()
-        .or_else(|| data["candidate"]["candidate"].as_str())
-        .unwrap_or_else(|| panic!("relay without its tag: {message}"));
-    let parts: Vec<&str> = tag.split(' ').collect();
-    let ["soak", from, to, seq] = parts[..] else {
-        panic!("malformed relay tag: {message}")
-    };
-    assert_eq!(data["from"], from, "relay with a forged `from`: {message}");
-    Relay {
-        from: from.to_owned(),
-        to: to.to_owned(),
-        seq: seq.parse().expect("relay seq"),
-    }
-}
-
 /// Everything the soak's clients did, merged at the end of each life.
 #[derive(Default)]
 struct SoakLedger {
     lives: HashMap<SoakExit, u64>,
-    /// Relays the room's owner accepted: no error came back before the
-    /// sender's next `room:state` answer.
-    accepted: Vec<Relay>,
-    refused: HashMap<String, u64>,
-    /// What each client received, in order of arrival.
-    received: HashMap<String, Vec<Relay>>,
-    /// Clients that read up to their `room:left`.
-    drained: HashSet<String>,
+    relays: Relays,
     /// The node (1-based) each client was connected to.
     node_of: HashMap<String, usize>,
 }
 
-/// One soak client's life.
-struct SoakLife {
-    client: Client,
-    id: String,
-    peers: HashSet<String>,
-    received: Vec<Relay>,
-    accepted: Vec<Relay>,
-    refused: HashMap<String, u64>,
-    /// Relays sent and not yet known to be accepted or refused, by id.
-    pending: HashMap<String, Relay>,
-    seq: u64,
-}
+/// Why a room's owner may refuse a relay: the target left (or its room
+/// closed and reopened elsewhere) after the sender last heard of it.
+const SOAK_REFUSALS: &[&str] = &["PEER_NOT_FOUND"];
 
-impl SoakLife {
-    /// Handles a message that is not the answer being waited for.
-    fn on_message(&mut self, message: Value) {
-        let event = message["event"].as_str().unwrap_or_default();
-        match event {
-            e if RELAY_EVENTS.contains(&e) && message.get("id").is_none() => {
-                let relay = parse_relay(&message);
-                assert_eq!(relay.to, self.id, "a relay for someone else: {message}");
-                self.received.push(relay);
-            }
-            "room:peer-joined" => {
-                let peer = message["data"]["peer"]["clientId"].as_str();
-                self.peers.insert(peer.expect("peer id").to_owned());
-            }
-            "room:peer-left" => {
-                let peer = message["data"]["clientId"].as_str().expect("peer id");
-                self.peers.remove(peer);
-            }
-            "error" => {
-                let id = message["id"].as_str().unwrap_or_default();
-                let relay = self
-                    .pending
-                    .remove(id)
-                    .unwrap_or_else(|| panic!("{}: an error for no relay: {message}", self.id));
-                let code = message["data"]["code"].as_str().unwrap_or_default();
-                // The target left (or its room closed and reopened
-                // elsewhere) after the sender last heard of it.
-                assert!(
-                    code == "PEER_NOT_FOUND",
-                    "{}: relay {relay:?} refused with {message}",
-                    self.id
-                );
-                *self.refused.entry(code.to_owned()).or_default() += 1;
-            }
-            _ => panic!("{}: unexpected {message}", self.id),
-        }
-    }
-
-    /// Reads until the message with `id` arrives, handling the others;
-    /// returns it.
-    async fn until_reply(&mut self, id: &str) -> Value {
-        loop {
-            let next = timeout(SOAK_PATIENCE, self.client.next_incoming())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("{}: no answer to {id} within {SOAK_PATIENCE:?}", self.id)
-                });
-            match next {
-                Incoming::Message(message) if message["id"] == id => return message,
-                Incoming::Message(message) => self.on_message(message),
-                other => panic!("{}: connection ended waiting for {id}: {other:?}", self.id),
-            }
-        }
-    }
-
-    /// Reads whatever comes for `window`.
-    async fn listen(&mut self, window: Duration) {
-        let deadline = Instant::now() + window;
-        while let Ok(next) = tokio::time::timeout_at(deadline, self.client.next_incoming()).await {
-            match next {
-                Incoming::Message(message) => self.on_message(message),
-                other => panic!("{}: connection ended while listening: {other:?}", self.id),
-            }
-        }
-    }
-
-    /// Sends up to five relays, to peers on other nodes when there are
-    /// some, then `room:state`. That goes to the room's owner behind the
-    /// relays, and its answer comes back behind theirs, so once it is in,
-    /// every relay without an error was accepted. (A `ping` would not do:
-    /// the client's own node answers it at once.) The answer also says who
-    /// is in the room now.
-    async fn relay_round(
-        &mut self,
-        rng: &mut Rng,
-        round: u64,
-        node_of: &Mutex<HashMap<String, usize>>,
-    ) {
-        let targets: Vec<String> = {
-            let node_of = node_of.lock().unwrap();
-            let mine = node_of.get(&self.id).copied();
-            let elsewhere: Vec<String> = self
-                .peers
-                .iter()
-                .filter(|p| node_of.get(*p).copied() != mine)
-                .cloned()
-                .collect();
-            if elsewhere.is_empty() {
-                self.peers.iter().cloned().collect()
-            } else {
-                elsewhere
-            }
-        };
-        if !targets.is_empty() {
-            for _ in 0..1 + rng.below(5) {
-                let to = targets[rng.below(targets.len() as u64) as usize].clone();
-                self.seq += 1;
-                let relay = Relay {
-                    from: self.id.clone(),
-                    to,
-                    seq: self.seq,
-                };
-                let id = format!("r{}", self.seq);
-                let event = RELAY_EVENTS[rng.below(RELAY_EVENTS.len() as u64) as usize];
-                self.client
-                    .send_json(relay_message(event, &id, &relay))
-                    .await;
-                self.pending.insert(id, relay);
-            }
-        }
-        let sync = format!("sync{round}");
-        self.client
-            .send_json(json!({ "event": "room:state", "id": sync }))
-            .await;
-        let state = self.until_reply(&sync).await;
-        assert_eq!(state["event"], "room:state", "{}: {state}", self.id);
-        self.accepted
-            .extend(self.pending.drain().map(|(_, relay)| relay));
-        self.peers = state["data"]["peers"]
-            .as_array()
-            .unwrap_or_else(|| panic!("room:state without peers: {state}"))
+/// Sends up to five relays, to peers on other nodes when there are some,
+/// then `room:state`. That goes to the room's owner behind the relays, and
+/// its answer comes back behind theirs, so once it is in, every relay
+/// without an error was accepted. (A `ping` would not do: the client's own
+/// node answers it at once.) The answer also says who is in the room now.
+async fn soak_relay_round(
+    life: &mut Life,
+    rng: &mut Rng,
+    round: u64,
+    node_of: &Mutex<HashMap<String, usize>>,
+) {
+    let targets: Vec<String> = {
+        let node_of = node_of.lock().unwrap();
+        let mine = node_of.get(&life.id).copied();
+        let elsewhere: Vec<String> = life
+            .peers
             .iter()
-            .map(|p| p["clientId"].as_str().expect("peer id").to_owned())
+            .filter(|p| node_of.get(*p).copied() != mine)
+            .cloned()
             .collect();
-    }
+        if elsewhere.is_empty() {
+            life.peers.iter().cloned().collect()
+        } else {
+            elsewhere
+        }
+    };
+    let state = life
+        .relay_round(rng, round, &targets, ("room:state", "room:state"))
+        .await;
+    life.peers = state["data"]["peers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("room:state without peers: {state}"))
+        .iter()
+        .map(|p| p["clientId"].as_str().expect("peer id").to_owned())
+        .collect();
 }
 
 /// One client from connect to gone, on a node picked at random.
@@ -2167,30 +2001,23 @@ async fn soak_life(
     let node = rng.below(nodes.len() as u64) as usize;
     let user = format!("user{}", rng.below(1000));
     let client = Client::authed_addr(nodes[node], &user).await;
-    let id = client.client_id.clone();
-    node_of.lock().unwrap().insert(id.clone(), node + 1);
-    let mut life = SoakLife {
-        client,
-        id,
-        peers: HashSet::new(),
-        received: Vec::new(),
-        accepted: Vec::new(),
-        refused: HashMap::new(),
-        pending: HashMap::new(),
-        seq: 0,
-    };
+    node_of
+        .lock()
+        .unwrap()
+        .insert(client.client_id.clone(), node + 1);
+    let mut life = Life::new(client, SOAK_REFUSALS, SOAK_PATIENCE);
     let room = format!("soak-{}", rng.below(SOAK_ROOMS));
     life.client
         .send_json(json!({ "event": "room:join", "id": "join", "data": { "roomId": room } }))
         .await;
-    let joined = life.until_reply("join").await;
+    let joined = life.until_reply("room:joined", "join").await;
     assert_eq!(joined["event"], "room:joined", "{}: {joined}", life.id);
     for peer in joined["data"]["peers"].as_array().expect("peers") {
         life.peers
             .insert(peer["clientId"].as_str().expect("peer id").to_owned());
     }
     for round in 0..1 + rng.below(4) {
-        life.relay_round(rng, round, node_of).await;
+        soak_relay_round(&mut life, rng, round, node_of).await;
         life.listen(Duration::from_millis(rng.below(100))).await;
     }
 
@@ -2199,7 +2026,7 @@ async fn soak_life(
             life.client
                 .send_json(json!({ "event": "room:leave", "id": "leave" }))
                 .await;
-            let left = life.until_reply("leave").await;
+            let left = life.until_reply("room:left", "leave").await;
             assert_eq!(left["event"], "room:left", "{}: {left}", life.id);
             if exit == SoakExit::LeaveThenClose {
                 life.client.close(1000).await;
@@ -2213,65 +2040,28 @@ async fn soak_life(
 
     let mut ledger = ledger.lock().unwrap();
     *ledger.lives.entry(exit).or_default() += 1;
-    ledger.accepted.extend(life.accepted);
-    for (code, n) in life.refused {
-        *ledger.refused.entry(code).or_default() += n;
-    }
-    if exit.drains() {
-        ledger.drained.insert(life.id.clone());
-    }
     ledger.node_of.insert(life.id.clone(), node + 1);
-    ledger.received.insert(life.id, life.received);
+    ledger.relays.add(
+        life.id,
+        life.accepted,
+        life.refused,
+        life.received,
+        exit.drains(),
+    );
 }
 
-/// Checks every relay: each one received was accepted, sent to its
-/// receiver, and arrived once and in order per sender; each one accepted
-/// for a client that read up to its `room:left` arrived exactly once.
-/// Returns (accepted for such clients, accepted for the others, accepted
-/// between two nodes).
+/// [`Relays::check`], and how many relays accepted went between two
+/// nodes: (accepted for clients that read up to their `room:left`,
+/// accepted for the others, accepted between two nodes).
 fn check_soak_relays(ledger: &SoakLedger) -> (usize, usize, usize) {
-    let accepted: HashSet<&Relay> = ledger.accepted.iter().collect();
-    assert_eq!(
-        accepted.len(),
-        ledger.accepted.len(),
-        "a relay accepted twice"
-    );
-    let mut arrivals: HashMap<&Relay, usize> = HashMap::new();
-    for (receiver, relays) in &ledger.received {
-        let mut last: HashMap<&str, u64> = HashMap::new();
-        for relay in relays {
-            assert_eq!(&relay.to, receiver);
-            assert!(
-                accepted.contains(relay),
-                "{receiver} received {relay:?}, which its sender never saw accepted"
-            );
-            *arrivals.entry(relay).or_default() += 1;
-            let previous = last.insert(&relay.from, relay.seq).unwrap_or(0);
-            assert!(
-                relay.seq > previous,
-                "{receiver} received {relay:?} after seq {previous} from the same sender \
-                 (out of order, or twice)"
-            );
-        }
-    }
-    let (mut to_drained, mut to_departed, mut across) = (0, 0, 0);
-    for relay in &ledger.accepted {
-        let arrived = arrivals.get(relay).copied().unwrap_or(0);
-        assert!(arrived <= 1, "{relay:?} arrived {arrived} times");
-        if ledger.drained.contains(&relay.to) {
-            assert_eq!(
-                arrived, 1,
-                "{relay:?} was accepted for a peer that stayed to its room:left, and never arrived"
-            );
-            to_drained += 1;
-        } else {
-            to_departed += 1;
-        }
-        if ledger.node_of.get(&relay.from) != ledger.node_of.get(&relay.to) {
-            across += 1;
-        }
-    }
-    (to_drained, to_departed, across)
+    let (to_drained, to_departed) = ledger.relays.check();
+    let across = ledger
+        .relays
+        .accepted
+        .iter()
+        .filter(|relay| ledger.node_of.get(&relay.from) != ledger.node_of.get(&relay.to))
+        .count();
+    (to_drained.len(), to_departed.len(), across)
 }
 
 /// The keys under `prefix` that are not the nodes' own (their leases, the
@@ -2403,8 +2193,8 @@ async fn a_cross_node_soak_delivers_every_relay_once_and_leaves_nothing_in_redis
          {to_departed} for peers that went from their room), refused {:?}; \
          connections per node {connections:?}",
         ledger.lives,
-        ledger.accepted.len(),
-        ledger.refused,
+        ledger.relays.accepted.len(),
+        ledger.relays.refused,
     );
     assert!(
         left.is_empty(),
@@ -2429,282 +2219,22 @@ async fn a_cross_node_soak_delivers_every_relay_once_and_leaves_nothing_in_redis
 // clients spread over three nodes and the swaps made through each node's
 // admin API in turn).
 
-/// Rooms of [`LOAD_PER_ROOM`], each member on another node, so that most
-/// messages cross nodes; the rooms' owners (their first members' nodes)
-/// are spread over the three.
-const LOAD_ROOMS: usize = 18;
-const LOAD_PER_ROOM: usize = 3;
-/// Clients that join, send one `stamp:msg`, leave, and reconnect, all along.
-const LOAD_CHURNERS: usize = 6;
-const LOAD_SWAPS: usize = 20;
-/// Every traffic client sends one `stamp:msg` this often.
-const LOAD_SEND_EVERY: Duration = Duration::from_millis(50);
-/// Traffic before the first swap, and between one swap reaching every node
-/// and the next swap's request: windows in which one version runs
-/// everywhere.
-const LOAD_SETTLE: Duration = Duration::from_millis(300);
-/// How long the end-of-run handshakes may take.
-const LOAD_DRAIN: Duration = Duration::from_secs(30);
-
-/// One build of `stamp`.
-struct StampBuild {
-    bytes: Vec<u8>,
-    hash: String,
-    /// What it puts in `version` of a relayed `stamp:msg`.
-    mark: &'static str,
-}
-
-fn stamp_build(path: &str, mark: &'static str) -> StampBuild {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    StampBuild {
-        hash: sha256_hex(&bytes),
-        bytes,
-        mark,
-    }
-}
-
-/// One `stamp:msg` a client sent.
-struct Sent {
-    to: String,
-    seq: u64,
-    /// Just before it was written to the socket.
-    at: Instant,
-}
-
-/// One `stamp:msg` a client received.
-struct Got {
-    from: String,
-    seq: u64,
-    version: String,
-    count: u64,
-    /// Just after it was read from the socket.
-    at: Instant,
-}
-
-/// What one connection saw over the whole run.
-#[derive(Default)]
-struct Record {
-    client_id: String,
-    room: usize,
-    sent: Vec<Sent>,
-    got: Vec<Got>,
-    errors: Vec<Value>,
-    unexpected: Vec<Value>,
-    disconnected: Option<String>,
-}
-
-impl Record {
-    /// Files one received message; `false` if the connection is gone.
-    fn take(&mut self, incoming: Incoming) -> bool {
-        match incoming {
-            Incoming::Message(message) => {
-                self.file(message);
-                true
-            }
-            Incoming::Closed(code) => {
-                self.disconnected = Some(format!("closed with {code:?}"));
-                false
-            }
-            Incoming::Failed(why) => {
-                self.disconnected = Some(why);
-                false
-            }
-        }
-    }
-
-    fn file(&mut self, message: Value) {
-        let at = Instant::now();
-        let data = &message["data"];
-        match message["event"].as_str() {
-            Some("stamp:msg") if message.get("id").is_none() => {
-                let fields = (
-                    data["from"].as_str(),
-                    data["seq"].as_u64(),
-                    data["version"].as_str(),
-                    data["count"].as_u64(),
-                );
-                match fields {
-                    (Some(from), Some(seq), Some(version), Some(count))
-                        if data.as_object().map(|o| o.len()) == Some(4) =>
-                    {
-                        self.got.push(Got {
-                            from: from.to_owned(),
-                            seq,
-                            version: version.to_owned(),
-                            count,
-                            at,
-                        })
-                    }
-                    _ => self.unexpected.push(message),
-                }
-            }
-            // Churners coming and going.
-            Some("room:peer-joined" | "room:peer-left") if message.get("id").is_none() => {}
-            Some("error") => self.errors.push(message),
-            _ => self.unexpected.push(message),
-        }
-    }
-
-    fn note(&mut self, outcome: Result<(), String>) {
-        if let Err(why) = outcome {
-            self.unexpected.push(json!(why));
-        }
-    }
-
-    /// Sends `room:state` with `id` and files everything up to its answer.
-    /// It is handled on the room's owner, behind this client's earlier
-    /// messages, and comes back behind what the owner sent this client
-    /// before it (a `ping` would not do: the client's own node answers it
-    /// at once).
-    async fn sync(&mut self, client: &mut Client, id: &str) {
-        if self.disconnected.is_some() {
-            return;
-        }
-        client
-            .send_json(json!({ "event": "room:state", "id": id }))
-            .await;
-        let done = timeout(LOAD_DRAIN, async {
-            loop {
-                match client.next_incoming().await {
-                    Incoming::Message(m) if m["event"] == "room:state" && m["id"] == id => return,
-                    incoming => {
-                        if !self.take(incoming) {
-                            return;
-                        }
-                    }
-                }
-            }
-        })
-        .await;
-        if done.is_err() {
-            self.disconnected = Some(format!("no answer to {id} within {LOAD_DRAIN:?}"));
-        }
-    }
-}
-
-/// Waits at the barrier; an error if the others never came.
-async fn wait_for_all(barrier: &tokio::sync::Barrier) -> Result<(), String> {
-    timeout(LOAD_DRAIN, barrier.wait())
-        .await
-        .map(drop)
-        .map_err(|_| format!("gave up waiting for the other clients after {LOAD_DRAIN:?}"))
-}
-
-/// A traffic client: sends `stamp:msg` to its room peers in turn until
-/// told to stop; then syncs (everything it sent is handled), waits for all
-/// the others to have done so, and syncs again (everything sent to it has
-/// arrived).
-async fn load_traffic(
-    mut client: Client,
-    room: usize,
-    peers: Vec<String>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    barrier: Arc<tokio::sync::Barrier>,
-    phase: Duration,
-) -> Record {
-    let mut record = Record {
-        client_id: client.client_id.clone(),
-        room,
-        ..Record::default()
-    };
-    let mut tick = tokio::time::interval(LOAD_SEND_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    sleep(phase).await;
-    let mut seq = 0u64;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tick.tick() => {
-                let to = peers[seq as usize % peers.len()].clone();
-                let at = Instant::now();
-                client
-                    .send_json(json!({ "event": "stamp:msg", "data": { "to": to, "seq": seq } }))
-                    .await;
-                record.sent.push(Sent { to, seq, at });
-                seq += 1;
-            }
-            incoming = client.next_incoming() => {
-                if !record.take(incoming) {
-                    break;
-                }
-            }
-        }
-    }
-    record.sync(&mut client, "drain-sent").await;
-    record.note(wait_for_all(&barrier).await);
-    record.sync(&mut client, "drain-received").await;
-    record.note(wait_for_all(&barrier).await);
-    record
-}
-
-/// A churner: on its node, joins a traffic room, sends one `stamp:msg` to
-/// a member, leaves (reading up to `room:left`, which comes after that
-/// message was handled), joins another, ... reconnecting every three
-/// rooms, until told to stop.
-async fn load_churn(
-    addr: SocketAddr,
-    index: usize,
-    members: Arc<Vec<Vec<String>>>,
-    stop: tokio::sync::watch::Receiver<bool>,
-    barrier: Arc<tokio::sync::Barrier>,
-) -> Vec<Record> {
-    let mut records = Vec::new();
-    let mut seq = 0u64;
-    let mut round = index;
-    while !*stop.borrow() {
-        let mut client = Client::authed_addr(addr, &format!("churner-{index}")).await;
-        for _ in 0..3 {
-            let room = (round * 7) % LOAD_ROOMS;
-            round += 1;
-            let to = members[room][seq as usize % LOAD_PER_ROOM].clone();
-            let mut record = Record {
-                client_id: client.client_id.clone(),
-                room,
-                ..Record::default()
-            };
-            client.join(&format!("load-{room}")).await;
-            let at = Instant::now();
-            client
-                .send_json(json!({ "event": "stamp:msg", "data": { "to": to, "seq": seq } }))
-                .await;
-            record.sent.push(Sent { to, seq, at });
-            seq += 1;
-            sleep(Duration::from_millis(20)).await;
-            client
-                .send_json(json!({ "event": "room:leave", "id": "leave" }))
-                .await;
-            loop {
-                let message = client.recv_within(LOAD_DRAIN).await;
-                if message["event"] == "room:left" && message["id"] == "leave" {
-                    break;
-                }
-                record.file(message);
-            }
-            records.push(record);
-            if *stop.borrow() {
-                break;
-            }
-        }
-        client.close(1000).await;
-    }
-    let mut last = Record {
-        client_id: format!("churner-{index}"),
-        ..Record::default()
-    };
-    last.note(wait_for_all(&barrier).await);
-    last.note(wait_for_all(&barrier).await);
-    records.push(last);
-    records
-}
-
-/// One version's run: `mark` may handle events from `from` (the request of
-/// the swap that made it live) until `until` (when the next swap had
-/// reached every node).
-struct LiveVersion {
-    mark: &'static str,
-    from: Option<Instant>,
-    until: Option<Instant>,
-}
+/// Rooms of 3, each member on another node, so that most messages cross
+/// nodes; the rooms' owners (their first members' nodes) are spread over
+/// the three. A client knows it has everything by a `room:state`, which
+/// its room's owner answers (see [`Handshake::RoomState`]).
+const LOAD: Shape = Shape {
+    name: "hot swaps across nodes",
+    rooms: 18,
+    per_room: 3,
+    churners: 6,
+    handshake: Handshake::RoomState,
+    drain: Duration::from_secs(30),
+    finish: Duration::from_secs(90),
+    min_sent: 3_000,
+    min_per_window: 50,
+    min_after_last: 50,
+};
 
 /// 20 hot swaps of `stamp` (2.0.0, 1.0.0, 2.0.0, ...) made through nodes
 /// 1, 2, 3, 1, ... in turn while 54 clients over three nodes send
@@ -2723,139 +2253,51 @@ struct LiveVersion {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swaps_under_load_across_nodes_drop_nothing() {
     let (v1, v2) = (
-        stamp_build(STAMP_V1_WASM, "a"),
-        stamp_build(STAMP_V2_WASM, "b"),
+        Build::read(STAMP_V1_WASM, "1.0.0", "a"),
+        Build::read(STAMP_V2_WASM, "2.0.0", "b"),
     );
     let cache = tempfile::tempdir().expect("cache dir");
     let cluster = Cluster::start(3, |table| stamp_config(table, cache.path())).await;
     wait_until_acquainted(&cluster).await;
     let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
 
-    // Member m of room r on node (r + m) % 3 + 1; each room's members join
-    // in turn, the rooms at once.
-    let mut joining = tokio::task::JoinSet::new();
-    for room in 0..LOAD_ROOMS {
-        let addrs = addrs.clone();
-        joining.spawn(async move {
-            let mut clients = Vec::new();
-            for member in 0..LOAD_PER_ROOM {
-                let addr = addrs[(room + member) % addrs.len()];
-                let mut client = Client::authed_addr(addr, &format!("user-{room}-{member}")).await;
-                client.join(&format!("load-{room}")).await;
-                clients.push(client);
-            }
-            (room, clients)
-        });
-    }
-    let mut rooms: std::collections::BTreeMap<usize, Vec<Client>> = Default::default();
-    while let Some(joined) = joining.join_next().await {
-        let (room, clients) = joined.expect("a room failed to fill");
-        rooms.insert(room, clients);
-    }
-    let members: Arc<Vec<Vec<String>>> = Arc::new(
-        rooms
-            .values()
-            .map(|clients| clients.iter().map(|c| c.client_id.clone()).collect())
-            .collect(),
-    );
-
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let barrier = Arc::new(tokio::sync::Barrier::new(
-        LOAD_ROOMS * LOAD_PER_ROOM + LOAD_CHURNERS,
-    ));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut n = 0u32;
-    for (room, clients) in rooms {
-        for client in clients {
-            let peers: Vec<String> = members[room]
-                .iter()
-                .filter(|id| **id != client.client_id)
-                .cloned()
-                .collect();
-            let phase = LOAD_SEND_EVERY * (n % 10) / 10;
-            n += 1;
-            let (stop, barrier) = (stop.clone(), Arc::clone(&barrier));
-            tasks.spawn(async move {
-                vec![load_traffic(client, room, peers, stop, barrier, phase).await]
-            });
-        }
-    }
-    for index in 0..LOAD_CHURNERS {
-        let (stop, barrier, members) = (stop.clone(), Arc::clone(&barrier), Arc::clone(&members));
-        tasks.spawn(load_churn(
-            addrs[index % addrs.len()],
-            index,
-            members,
-            stop,
-            barrier,
-        ));
-    }
-
-    // The swaps, each through the next node, each awaited until every
-    // node lists it, with traffic in between.
-    let mut live = vec![LiveVersion {
-        mark: v1.mark,
-        from: None,
-        until: None,
-    }];
+    // Each swap through the next node, awaited until every node lists it.
     let mut propagation = Vec::new();
-    sleep(LOAD_SETTLE).await;
-    for i in 0..LOAD_SWAPS {
-        let (next, via) = (if i % 2 == 0 { &v2 } else { &v1 }, i % 3 + 1);
-        let requested = Instant::now();
-        let response = cluster
-            .node(via)
-            .admin()
-            .put("/admin/plugins/stamp", &next.bytes)
-            .await;
-        let answered = Instant::now();
-        assert_eq!(
-            response.status, 200,
-            "swap {i} through node {via}: {response}"
-        );
-        assert_eq!(
-            response.json()["hash"],
-            next.hash.as_str(),
-            "swap {i}: {response}"
-        );
-        let deadline = answered + Duration::from_secs(10);
-        for k in 1..=3 {
-            while listed_stamp(cluster.node(k)).await["hash"] != next.hash.as_str() {
-                assert!(
-                    Instant::now() < deadline,
-                    "swap {i} (through node {via}) has not reached node {k} 10 s after its answer"
-                );
-                sleep(Duration::from_millis(10)).await;
+    let run = LOAD
+        .run(&addrs, &v1, &v2, async |i, next| {
+            let via = i % 3 + 1;
+            let response = cluster
+                .node(via)
+                .admin()
+                .put("/admin/plugins/stamp", &next.bytes)
+                .await;
+            let answered = Instant::now();
+            assert_eq!(
+                response.status, 200,
+                "swap {i} through node {via}: {response}"
+            );
+            assert_eq!(
+                response.json()["hash"],
+                next.hash.as_str(),
+                "swap {i}: {response}"
+            );
+            let deadline = answered + Duration::from_secs(10);
+            for k in 1..=3 {
+                while listed_stamp(cluster.node(k)).await["hash"] != next.hash.as_str() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "swap {i} (through node {via}) has not reached node {k} 10 s after its answer"
+                    );
+                    sleep(Duration::from_millis(10)).await;
+                }
             }
-        }
-        let everywhere = Instant::now();
-        propagation.push(everywhere - answered);
-        live.last_mut().expect("one live version").until = Some(everywhere);
-        live.push(LiveVersion {
-            mark: next.mark,
-            from: Some(requested),
-            until: None,
-        });
-        sleep(LOAD_SETTLE).await;
-    }
-    let final_everywhere = live
-        .iter()
-        .rev()
-        .nth(1)
-        .and_then(|l| l.until)
-        .expect("the last swap's propagation");
-    stop_tx.send(true).expect("clients are listening");
+            let everywhere = Instant::now();
+            propagation.push(everywhere - answered);
+            everywhere
+        })
+        .await;
 
-    let mut records = Vec::new();
-    let all_done = timeout(LOAD_DRAIN * 3, async {
-        while let Some(done) = tasks.join_next().await {
-            records.extend(done.expect("a client task panicked"));
-        }
-    })
-    .await;
-    assert!(all_done.is_ok(), "the clients did not finish");
-
-    check_load_run(&records, &live, final_everywhere, v1.mark);
+    LOAD.check(&run);
     eprintln!(
         "hot swaps across nodes: propagation after each answer (ms) {:?}",
         propagation
@@ -2868,174 +2310,8 @@ async fn hot_swaps_under_load_across_nodes_drop_nothing() {
         let stamp = listed_stamp(cluster.node(k)).await;
         assert_eq!(
             (&stamp["hash"], &stamp["version"]),
-            (&json!(v1.hash), &json!("1.0.0")),
-            "node {k} after {LOAD_SWAPS} swaps: {stamp}"
+            (&json!(v1.hash), &json!(v1.version)),
+            "node {k} after {SWAPS} swaps: {stamp}"
         );
     }
-}
-
-/// Every check of the run at once, so that one failure report says all.
-fn check_load_run(
-    records: &[Record],
-    live: &[LiveVersion],
-    final_everywhere: Instant,
-    final_mark: &str,
-) {
-    let mut problems: Vec<String> = Vec::new();
-    let mut report = |problem: String| {
-        if problems.len() < 40 {
-            problems.push(problem);
-        }
-    };
-
-    for record in records {
-        if let Some(how) = &record.disconnected {
-            report(format!("client {} disconnected: {how}", record.client_id));
-        }
-        for error in &record.errors {
-            report(format!("client {} got an error: {error}", record.client_id));
-        }
-        for message in &record.unexpected {
-            report(format!("client {} got {message}", record.client_id));
-        }
-    }
-
-    let mut sent_at: HashMap<(&str, &str, u64), Instant> = HashMap::new();
-    let mut expected: std::collections::BTreeMap<(&str, &str), Vec<u64>> = Default::default();
-    for record in records {
-        for sent in &record.sent {
-            sent_at.insert((&record.client_id, &sent.to, sent.seq), sent.at);
-            expected
-                .entry((&record.client_id, &sent.to))
-                .or_default()
-                .push(sent.seq);
-        }
-    }
-    let mut received: std::collections::BTreeMap<(&str, &str), Vec<u64>> = Default::default();
-    let mut counts: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
-    let mut strict_per_window = vec![0usize; live.len()];
-    let (mut total, mut after_final) = (0usize, 0usize);
-    for record in records {
-        for got in &record.got {
-            total += 1;
-            received
-                .entry((&got.from, &record.client_id))
-                .or_default()
-                .push(got.seq);
-            counts.entry(record.room).or_default().push(got.count);
-            let Some(sent) = sent_at.get(&(got.from.as_str(), record.client_id.as_str(), got.seq))
-            else {
-                report(format!(
-                    "client {} got seq {} from {}, which was never sent to it",
-                    record.client_id, got.seq, got.from
-                ));
-                continue;
-            };
-            if *sent > final_everywhere {
-                after_final += 1;
-                if got.version != final_mark {
-                    report(format!(
-                        "{} → {} seq {}, sent after the last swap reached every node, \
-                         stamped {:?}, not {final_mark:?}",
-                        got.from, record.client_id, got.seq, got.version
-                    ));
-                }
-            }
-            // The versions that may have run on some node at some moment
-            // between the send and the receipt.
-            let possible: Vec<usize> = live
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| {
-                    l.from.is_none_or(|from| from <= got.at)
-                        && l.until.is_none_or(|until| until >= *sent)
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let marks: Vec<&str> = possible.iter().map(|&i| live[i].mark).collect();
-            if !marks.contains(&got.version.as_str()) {
-                report(format!(
-                    "{} → {} seq {} stamped {:?}, but only {marks:?} could be live between its \
-                     send and its receipt",
-                    got.from, record.client_id, got.seq, got.version
-                ));
-            }
-            if let [only] = possible[..] {
-                strict_per_window[only] += 1;
-            }
-        }
-    }
-
-    for (pair, sent) in &expected {
-        let got = received.get(pair).map(Vec::as_slice).unwrap_or_default();
-        if got != sent.as_slice() {
-            report(format!(
-                "{} → {}: sent {} messages, received {} (first difference at index {}): \
-                 sent {:?}…, received {:?}…",
-                pair.0,
-                pair.1,
-                sent.len(),
-                got.len(),
-                sent.iter().zip(got).take_while(|(s, g)| s == g).count(),
-                &sent[..sent.len().min(10)],
-                &got[..got.len().min(10)],
-            ));
-        }
-    }
-    for pair in received.keys() {
-        if !expected.contains_key(pair) {
-            report(format!("{} → {}: received but never sent", pair.0, pair.1));
-        }
-    }
-
-    // The room counter lives in host storage on the room's owner: across
-    // all swaps every message of a room got its own count, 1, 2, 3, ...
-    for (room, mut room_counts) in counts {
-        room_counts.sort_unstable();
-        let n = room_counts.len() as u64;
-        if room_counts != (1..=n).collect::<Vec<u64>>() {
-            let dups = room_counts.windows(2).filter(|w| w[0] == w[1]).count();
-            report(format!(
-                "room load-{room}: the {n} counts are not 1..={n} ({dups} duplicates, max {:?})",
-                room_counts.last()
-            ));
-        }
-    }
-
-    // The run must have tested something.
-    let sent_total: usize = expected.values().map(Vec::len).sum();
-    if sent_total < 3_000 {
-        report(format!("only {sent_total} messages were sent"));
-    }
-    let visits = records
-        .len()
-        .saturating_sub(LOAD_ROOMS * LOAD_PER_ROOM + LOAD_CHURNERS);
-    if visits < LOAD_CHURNERS * 3 {
-        report(format!("only {visits} churner visits to rooms"));
-    }
-    for (i, strict) in strict_per_window.iter().enumerate() {
-        if *strict < 50 {
-            report(format!(
-                "only {strict} messages fell wholly inside live window {i} ({})",
-                live[i].mark
-            ));
-        }
-    }
-    if after_final < 50 {
-        report(format!(
-            "only {after_final} messages were sent after the last swap reached every node"
-        ));
-    }
-
-    eprintln!(
-        "hot swaps across nodes: {sent_total} messages sent, {total} received, {visits} \
-         churner visits, {} swaps; {after_final} sent after the last swap reached every node; \
-         messages wholly inside each live window: {strict_per_window:?}",
-        live.len() - 1
-    );
-    assert!(
-        problems.is_empty(),
-        "{total} messages received; problems (at most 40 shown):\n{}",
-        problems.join("\n")
-    );
 }

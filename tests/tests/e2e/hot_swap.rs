@@ -10,21 +10,16 @@
 //! for its 2.0.0 build (feature `v2`), and `count` is the room's message
 //! counter, kept in host storage.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use switchboard_e2e::chains::{self, builtin, from_file};
+use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape};
 use switchboard_e2e::token::now_millis;
-use switchboard_e2e::{Admin, Client, Incoming, Metrics, Server};
+use switchboard_e2e::{Admin, Client, Metrics, Server};
 use tempfile::TempDir;
-use tokio::sync::{Barrier, watch};
-use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
 const STAMP_V1_WASM: &str = env!("STAMP_WASM");
 const STAMP_V2_WASM: &str = env!("STAMP_V2_WASM");
@@ -33,40 +28,12 @@ const ROOM_TTL_WASM: &str = env!("ROOM_TTL_WASM");
 
 const QUIET: Duration = Duration::from_millis(300);
 
-/// One build of `stamp`: its bytes and what it is known by.
-#[derive(Clone)]
-struct Build {
-    bytes: Arc<Vec<u8>>,
-    hash: String,
-    /// `describe()`'s version, as `/admin/plugins` shows it.
-    version: &'static str,
-    /// What it puts in `version` of a relayed `stamp:msg`.
-    mark: &'static str,
-}
-
 fn v1() -> Build {
-    build(STAMP_V1_WASM, "1.0.0", "a")
+    Build::read(STAMP_V1_WASM, "1.0.0", "a")
 }
 
 fn v2() -> Build {
-    build(STAMP_V2_WASM, "2.0.0", "b")
-}
-
-fn build(path: &str, version: &'static str, mark: &'static str) -> Build {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    Build {
-        hash: sha256_hex(&bytes),
-        bytes: Arc::new(bytes),
-        version,
-        mark,
-    }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Build::read(STAMP_V2_WASM, "2.0.0", "b")
 }
 
 /// The chain with `stamp` (from a file, or by name for `--plugins DIR`),
@@ -531,513 +498,38 @@ async fn swapping_back_to_a_known_version_reuses_its_cached_compilation() {
 // ---------------------------------------------------------------------------
 // The guarantee under load.
 
-/// 50 rooms of 4 clients: 200 connections that all send and receive.
-const ROOMS: usize = 50;
-const PER_ROOM: usize = 4;
-/// Clients that join, send one `stamp:msg`, leave, and reconnect, all along.
-const CHURNERS: usize = 8;
-const SWAPS: usize = 20;
-/// Every traffic client sends one `stamp:msg` this often (20/s: well under
-/// the default rate limit).
-const SEND_EVERY: Duration = Duration::from_millis(50);
-/// Traffic before the first swap, and between one swap's answer and the
-/// next swap's request: the windows in which exactly one version is live.
-const SETTLE: Duration = Duration::from_millis(300);
-/// How long the end-of-run handshakes may take.
-const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// 50 rooms of 4 clients: 200 connections that all send and receive, and
+/// 8 churners; each client knows it has everything by a `ping`.
+const LOAD: Shape = Shape {
+    name: "hot swap under load",
+    rooms: 50,
+    per_room: 4,
+    churners: 8,
+    handshake: Handshake::Ping,
+    drain: Duration::from_secs(60),
+    finish: Duration::from_secs(240),
+    min_sent: 10_000,
+    min_per_window: 100,
+    min_after_last: 50,
+};
 
-/// One `stamp:msg` a client sent.
-struct Sent {
-    to: String,
-    seq: u64,
-    /// Just before it was written to the socket.
-    at: Instant,
-}
-
-/// One `stamp:msg` a client received.
-struct Got {
-    from: String,
-    seq: u64,
-    version: String,
-    count: u64,
-    /// Just after it was read from the socket.
-    at: Instant,
-}
-
-/// What one connection saw over the whole run.
-#[derive(Default)]
-struct Record {
-    client_id: String,
-    room: usize,
-    sent: Vec<Sent>,
-    got: Vec<Got>,
-    /// `error` messages received.
-    errors: Vec<Value>,
-    /// Anything else that should not have arrived.
-    unexpected: Vec<Value>,
-    /// How the connection ended, if it ended.
-    disconnected: Option<String>,
-}
-
-impl Record {
-    /// Files one received message; `false` if the connection is gone.
-    fn take(&mut self, incoming: Incoming) -> bool {
-        match incoming {
-            Incoming::Message(message) => {
-                self.file(message);
-                true
-            }
-            Incoming::Closed(code) => {
-                self.disconnected = Some(format!("closed with {code:?}"));
-                false
-            }
-            Incoming::Failed(why) => {
-                self.disconnected = Some(why);
-                false
-            }
-        }
-    }
-
-    fn file(&mut self, message: Value) {
-        let at = Instant::now();
-        let data = &message["data"];
-        match message["event"].as_str() {
-            Some("stamp:msg") if message.get("id").is_none() => {
-                let fields = (
-                    data["from"].as_str(),
-                    data["seq"].as_u64(),
-                    data["version"].as_str(),
-                    data["count"].as_u64(),
-                );
-                match fields {
-                    (Some(from), Some(seq), Some(version), Some(count))
-                        if data.as_object().map(|o| o.len()) == Some(4) =>
-                    {
-                        self.got.push(Got {
-                            from: from.to_owned(),
-                            seq,
-                            version: version.to_owned(),
-                            count,
-                            at,
-                        })
-                    }
-                    _ => self.unexpected.push(message),
-                }
-            }
-            // Churners coming and going.
-            Some("room:peer-joined" | "room:peer-left") if message.get("id").is_none() => {}
-            Some("error") => self.errors.push(message),
-            _ => self.unexpected.push(message),
-        }
-    }
-
-    /// Files a failure of the run's choreography.
-    fn note(&mut self, outcome: Result<(), String>) {
-        if let Err(why) = outcome {
-            self.unexpected.push(json!(why));
-        }
-    }
-
-    /// Sends `ping` with `id` and files everything up to its `pong`.
-    async fn sync(&mut self, client: &mut Client, id: &str) {
-        if self.disconnected.is_some() {
-            return;
-        }
-        client.send_json(json!({ "event": "ping", "id": id })).await;
-        let done = timeout(DRAIN_LIMIT, async {
-            loop {
-                match client.next_incoming().await {
-                    Incoming::Message(m) if m["event"] == "pong" && m["id"] == id => return,
-                    incoming => {
-                        if !self.take(incoming) {
-                            return;
-                        }
-                    }
-                }
-            }
-        })
-        .await;
-        if done.is_err() {
-            self.disconnected = Some(format!("no pong for {id} within {DRAIN_LIMIT:?}"));
-        }
-    }
-}
-
-/// A traffic client: sends `stamp:msg` to its room peers in turn, with a
-/// growing seq, until told to stop; then makes sure it has everything.
-///
-/// The end: each client pings and waits for its pong, so everything it
-/// sent has been handled; once all have (the barrier), each pings again:
-/// every relay to it was queued before that second pong, so it has
-/// received them all when the pong arrives.
-async fn traffic(
-    mut client: Client,
-    room: usize,
-    peers: Vec<String>,
-    mut stop: watch::Receiver<bool>,
-    barrier: Arc<Barrier>,
-    phase: Duration,
-) -> Record {
-    let mut record = Record {
-        client_id: client.client_id.clone(),
-        room,
-        ..Record::default()
-    };
-    let mut tick = interval(SEND_EVERY);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    sleep(phase).await;
-    let mut seq = 0u64;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tick.tick() => {
-                let to = peers[seq as usize % peers.len()].clone();
-                let at = Instant::now();
-                client
-                    .send_json(json!({ "event": "stamp:msg", "data": { "to": to, "seq": seq } }))
-                    .await;
-                record.sent.push(Sent { to, seq, at });
-                seq += 1;
-            }
-            incoming = client.next_incoming() => {
-                if !record.take(incoming) {
-                    break;
-                }
-            }
-        }
-    }
-    record.sync(&mut client, "drain-sent").await;
-    record.note(wait_for_all(&barrier).await);
-    record.sync(&mut client, "drain-received").await;
-    // Keep the connection open until every client is done.
-    record.note(wait_for_all(&barrier).await);
-    record
-}
-
-/// A churner: connects, joins a traffic room, sends one `stamp:msg` to a
-/// member, leaves, joins another, ... and reconnects every three rooms,
-/// until told to stop.
-async fn churn(
-    addr: SocketAddr,
-    index: usize,
-    members: Arc<Vec<Vec<String>>>,
-    stop: watch::Receiver<bool>,
-    barrier: Arc<Barrier>,
-) -> Vec<Record> {
-    let mut records = Vec::new();
-    let mut seq = 0u64;
-    let mut round = index;
-    while !*stop.borrow() {
-        let mut client = Client::authed_addr(addr, &format!("churner-{index}")).await;
-        for _ in 0..3 {
-            let room = (round * 7) % ROOMS;
-            round += 1;
-            let to = members[room][seq as usize % PER_ROOM].clone();
-            records.push(visit(&mut client, room, to, seq).await);
-            seq += 1;
-            if *stop.borrow() {
-                break;
-            }
-        }
-        client.close(1000).await;
-    }
-    // Every message it sent has been handled (it got `room:left` after).
-    let mut last = Record {
-        client_id: format!("churner-{index}"),
-        ..Record::default()
-    };
-    last.note(wait_for_all(&barrier).await);
-    last.note(wait_for_all(&barrier).await);
-    records.push(last);
-    records
-}
-
-/// Joins traffic room `room`, sends `stamp:msg` `seq` to member `to`, and
-/// leaves again.
-async fn visit(client: &mut Client, room: usize, to: String, seq: u64) -> Record {
-    let mut record = Record {
-        client_id: client.client_id.clone(),
-        room,
-        ..Record::default()
-    };
-    client.join(&format!("load-{room}")).await;
-    let at = Instant::now();
-    client
-        .send_json(json!({ "event": "stamp:msg", "data": { "to": to, "seq": seq } }))
-        .await;
-    record.sent.push(Sent { to, seq, at });
-    sleep(Duration::from_millis(20)).await;
-    client
-        .send_json(json!({ "event": "room:leave", "id": "leave" }))
-        .await;
-    loop {
-        let message = client.recv_within(DRAIN_LIMIT).await;
-        if message["event"] == "room:left" && message["id"] == "leave" {
-            break;
-        }
-        record.file(message);
-    }
-    record
-}
-
-/// Waits at the barrier; an error if the others never came (some task
-/// failed), so that the run still ends and says why.
-async fn wait_for_all(barrier: &Barrier) -> Result<(), String> {
-    timeout(DRAIN_LIMIT, barrier.wait())
-        .await
-        .map(drop)
-        .map_err(|_| format!("gave up waiting for the other clients after {DRAIN_LIMIT:?}"))
-}
-
-/// One live-version interval: version `mark` may handle events from `from`
-/// (the request that started its swap) until `until` (the answer of the
-/// next swap).
-struct Live {
-    mark: &'static str,
-    from: Option<Instant>,
-    until: Option<Instant>,
-}
-
+/// On one server a version's run ends at the next swap's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_swaps_under_load_drop_nothing_and_switch_at_the_answer() {
     let (server, _cache) = start().await;
     let admin = server.admin();
     let (v1, v2) = (v1(), v2());
 
-    // 50 rooms of 4; each room's members join in turn, the rooms at once.
-    let mut joining = JoinSet::new();
-    for room in 0..ROOMS {
-        let addr = server.addr();
-        joining.spawn(async move {
-            let mut clients = Vec::new();
-            for member in 0..PER_ROOM {
-                let mut client = Client::authed_addr(addr, &format!("user-{room}-{member}")).await;
-                client.join(&format!("load-{room}")).await;
-                clients.push(client);
-            }
-            (room, clients)
-        });
-    }
-    let mut rooms: BTreeMap<usize, Vec<Client>> = BTreeMap::new();
-    while let Some(joined) = joining.join_next().await {
-        let (room, clients) = joined.expect("a room failed to fill");
-        rooms.insert(room, clients);
-    }
-    let members: Arc<Vec<Vec<String>>> = Arc::new(
-        rooms
-            .values()
-            .map(|clients| clients.iter().map(|c| c.client_id.clone()).collect())
-            .collect(),
-    );
-
-    let (stop_tx, stop) = watch::channel(false);
-    let barrier = Arc::new(Barrier::new(ROOMS * PER_ROOM + CHURNERS));
-    let mut tasks = JoinSet::new();
-    let mut n = 0;
-    for (room, clients) in rooms {
-        for client in clients {
-            let peers: Vec<String> = members[room]
-                .iter()
-                .filter(|id| **id != client.client_id)
-                .cloned()
-                .collect();
-            // Spread the sends over the period.
-            let phase = SEND_EVERY * (n % 10) / 10;
-            n += 1;
-            let (stop, barrier) = (stop.clone(), Arc::clone(&barrier));
-            tasks.spawn(
-                async move { vec![traffic(client, room, peers, stop, barrier, phase).await] },
-            );
-        }
-    }
-    for index in 0..CHURNERS {
-        let (stop, barrier, members) = (stop.clone(), Arc::clone(&barrier), Arc::clone(&members));
-        tasks.spawn(churn(server.addr(), index, members, stop, barrier));
-    }
-
-    // The swaps: v2, v1, v2, ... each awaited, with traffic in between.
-    let mut live = vec![Live {
-        mark: v1.mark,
-        from: None,
-        until: None,
-    }];
-    sleep(SETTLE).await;
-    for i in 0..SWAPS {
-        let next = if i % 2 == 0 { &v2 } else { &v1 };
-        let requested = Instant::now();
-        swap_to(&admin, next).await;
-        let answered = Instant::now();
-        live.last_mut().expect("one live version").until = Some(answered);
-        live.push(Live {
-            mark: next.mark,
-            from: Some(requested),
-            until: None,
-        });
-        sleep(SETTLE).await;
-    }
-    stop_tx.send(true).expect("clients are listening");
-
-    let mut records = Vec::new();
-    let all_done = timeout(DRAIN_LIMIT * 4, async {
-        while let Some(done) = tasks.join_next().await {
-            records.extend(done.expect("a client task panicked"));
-        }
-    })
-    .await;
-    assert!(all_done.is_ok(), "the clients did not finish");
-
-    check_run(&records, &live);
+    let run = LOAD
+        .run(&[server.addr()], &v1, &v2, async |_, next| {
+            swap_to(&admin, next).await;
+            Instant::now()
+        })
+        .await;
+    LOAD.check(&run);
 
     // The chain ends on v1 after an even number of swaps, all of them ok.
     assert_plugin_info(&listed_stamp(&admin).await, &v1);
     assert_eq!(swaps_total(&admin, "ok").await, SWAPS as f64);
     assert_eq!(swaps_total(&admin, "failed").await, 0.0);
-}
-
-/// Every check of the run at once, so that one failure report says all.
-fn check_run(records: &[Record], live: &[Live]) {
-    let mut problems: Vec<String> = Vec::new();
-    let mut report = |problem: String| {
-        if problems.len() < 40 {
-            problems.push(problem);
-        }
-    };
-
-    for record in records {
-        if let Some(how) = &record.disconnected {
-            report(format!("client {} disconnected: {how}", record.client_id));
-        }
-        for error in &record.errors {
-            report(format!("client {} got an error: {error}", record.client_id));
-        }
-        for message in &record.unexpected {
-            report(format!("client {} got {message}", record.client_id));
-        }
-    }
-
-    // When each message was sent: (from, to, seq) → time.
-    let mut sent_at: HashMap<(&str, &str, u64), Instant> = HashMap::new();
-    // What each target should have received from each sender, in order.
-    let mut expected: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
-    for record in records {
-        for sent in &record.sent {
-            sent_at.insert((&record.client_id, &sent.to, sent.seq), sent.at);
-            expected
-                .entry((&record.client_id, &sent.to))
-                .or_default()
-                .push(sent.seq);
-        }
-    }
-    let mut received: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
-    let mut counts: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    let mut strict_per_window = vec![0usize; live.len()];
-    let mut total = 0usize;
-    for record in records {
-        for got in &record.got {
-            total += 1;
-            received
-                .entry((&got.from, &record.client_id))
-                .or_default()
-                .push(got.seq);
-            counts.entry(record.room).or_default().push(got.count);
-            let Some(sent) = sent_at.get(&(got.from.as_str(), record.client_id.as_str(), got.seq))
-            else {
-                report(format!(
-                    "client {} got seq {} from {}, which was never sent to it",
-                    record.client_id, got.seq, got.from
-                ));
-                continue;
-            };
-            // The versions that may have been live at some moment between
-            // the send and the receipt.
-            let possible: Vec<usize> = live
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| {
-                    l.from.is_none_or(|from| from <= got.at)
-                        && l.until.is_none_or(|until| until >= *sent)
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let marks: Vec<&str> = possible.iter().map(|&i| live[i].mark).collect();
-            if !marks.contains(&got.version.as_str()) {
-                report(format!(
-                    "{} → {} seq {} stamped {:?}, but only {marks:?} could be live between its send and its receipt",
-                    got.from, record.client_id, got.seq, got.version
-                ));
-            }
-            if let [only] = possible[..] {
-                strict_per_window[only] += 1;
-            }
-        }
-    }
-
-    for (pair, sent) in &expected {
-        let got = received.get(pair).map(Vec::as_slice).unwrap_or_default();
-        if got != sent.as_slice() {
-            report(format!(
-                "{} → {}: sent {} messages, received {} (first difference at index {}): sent {:?}…, received {:?}…",
-                pair.0,
-                pair.1,
-                sent.len(),
-                got.len(),
-                sent.iter().zip(got).take_while(|(s, g)| s == g).count(),
-                &sent[..sent.len().min(10)],
-                &got[..got.len().min(10)],
-            ));
-        }
-    }
-    for pair in received.keys() {
-        if !expected.contains_key(pair) {
-            report(format!("{} → {}: received but never sent", pair.0, pair.1));
-        }
-    }
-
-    // The room counter lives in host storage: across all swaps every
-    // message of a room got its own count, 1, 2, 3, ... with no gap.
-    for (room, mut room_counts) in counts {
-        room_counts.sort_unstable();
-        let n = room_counts.len() as u64;
-        if room_counts != (1..=n).collect::<Vec<u64>>() {
-            let dups = room_counts.windows(2).filter(|w| w[0] == w[1]).count();
-            report(format!(
-                "room load-{room}: the {n} counts are not 1..={n} ({dups} duplicates, max {:?})",
-                room_counts.last()
-            ));
-        }
-    }
-
-    // The run must have tested something: traffic in every window in
-    // which exactly one version can have been live.
-    let sent_total: usize = expected.values().map(Vec::len).sum();
-    if sent_total < 10_000 {
-        report(format!("only {sent_total} messages were sent"));
-    }
-    // Each churner visit is one record beyond the traffic clients' (and
-    // each churner's closing record).
-    let visits = records.len().saturating_sub(ROOMS * PER_ROOM + CHURNERS);
-    if visits < CHURNERS * 3 {
-        report(format!("only {visits} churner visits to rooms"));
-    }
-    for (i, strict) in strict_per_window.iter().enumerate() {
-        if *strict < 100 {
-            report(format!(
-                "only {strict} messages fell wholly inside live window {i} ({})",
-                live[i].mark
-            ));
-        }
-    }
-
-    eprintln!(
-        "hot swap under load: {sent_total} messages sent, {total} received, \
-         {visits} churner visits, {} swaps; \
-         messages wholly inside each live window: {strict_per_window:?}",
-        live.len() - 1
-    );
-    assert!(
-        problems.is_empty(),
-        "{} messages received; problems (at most 40 shown):\n{}",
-        total,
-        problems.join("\n")
-    );
 }
