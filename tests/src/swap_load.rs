@@ -28,7 +28,7 @@ use tokio::sync::{Barrier, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
 
-use crate::{Client, Incoming};
+use crate::{Admin, Client, Incoming};
 
 /// How many swaps a run makes: an even number, so it ends on the first
 /// build.
@@ -67,6 +67,18 @@ impl Build {
 }
 
 /// The lowercase hex SHA-256 of `bytes`, as the admin API names a plugin.
+/// The `stamp` entry of a server's `GET /admin/plugins`.
+pub async fn listed_stamp(admin: &Admin) -> Value {
+    let listing = admin.get_json("/admin/plugins").await;
+    listing["plugins"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no plugins array: {listing}"))
+        .iter()
+        .find(|p| p["name"] == "stamp")
+        .unwrap_or_else(|| panic!("stamp not listed: {listing}"))
+        .clone()
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()

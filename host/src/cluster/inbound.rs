@@ -6,14 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
-
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::wire::{self, Handed, Member, Message};
 use super::{Cluster, NodeId, Passing, swaps};
-use crate::envelope::Frame;
 use crate::ids::ClientId;
 use crate::net::Outbound;
 use crate::plugins::Swapper;
@@ -117,7 +114,7 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
             router.disconnect(client);
         }
         Message::Frame { to, frame } => {
-            let frame = Frame::from(String::from(Box::<str>::from(frame)));
+            let frame = wire::frame_of(frame);
             if !hub.send(to, Outbound::Frame(frame.clone()))
                 && let Some(Passing::Frames(edge)) = cx.cluster.passing(to)
                 && let Some(message) = Message::frame(to, &frame)
@@ -207,11 +204,7 @@ async fn hand_over(cx: &Inbound, token: &str, claimant: ClientId, edge: &NodeId,
                 (None, None) => None,
             },
             room: session.room,
-            frames: session
-                .frames
-                .iter()
-                .filter_map(|frame| RawValue::from_string(frame.as_str().to_owned()).ok())
-                .collect(),
+            frames: session.frames.iter().filter_map(wire::raw_frame).collect(),
         };
         link.bus.publish(
             edge,

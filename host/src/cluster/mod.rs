@@ -350,7 +350,7 @@ impl Cluster {
         let handed = handed.ok()?.ok()??;
         let (outbox, inbox) = crate::net::queue(queue);
         for frame in handed.frames {
-            let frame = crate::envelope::Frame::from(String::from(Box::<str>::from(frame)));
+            let frame = wire::frame_of(frame);
             outbox.push(crate::net::Outbound::Frame(frame));
         }
         let identity = handed
@@ -382,14 +382,7 @@ impl Cluster {
         let mut redis = self.redis.clone();
         let seats: std::collections::HashMap<u64, String> =
             redis::AsyncCommands::hgetall(&mut redis, self.keys.members(room)).await?;
-        let mut seats: Vec<(ClientId, wire::Seat)> = seats
-            .into_iter()
-            .filter_map(|(id, seat)| {
-                Some((ClientId::from_u64(id), serde_json::from_str(&seat).ok()?))
-            })
-            .collect();
-        seats.sort_by_key(|(_, seat)| seat.seq);
-        let peers = seats.into_iter().map(|(id, seat)| {
+        let peers = wire::seats(seats).into_iter().map(|(id, seat)| {
             serde_json::json!({
                 "clientId": id.to_string(),
                 "userId": seat.member.user_id,

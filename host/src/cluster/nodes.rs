@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inbound::Inbound;
 use super::link::kv_field;
-use super::wire::Seat;
+use super::wire::{self, Seat};
 use super::{Claimed, Cluster, NodeId};
 use crate::ids::{ClientId, RoomId};
 use crate::plugins::unix_millis;
@@ -222,16 +222,7 @@ pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
         Ok(read) => read,
         Err(e) => return tracing::warn!(%room, "cluster: reading a room to take over: {e}"),
     };
-    let mut seats: Vec<(ClientId, Seat)> = seats
-        .into_iter()
-        .filter_map(|(client, seat)| {
-            Some((
-                ClientId::from_u64(client),
-                serde_json::from_str(&seat).ok()?,
-            ))
-        })
-        .collect();
-    seats.sort_by_key(|(_, seat)| seat.seq);
+    let seats = wire::seats(seats);
     let _guard = hub.lock_room(room);
     let mut kept = Vec::new();
     let mut gone = Vec::new();

@@ -2,6 +2,8 @@
 //! as one JSON array per `PUBLISH`. Frames travel as raw JSON (they are
 //! JSON already), so forwarding one costs a copy, not an escape.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -145,11 +147,34 @@ pub(crate) struct Seat {
     pub(crate) metadata: Box<RawValue>,
 }
 
+/// A room's members from its mirror (`HGETALL` of its members key), in
+/// join order; a seat that does not parse is skipped.
+pub(crate) fn seats(mirror: HashMap<u64, String>) -> Vec<(ClientId, Seat)> {
+    let mut seats: Vec<(ClientId, Seat)> = mirror
+        .into_iter()
+        .filter_map(|(id, seat)| Some((ClientId::from_u64(id), serde_json::from_str(&seat).ok()?)))
+        .collect();
+    seats.sort_by_key(|(_, seat)| seat.seq);
+    seats
+}
+
+/// A frame as it travels: frames are JSON text the host wrote itself.
+pub(crate) fn raw_frame(frame: &Frame) -> Option<Box<RawValue>> {
+    RawValue::from_string(frame.as_str().to_owned()).ok()
+}
+
+/// A travelled frame, to queue.
+pub(crate) fn frame_of(raw: Box<RawValue>) -> Frame {
+    Frame::from(String::from(Box::<str>::from(raw)))
+}
+
 impl Message {
-    /// A frame for `to`. Frames are JSON text the host wrote itself.
+    /// A frame for `to`.
     pub(crate) fn frame(to: ClientId, frame: &Frame) -> Option<Message> {
-        let frame = RawValue::from_string(frame.as_str().to_owned()).ok()?;
-        Some(Message::Frame { to, frame })
+        Some(Message::Frame {
+            to,
+            frame: raw_frame(frame)?,
+        })
     }
 
     pub(crate) fn close(to: ClientId, code: CloseCode, reason: String) -> Message {

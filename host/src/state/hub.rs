@@ -82,6 +82,16 @@ enum Sink {
     Remote(NodeId),
 }
 
+impl Sink {
+    /// The node a proxy's client is connected to; `None` for a local one.
+    fn node(&self) -> Option<&NodeId> {
+        match self {
+            Sink::Remote(node) => Some(node),
+            Sink::Local(_) => None,
+        }
+    }
+}
+
 /// A verified identity (from an auth plugin) or, with auth disabled, the
 /// client id standing in for a user id.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,13 +270,9 @@ impl Hub {
         let Some(at) = entry.members.iter().position(|m| m.client_id == id) else {
             return;
         };
-        let node = match &client.sink {
-            Sink::Remote(node) => Some(node),
-            Sink::Local(_) => None,
-        };
         let seat = Seat {
             seq: entry.seqs[at],
-            node,
+            node: client.sink.node(),
             identity,
             metadata: &entry.members[at].metadata,
         };
@@ -371,10 +377,7 @@ impl Hub {
 
     /// The node a proxy's client is connected to.
     pub(crate) fn edge_of(&self, id: ClientId) -> Option<NodeId> {
-        match &self.state.read().clients.get(&id)?.sink {
-            Sink::Remote(node) => Some(node.clone()),
-            Sink::Local(_) => None,
-        }
+        self.state.read().clients.get(&id)?.sink.node().cloned()
     }
 
     /// The clients connected to this node.
@@ -551,27 +554,17 @@ impl Hub {
         };
         client.room = Some(room.clone());
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(remote) = &self.remote {
-            let node = match &client.sink {
-                Sink::Remote(node) => Some(node),
-                Sink::Local(_) => None,
-            };
-            let seat = Seat {
-                seq,
-                node,
-                identity,
-                metadata: &peer.metadata,
-            };
-            remote.seat(room, id, Some(seat));
-            if let Some(node) = node {
-                remote.placed(node, id, Some(room));
-            }
-        }
         state.claimed.remove(room);
         let entry = state.rooms.entry(room.clone()).or_default();
         let others = entry.members.clone();
         entry.members.push(peer.clone());
         entry.seqs.push(seq);
+        if let Some(remote) = &self.remote {
+            self.reseat(state, id);
+            if let Some(node) = state.clients.get(&id).and_then(|c| c.sink.node()) {
+                remote.placed(node, id, Some(room));
+            }
+        }
         Ok((others, peer))
     }
 

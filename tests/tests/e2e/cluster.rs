@@ -24,7 +24,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use switchboard_e2e::chains::{self, from_file};
 use switchboard_e2e::soak::{Life, Relays, Rng};
-use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, sha256_hex};
+use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, listed_stamp, sha256_hex};
 use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -678,18 +678,6 @@ async fn relays_across_nodes_arrive_in_order_and_before_peer_left() {
 // ---------------------------------------------------------------------------
 // Hot swap (the plugin and bytes of hot_swap.rs: `stamp` 1.0.0, then 2.0.0).
 
-/// The `stamp` entry of a node's `GET /admin/plugins`.
-async fn listed_stamp(node: &Server) -> Value {
-    let listing = node.admin().get_json("/admin/plugins").await;
-    listing["plugins"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plugins array: {listing}"))
-        .iter()
-        .find(|p| p["name"] == "stamp")
-        .unwrap_or_else(|| panic!("stamp not listed: {listing}"))
-        .clone()
-}
-
 /// The chain auth-jwt, rooms, stamp 1.0.0 (from its build), signaling,
 /// compiling into `cache`.
 fn stamp_config(table: &str, cache: &Path) -> String {
@@ -743,7 +731,7 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
     let cache = tempfile::tempdir().expect("cache dir");
     let mut cluster = Cluster::start(3, |table| stamp_config(table, cache.path())).await;
     for k in 1..=3 {
-        let stamp = listed_stamp(cluster.node(k)).await;
+        let stamp = listed_stamp(&cluster.node(k).admin()).await;
         assert_eq!(stamp["hash"], v1_hash.as_str(), "node {k} before: {stamp}");
     }
 
@@ -762,7 +750,8 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
     let deadline = answered + Duration::from_secs(10);
     while live_after.iter().any(Option::is_none) {
         for (k, seen) in live_after.iter_mut().enumerate() {
-            if seen.is_none() && listed_stamp(cluster.node(k + 1)).await["hash"] == v2_hash {
+            if seen.is_none() && listed_stamp(&cluster.node(k + 1).admin()).await["hash"] == v2_hash
+            {
                 *seen = Some(answered.elapsed());
             }
         }
@@ -785,7 +774,7 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
         answered - asked
     );
     for k in 1..=3 {
-        let stamp = listed_stamp(cluster.node(k)).await;
+        let stamp = listed_stamp(&cluster.node(k).admin()).await;
         assert_eq!(stamp["version"], "2.0.0", "node {k}: {stamp}");
     }
     // And it is the version that runs, for a room across nodes 1 and 3.
@@ -795,7 +784,7 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
     // A fourth node, whose config names stamp 1.0.0, joins with 2.0.0.
     let config = stamp_config(&cluster.table(4), cache.path());
     cluster.launch(vec![Server::builder(&config)]).await;
-    let stamp = listed_stamp(cluster.node(4)).await;
+    let stamp = listed_stamp(&cluster.node(4).admin()).await;
     assert_eq!(
         (&stamp["hash"], &stamp["version"]),
         (&json!(v2_hash), &json!("2.0.0")),
@@ -2283,7 +2272,7 @@ async fn hot_swaps_under_load_across_nodes_drop_nothing() {
             );
             let deadline = answered + Duration::from_secs(10);
             for k in 1..=3 {
-                while listed_stamp(cluster.node(k)).await["hash"] != next.hash.as_str() {
+                while listed_stamp(&cluster.node(k).admin()).await["hash"] != next.hash.as_str() {
                     assert!(
                         Instant::now() < deadline,
                         "swap {i} (through node {via}) has not reached node {k} 10 s after its answer"
@@ -2307,7 +2296,7 @@ async fn hot_swaps_under_load_across_nodes_drop_nothing() {
     );
     // 20 swaps end on 1.0.0, everywhere.
     for k in 1..=3 {
-        let stamp = listed_stamp(cluster.node(k)).await;
+        let stamp = listed_stamp(&cluster.node(k).admin()).await;
         assert_eq!(
             (&stamp["hash"], &stamp["version"]),
             (&json!(v1.hash), &json!(v1.version)),

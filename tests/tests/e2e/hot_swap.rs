@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::chains::{self, builtin, from_file};
-use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape};
+use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, listed_stamp};
 use switchboard_e2e::token::now_millis;
 use switchboard_e2e::{Admin, Client, Metrics, Server};
 use tempfile::TempDir;
@@ -78,18 +78,6 @@ fn assert_plugin_info(body: &Value, build: &Build) {
         (now - 600_000..=now + 5_000).contains(&loaded_at),
         "loadedAt {loaded_at} is not a recent unix time in ms (now {now}): {body}"
     );
-}
-
-/// The `stamp` entry of `GET /admin/plugins`.
-async fn listed_stamp(admin: &Admin) -> Value {
-    let listing = admin.get_json("/admin/plugins").await;
-    listing["plugins"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plugins array: {listing}"))
-        .iter()
-        .find(|p| p["name"] == "stamp")
-        .unwrap_or_else(|| panic!("stamp not listed: {listing}"))
-        .clone()
 }
 
 async fn swaps_total(admin: &Admin, result: &str) -> f64 {
