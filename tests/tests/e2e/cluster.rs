@@ -512,6 +512,50 @@ async fn a_room_spans_three_nodes() {
     c.expect_silence(Duration::ZERO).await;
 }
 
+/// `limits.max_rooms` counts the cluster's rooms, not one node's (the
+/// claim script checks it): with room for two, a third room opened from a
+/// third node is `ROOM_FULL`, joining an open room from any node still
+/// works, and a room that ends frees its place cluster-wide.
+#[tokio::test]
+async fn max_rooms_holds_across_nodes() {
+    let cluster = Cluster::start(3, |table| {
+        chains::with_extra(&format!("{table}[limits]\nmax_rooms = 2\n"), &[])
+    })
+    .await;
+    let mut a = Client::joined(cluster.node(1), "a", "one").await;
+    let _b = Client::joined(cluster.node(2), "b", "two").await;
+    let mut c = Client::authed(cluster.node(3), "c").await;
+    c.send_json(json!({ "event": "room:join", "id": "j", "data": { "roomId": "three" } }))
+        .await;
+    c.expect_error("ROOM_FULL", Some("j"), Some("room:join"))
+        .await;
+    c.join("one").await;
+    a.expect_event("room:peer-joined").await;
+    a.send_json(json!({ "event": "room:leave", "id": "l" }))
+        .await;
+    a.expect_reply("room:left", "l").await;
+    c.expect_event("room:peer-left").await;
+    c.send_json(json!({ "event": "room:leave", "id": "l" }))
+        .await;
+    c.expect_reply("room:left", "l").await;
+    // The close reaches Redis through the owner's bus, after the answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        c.send_json(json!({ "event": "room:join", "id": "k", "data": { "roomId": "three" } }))
+            .await;
+        let answer = c.recv().await;
+        if answer["event"] == "room:joined" {
+            break;
+        }
+        assert_eq!(answer["data"]["code"], "ROOM_FULL", "{answer}");
+        assert!(
+            Instant::now() < deadline,
+            "room `one` never freed its place"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `rooms` capacity is decided on one node for the whole room
 /// (CLUSTER.md: joins of one room are decided one after the other on its
 /// owner), so a race of joins from three nodes lets exactly `capacity` in.
