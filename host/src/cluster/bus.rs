@@ -7,6 +7,12 @@
 //! arrives in the order it said it, and a room's close is never overtaken
 //! by its next claim. Up to [`IN_FLIGHT`] pipelines are out at once: the
 //! next wake's writes do not wait for Redis to answer the last.
+//!
+//! The pipe has a connection of its own, [`Writer`], apart from the
+//! connection manager the rest of the node shares, and reconnects it
+//! itself: a connection manager lets every pipeline sent while it
+//! reconnects wait for the same new connection, and they go out in
+//! whatever order they wake, which would break the order above.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,14 +21,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use redis::aio::ConnectionManager;
-use redis::{Cmd, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::Keys;
 use super::metrics::BusMetrics;
+use super::nodes::Live;
 use super::wire::{self, Message};
-use super::{Claimed, NodeId};
+use super::{Backoff, Claimed, NodeId, connection_config};
 use crate::ids::{ClientId, RoomId};
 
 /// Most operations one pipeline carries.
@@ -78,10 +85,43 @@ impl Bus {
 /// Redis's answer to one wake's writes before it sends the next.
 const IN_FLIGHT: usize = 16;
 
+/// The pipe's connection to Redis.
+pub(crate) struct Writer {
+    client: redis::Client,
+    /// None after a failed pipeline, until the next is sent.
+    connection: Option<MultiplexedConnection>,
+}
+
+impl Writer {
+    pub(crate) async fn open(client: redis::Client) -> RedisResult<Writer> {
+        let connection = client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await?;
+        Ok(Writer {
+            client,
+            connection: Some(connection),
+        })
+    }
+
+    /// The open connection, or a new one.
+    async fn connection(&mut self) -> RedisResult<MultiplexedConnection> {
+        if let Some(connection) = &self.connection {
+            return Ok(connection.clone());
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await?;
+        self.connection = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
 /// Runs the pipe until every [`Bus`] is dropped.
 pub(crate) async fn run(
     mut ops: mpsc::UnboundedReceiver<Op>,
-    redis: ConnectionManager,
+    mut writer: Writer,
+    live: Arc<Live>,
     keys: Arc<Keys>,
     me: NodeId,
     metrics: Arc<BusMetrics>,
@@ -91,12 +131,17 @@ pub(crate) async fn run(
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
+        // After a failure nothing goes out on a new connection until every
+        // pipeline sent on the old one has been answered or has failed.
+        let connected = writer.connection.is_some() || in_flight.is_empty();
         tokio::select! {
             biased;
             Some(sent) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(sent, &metrics, &mut backoff).await;
+                settle(sent, &mut writer, &live, &metrics, &mut backoff).await;
             }
-            n = ops.recv_many(&mut queued, BATCH), if open && in_flight.len() < IN_FLIGHT => {
+            n = ops.recv_many(&mut queued, BATCH),
+                if open && connected && in_flight.len() < IN_FLIGHT =>
+            {
                 if n == 0 {
                     open = false;
                     continue;
@@ -105,11 +150,14 @@ pub(crate) async fn run(
                 for op in queued.drain(..) {
                     batch.add(op);
                 }
-                let mut send = Box::pin(batch.send(redis.clone()));
+                let connection = writer.connection().await;
+                let mut send = Box::pin(batch.send(connection));
                 // Polled once here, so each pipeline is on the connection's
                 // queue before the next is built: they reach Redis in order.
                 match poll_once(send.as_mut()).await {
-                    Poll::Ready(sent) => settle(sent, &metrics, &mut backoff).await,
+                    Poll::Ready(sent) => {
+                        settle(sent, &mut writer, &live, &metrics, &mut backoff).await
+                    }
                     Poll::Pending => in_flight.push_back(send),
                 }
             }
@@ -130,8 +178,16 @@ struct Sent {
 }
 
 /// Answers the claims a pipeline carried and counts what it published or
-/// lost; after a failure, waits before the next.
-async fn settle(sent: Sent, metrics: &BusMetrics, backoff: &mut Backoff) {
+/// lost. After a failure it drops the connection, has the node re-assert
+/// what the lost writes may have carried (the room mirror, the client
+/// directory), and waits before the next.
+async fn settle(
+    sent: Sent,
+    writer: &mut Writer,
+    live: &Live,
+    metrics: &BusMetrics,
+    backoff: &mut Backoff,
+) {
     match sent.answers {
         Ok(answers) => {
             metrics.round_trip(sent.took);
@@ -139,11 +195,20 @@ async fn settle(sent: Sent, metrics: &BusMetrics, backoff: &mut Backoff) {
             for ((room, reply), answer) in sent.claims.into_iter().zip(answers) {
                 let _ = reply.send(Ok(Claimed::from_script(&room, answer)));
             }
-            backoff.reset();
+            if backoff.reset() {
+                tracing::info!("cluster: writes to Redis are going through again");
+            }
         }
         Err(e) => {
+            writer.connection = None;
+            live.writes_unsure();
             metrics.lost(sent.published);
-            backoff.report(&e, sent.published);
+            if !backoff.failing() {
+                tracing::warn!(
+                    lost = sent.published,
+                    "cluster: a write to Redis failed, retrying with backoff: {e}"
+                );
+            }
             for (_, reply) in sent.claims {
                 let _ = reply.send(Err(e.clone()));
             }
@@ -233,8 +298,9 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Sends the pipeline; the claims it carries are answered in order.
-    async fn send(mut self, mut redis: ConnectionManager) -> Sent {
+    /// Sends the pipeline on `connection` (which may have failed to open);
+    /// the claims it carries are answered in order.
+    async fn send(mut self, connection: RedisResult<MultiplexedConnection>) -> Sent {
         for (node, mut batch) in std::mem::take(&mut self.batches) {
             wire::finish(&mut batch);
             let mut publish = Cmd::new();
@@ -245,43 +311,15 @@ impl<'a> Pipeline<'a> {
             self.pipe.add_command(publish).ignore();
         }
         let started = Instant::now();
-        let answers = self.pipe.query_async::<Vec<Value>>(&mut redis).await;
+        let answers = match connection {
+            Ok(mut connection) => self.pipe.query_async::<Vec<Value>>(&mut connection).await,
+            Err(e) => Err(e),
+        };
         Sent {
             answers,
             claims: self.claims,
             published: self.published,
             took: started.elapsed(),
         }
-    }
-}
-
-/// Waits between failed writes: from 50 ms doubling to 2 s, so a Redis that
-/// is down costs a few wakes a second, not a busy loop. Says so in the log
-/// once per outage.
-#[derive(Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        if self.failures > 0 {
-            tracing::info!("cluster: writes to Redis are going through again");
-        }
-        self.failures = 0;
-    }
-
-    fn report(&self, e: &redis::RedisError, lost: u64) {
-        if self.failures == 0 {
-            tracing::warn!(
-                lost,
-                "cluster: a write to Redis failed, retrying with backoff: {e}"
-            );
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        self.failures += 1;
-        Duration::from_millis(50 << self.failures.min(6)).min(Duration::from_secs(2))
     }
 }

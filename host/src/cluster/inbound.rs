@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{PushInfo, PushKind, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
 use super::wire::{self, Handed, Member, Message};
-use super::{Cluster, NodeId, Passing, swaps};
+use super::{Backoff, Cluster, NodeId, Passing, connection_config, swaps};
 use crate::ids::ClientId;
 use crate::net::Outbound;
 use crate::plugins::Swapper;
@@ -32,7 +33,53 @@ pub(crate) struct Inbound {
     pub(crate) sessions: Arc<Sessions>,
 }
 
-pub(crate) async fn run(cx: Arc<Inbound>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+/// This node's subscription to its channels, on a connection of its own
+/// that [`run`] renews after it drops. One connection at a time: a
+/// connection manager resubscribing by itself could, around a reconnect,
+/// hold two subscribed connections for a moment, and what arrived on both
+/// arrived twice and out of order.
+pub(crate) struct Subscription {
+    client: redis::Client,
+    channels: [String; 2],
+    /// Held so that the connection stays open; its pushes come on `pushes`.
+    _connection: MultiplexedConnection,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+}
+
+impl Subscription {
+    pub(crate) async fn open(
+        client: redis::Client,
+        channels: [String; 2],
+    ) -> RedisResult<Subscription> {
+        let (tx, pushes) = mpsc::unbounded_channel();
+        let config = connection_config().set_push_sender(tx);
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        connection.subscribe(&channels).await?;
+        Ok(Subscription {
+            client,
+            channels,
+            _connection: connection,
+            pushes,
+        })
+    }
+
+    /// A new subscription, once Redis takes one.
+    async fn renew(self) -> Subscription {
+        let mut backoff = Backoff::default();
+        loop {
+            tokio::time::sleep(backoff.next()).await;
+            let (client, channels) = (self.client.clone(), self.channels.clone());
+            match Subscription::open(client, channels).await {
+                Ok(renewed) => return renewed,
+                Err(e) => tracing::debug!("cluster: subscribing again: {e}"),
+            }
+        }
+    }
+}
+
+pub(crate) async fn run(cx: Arc<Inbound>, mut subscription: Subscription) {
     let (swaps_tx, swaps_rx) = mpsc::unbounded_channel();
     tokio::spawn(swaps::run(
         Arc::clone(&cx.cluster),
@@ -40,6 +87,24 @@ pub(crate) async fn run(cx: Arc<Inbound>, mut pushes: mpsc::UnboundedReceiver<Pu
         swaps_rx,
     ));
     let swaps_channel = cx.cluster.keys.swaps();
+    loop {
+        // Ends when the connection has dropped: nothing more comes on it.
+        receive(&cx, &mut subscription.pushes, &swaps_channel, &swaps_tx).await;
+        cx.cluster.metrics.reconnected();
+        cx.cluster.nodes.writes_unsure();
+        tracing::warn!("cluster: lost the connection to Redis; reconnecting");
+        subscription = subscription.renew().await;
+        tracing::info!("cluster: subscribed again");
+    }
+}
+
+/// Dispatches what arrives on one connection, until it drops.
+async fn receive(
+    cx: &Arc<Inbound>,
+    pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
+    swaps_channel: &str,
+    swaps_tx: &mpsc::UnboundedSender<swaps::Swapped>,
+) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
             PushKind::Message => {
@@ -61,17 +126,13 @@ pub(crate) async fn run(cx: Arc<Inbound>, mut pushes: mpsc::UnboundedReceiver<Pu
                     Ok(batch) => {
                         cx.cluster.metrics.received(batch.len() as u64);
                         for message in batch {
-                            dispatch(&cx, message).await;
+                            dispatch(cx, message).await;
                         }
                     }
                     Err(e) => tracing::warn!("cluster: a batch that does not parse: {e}"),
                 }
             }
-            PushKind::Disconnection => {
-                cx.cluster.metrics.reconnected();
-                cx.cluster.nodes.reconnected();
-                tracing::warn!("cluster: lost the connection to Redis; reconnecting");
-            }
+            PushKind::Disconnection => return,
             _ => {}
         }
     }

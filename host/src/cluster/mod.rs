@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, Value};
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -52,10 +52,47 @@ pub(crate) use metrics::BusMetrics;
 pub(crate) use nodes::NodeInfo;
 
 use bus::{Bus, Op};
+use inbound::Subscription;
 use keys::Keys;
 
 /// How long a resume waits for the node that issued its token.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long connecting to Redis or an answer from it may take, and the
+/// longest wait between reconnect attempts.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The settings of every connection to Redis but the connection manager's.
+fn connection_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+}
+
+/// Waits between failed attempts to reach Redis: from 100 ms doubling to
+/// 2 s, so a Redis that is down costs a few wakes a second, not a busy
+/// loop.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// After a success; true if it ends a run of failures.
+    fn reset(&mut self) -> bool {
+        std::mem::take(&mut self.failures) > 0
+    }
+
+    /// After a failure: how long to wait before the next attempt.
+    fn next(&mut self) -> Duration {
+        self.failures += 1;
+        Duration::from_millis(50 << self.failures.min(6)).min(REDIS_TIMEOUT)
+    }
+}
 
 /// What a node passes on of a client that moved on, and to whom.
 #[derive(Clone)]
@@ -107,7 +144,7 @@ pub(crate) struct Cluster {
     redis: ConnectionManager,
     settings: config::Cluster,
     pub(crate) metrics: Arc<BusMetrics>,
-    nodes: nodes::Live,
+    nodes: Arc<nodes::Live>,
     /// Clients whose traffic this node passes on for a while, to whom and
     /// since when: a join sent on to the room's real owner
     /// (`inbound::bounce`), a session resumed elsewhere.
@@ -121,7 +158,8 @@ pub(crate) struct Cluster {
 /// What [`Cluster::connect`] opened and [`Cluster::start`] runs.
 struct Pending {
     ops: mpsc::UnboundedReceiver<Op>,
-    pushes: mpsc::UnboundedReceiver<PushInfo>,
+    writer: bus::Writer,
+    subscription: Subscription,
 }
 
 impl Cluster {
@@ -142,8 +180,8 @@ impl Cluster {
             .as_str()
             .into_connection_info()
             .with_context(|| format!("cluster: `{}` is not a Redis URL", settings.redis_url))?;
-        // RESP3 carries pub/sub pushes on the same connection as commands,
-        // and lets the connection manager resubscribe after a reconnect.
+        // RESP3 carries pub/sub pushes on a connection that takes commands
+        // too, so one kind of connection does for everything.
         let resp3 = info
             .redis_settings()
             .clone()
@@ -153,26 +191,20 @@ impl Cluster {
         let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let info = info.set_redis_settings(resp3).set_tcp_settings(tcp);
         let client = redis::Client::open(info)?;
-        let (push_tx, pushes) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
-            .set_push_sender(push_tx)
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_max_delay(std::time::Duration::from_secs(2));
-        let mut redis = client
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_max_delay(REDIS_TIMEOUT);
+        let connecting = || format!("cluster: connecting to Redis at {}", settings.redis_url);
+        let redis = client
             .get_connection_manager_with_config(config)
             .await
-            .with_context(|| format!("cluster: connecting to Redis at {}", settings.redis_url))?;
+            .with_context(connecting)?;
         let keys = Arc::new(Keys::new(&settings.prefix, max_rooms));
-        redis
-            .subscribe(keys.channel(&me))
+        let subscription = Subscription::open(client.clone(), [keys.channel(&me), keys.swaps()])
             .await
             .context("cluster: subscribing")?;
-        redis
-            .subscribe(keys.swaps())
-            .await
-            .context("cluster: subscribing")?;
+        let writer = bus::Writer::open(client).await.with_context(connecting)?;
         let (bus, ops) = Bus::new();
         let link = Arc::new(Link {
             me: me.clone(),
@@ -185,10 +217,14 @@ impl Cluster {
             redis,
             settings: settings.clone(),
             metrics: Arc::default(),
-            nodes: nodes::Live::default(),
+            nodes: Arc::default(),
             passing: parking_lot::Mutex::default(),
             resumes: parking_lot::Mutex::default(),
-            started: parking_lot::Mutex::new(Some(Pending { ops, pushes })),
+            started: parking_lot::Mutex::new(Some(Pending {
+                ops,
+                writer,
+                subscription,
+            })),
         }))
     }
 
@@ -210,12 +246,18 @@ impl Cluster {
         sessions: Arc<Sessions>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let Some(Pending { ops, pushes }) = self.started.lock().take() else {
+        let Some(Pending {
+            ops,
+            writer,
+            subscription,
+        }) = self.started.lock().take()
+        else {
             anyhow::bail!("cluster: started twice");
         };
         tokio::spawn(bus::run(
             ops,
-            self.redis.clone(),
+            writer,
+            Arc::clone(&self.nodes),
             Arc::clone(&self.keys),
             self.me.clone(),
             Arc::clone(&self.metrics),
@@ -230,7 +272,7 @@ impl Cluster {
             sessions,
         });
         nodes::beat(self, &cx).await?;
-        tokio::spawn(inbound::run(Arc::clone(&cx), pushes));
+        tokio::spawn(inbound::run(Arc::clone(&cx), subscription));
         tokio::spawn(nodes::run(Arc::clone(self), cx, shutdown));
         tracing::info!(node = %self.me, prefix = %self.settings.prefix, "cluster: joined");
         Ok(())

@@ -5,9 +5,10 @@
 //! `room:peer-left`), and the rooms it owned are claimed by a survivor
 //! with members there, which rebuilds them from the mirror (a takeover).
 //!
-//! After the connection to Redis comes back, a node first re-asserts what
-//! it owns (Redis may have restarted empty) and declares nobody dead for
-//! one lease, so that no node is buried for a gap that was Redis's.
+//! After the connection to Redis comes back, or a write to it failed, a
+//! node first re-asserts what it owns (Redis may have restarted empty, or
+//! lost the write) and declares nobody dead for one lease, so that no node
+//! is buried for a gap that was Redis's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,14 +34,15 @@ use crate::state::{self, Adopted, Hub, Identity, Peer, Remote};
 #[derive(Default)]
 pub(crate) struct Live {
     nodes: RwLock<HashSet<NodeId>>,
-    /// Set when the connection to Redis dropped; the next heartbeat
-    /// re-asserts this node's rooms.
-    reconnected: AtomicBool,
+    /// Set when the connection to Redis dropped or a write to it failed:
+    /// Redis may have lost what this node wrote, and the next heartbeat
+    /// re-asserts this node's rooms and clients.
+    unsure: AtomicBool,
 }
 
 impl Live {
-    pub(crate) fn reconnected(&self) {
-        self.reconnected.store(true, Relaxed);
+    pub(crate) fn writes_unsure(&self) {
+        self.unsure.store(true, Relaxed);
     }
 
     pub(super) fn contains(&self, node: &NodeId) -> bool {
@@ -83,7 +85,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: Cance
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        if cluster.nodes.reconnected.swap(false, Relaxed) {
+        if cluster.nodes.unsure.swap(false, Relaxed) {
             reconnecting = true;
         }
         if reconnecting && !reassert(&cluster, &cx.hub).await {
