@@ -265,13 +265,14 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                 };
                 if matches!(message, Message::Text(_) | Message::Binary(_)) {
                     live.conn.count_message();
-                    match limit.admit(Instant::now()) {
-                        Admit::Yes => {}
-                        Admit::Limited => {
-                            router.rate_limited(live.conn.id());
-                            continue;
+                    let admit = limit.admit(Instant::now());
+                    if admit != Admit::Yes {
+                        // Answered, the message that closes too.
+                        router.rate_limited(live.conn.id());
+                        if admit == Admit::Abuse {
+                            return End::Close(CloseCode::RateAbuse, "rate limit abuse".into());
                         }
-                        Admit::Abuse => return End::Close(CloseCode::RateAbuse, "rate limit abuse".into()),
+                        continue;
                     }
                 }
                 match message {

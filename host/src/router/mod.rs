@@ -242,7 +242,7 @@ impl Router {
 
     /// The event's own rate limit, if it has one: `RATE_LIMITED` for this
     /// message (with its `id`: unlike the connection's limit, this one
-    /// needs the message parsed), or 4008 for abuse.
+    /// needs the message parsed), then 4008 for abuse.
     fn limit_event(&self, conn: &mut Conn, cause: &Cause) -> Option<Verdict> {
         let rate = self.event_rates.get(cause.event.as_str())?;
         let now = Instant::now();
@@ -250,15 +250,16 @@ impl Router {
             .event_limits
             .entry(cause.event.clone())
             .or_insert_with(|| RateLimit::new(rate.rate_per_sec, rate.rate_burst, now));
-        match limit.admit(now) {
-            Admit::Yes => None,
-            Admit::Limited => {
-                let message = format!("too many `{}` messages; slow down", cause.event);
-                self.error(conn.id, cause, ErrorCode::RateLimited, &message);
-                Some(Verdict::Open)
-            }
-            Admit::Abuse => Some(Verdict::Close(CloseCode::RateAbuse, "rate limit abuse")),
+        let admit = limit.admit(now);
+        if admit == Admit::Yes {
+            return None;
         }
+        let message = format!("too many `{}` messages; slow down", cause.event);
+        self.error(conn.id, cause, ErrorCode::RateLimited, &message);
+        Some(match admit {
+            Admit::Abuse => Verdict::Close(CloseCode::RateAbuse, "rate limit abuse"),
+            _ => Verdict::Open,
+        })
     }
 
     /// Counts an inbound event under its name if the protocol or the chain
