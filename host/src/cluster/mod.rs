@@ -62,6 +62,9 @@ const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
 /// longest wait between reconnect attempts.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest wait between two attempts to reach Redis.
+const RETRY_MAX: Duration = Duration::from_millis(250);
+
 /// The settings of every connection to Redis but the connection manager's.
 fn connection_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
@@ -69,9 +72,10 @@ fn connection_config() -> AsyncConnectionConfig {
         .set_response_timeout(Some(REDIS_TIMEOUT))
 }
 
-/// Waits between failed attempts to reach Redis: from 100 ms doubling to
-/// 2 s, so a Redis that is down costs a few wakes a second, not a busy
-/// loop.
+/// Waits between failed attempts to reach Redis: 50 ms, doubling to at
+/// most [`RETRY_MAX`]. A Redis that is down costs a few connection
+/// attempts a second, not a busy loop, and one that is back is found
+/// within a quarter of a second.
 #[derive(Default)]
 struct Backoff {
     failures: u32,
@@ -89,8 +93,9 @@ impl Backoff {
 
     /// After a failure: how long to wait before the next attempt.
     fn next(&mut self) -> Duration {
+        let wait = Duration::from_millis(50 << self.failures.min(3)).min(RETRY_MAX);
         self.failures += 1;
-        Duration::from_millis(50 << self.failures.min(6)).min(REDIS_TIMEOUT)
+        wait
     }
 }
 
