@@ -17,6 +17,10 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 pub struct Args {
     pub duration: Duration,
     pub concurrency: usize,
+    /// A new room and user each cycle.
+    pub fresh_rooms: bool,
+    /// Drop the connection instead of leaving and closing.
+    pub abrupt: bool,
 }
 
 pub async fn run(
@@ -32,6 +36,7 @@ pub async fn run(
             tokio::spawn(worker(
                 Arc::clone(&connector),
                 w,
+                (args.fresh_rooms, args.abrupt),
                 deadline,
                 Arc::clone(&errors),
             ))
@@ -48,6 +53,8 @@ pub async fn run(
     let mut json = json!({
         "bench": "churn",
         "concurrency": args.concurrency,
+        "fresh_rooms": args.fresh_rooms,
+        "abrupt": args.abrupt,
         "cycles": cycles,
         "cycles_per_sec": rate.round(),
         "cycle_us": latency,
@@ -56,8 +63,14 @@ pub async fn run(
     });
     window.add_to(&mut json, cycles);
     let human = format!(
-        "churn x{}: {:.0} cycles/s, cycle us p50 {} p99 {} max {}, {} errors; {}",
+        "churn x{}{}{}: {:.0} cycles/s, cycle us p50 {} p99 {} max {}, {} errors; {}",
         args.concurrency,
+        if args.fresh_rooms {
+            ", fresh rooms"
+        } else {
+            ""
+        },
+        if args.abrupt { ", abrupt" } else { "" },
         rate,
         latency.p50,
         latency.p99,
@@ -72,15 +85,16 @@ pub async fn run(
 async fn worker(
     connector: Arc<Connector>,
     w: usize,
+    (fresh_rooms, abrupt): (bool, bool),
     deadline: Instant,
     errors: Arc<Errors>,
 ) -> Vec<u32> {
-    let user = format!("churn-{w}");
-    let room = format!("bench-churn-{w}");
     let mut cycles = Vec::new();
     while Instant::now() < deadline {
+        let n = if fresh_rooms { cycles.len() } else { 0 };
+        let (user, room) = (format!("churn-{w}-{n}"), format!("bench-churn-{w}-{n}"));
         let began = Instant::now();
-        match cycle(&connector, &user, &room).await {
+        match cycle(&connector, &user, &room, abrupt).await {
             Ok(()) => cycles.push(began.elapsed().as_micros().min(u32::MAX as u128) as u32),
             Err(e) => {
                 errors.record(&e);
@@ -91,8 +105,12 @@ async fn worker(
     cycles
 }
 
-async fn cycle(connector: &Connector, user: &str, room: &str) -> anyhow::Result<()> {
+async fn cycle(connector: &Connector, user: &str, room: &str, abrupt: bool) -> anyhow::Result<()> {
     let mut joined = connector.join(user, room).await?;
+    if abrupt {
+        drop(joined.ws);
+        return Ok(());
+    }
     client::send(
         &mut joined.ws,
         &json!({ "event": "room:leave", "data": {} }),

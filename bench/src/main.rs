@@ -96,6 +96,16 @@ enum Command {
         duration: f64,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Join a room never used before each cycle, as another user,
+        /// instead of the worker's one room: what the server keeps per
+        /// room or per user shows as growth.
+        #[arg(long)]
+        fresh_rooms: bool,
+        /// End each cycle by dropping the TCP connection, without leaving
+        /// or a close frame: the server keeps each session for its resume
+        /// grace period.
+        #[arg(long)]
+        abrupt: bool,
         #[arg(long)]
         pid: Option<u32>,
     },
@@ -152,11 +162,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Churn {
             duration,
             concurrency,
+            fresh_rooms,
+            abrupt,
             pid,
         } => {
             let args = churn::Args {
                 duration: seconds(duration)?,
                 concurrency,
+                fresh_rooms,
+                abrupt,
             };
             churn::run(Arc::new(connect(url).await?), &args, pid).await?
         }

@@ -99,13 +99,19 @@ async fn idle_over_several_processes_holds_every_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_completes_cycles_without_errors() {
     let connector = baseline().await;
-    let args = churn::Args {
-        duration: Duration::from_millis(300),
-        concurrency: 2,
-    };
-    let report = churn::run(connector, &args, None).await.unwrap();
-    assert_eq!(count(&report, "errors"), 0, "{}", report.json);
-    assert!(count(&report, "cycles") > 0);
+    for (fresh_rooms, abrupt) in [(false, false), (true, true)] {
+        let args = churn::Args {
+            duration: Duration::from_millis(300),
+            concurrency: 2,
+            fresh_rooms,
+            abrupt,
+        };
+        let report = churn::run(Arc::clone(&connector), &args, None)
+            .await
+            .unwrap();
+        assert_eq!(count(&report, "errors"), 0, "{}", report.json);
+        assert!(count(&report, "cycles") > 0, "{}", report.json);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

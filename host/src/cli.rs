@@ -181,6 +181,10 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         Duration::from_millis(config.watch.interval_ms),
         shutdown.clone(),
     ));
+    tokio::spawn(crate::memory::give_back(
+        Arc::clone(app.hub()),
+        shutdown.clone(),
+    ));
     let server = Arc::clone(app.server());
     let accept = tokio::spawn(Arc::clone(&server).accept(listener));
     tracing::info!(%addr, %admin_addr, "serving");

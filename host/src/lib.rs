@@ -16,6 +16,7 @@ mod app;
 pub mod cli;
 mod cluster;
 pub mod config;
+mod memory;
 mod metrics;
 mod net;
 mod plugins;

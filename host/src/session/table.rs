@@ -17,6 +17,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::ClientId;
+use crate::memory;
 use crate::metrics::Metrics;
 use crate::net::{Inbox, Overflow};
 use crate::state::NodeId;
@@ -74,6 +75,19 @@ struct Table {
     tokens: HashMap<ResumeToken, ClientId>,
     slots: HashMap<ClientId, Slot>,
     suspensions: u64,
+}
+
+impl Table {
+    fn remove_slot(&mut self, id: ClientId) -> Option<Slot> {
+        let slot = self.slots.remove(&id);
+        memory::shrink(&mut self.slots);
+        slot
+    }
+
+    fn remove_token(&mut self, token: &ResumeToken) {
+        self.tokens.remove(token);
+        memory::shrink(&mut self.tokens);
+    }
 }
 
 /// What a successful [`Sessions::claim`] gives the resuming connection.
@@ -150,8 +164,8 @@ impl Sessions {
         if id == claimant {
             return None;
         }
-        table.tokens.remove(&token);
-        match table.slots.remove(&id)? {
+        table.remove_token(&token);
+        match table.remove_slot(id)? {
             Slot::Live { takeover, .. } => {
                 let (waiter, receiver) = oneshot::channel();
                 table.slots.insert(id, Slot::TakingOver { waiter });
@@ -177,8 +191,8 @@ impl Sessions {
         let mut table = self.table.lock();
         // A resume of this very connection, under way, fails when its
         // waiter is dropped.
-        if let Some(Slot::Live { token, .. }) = table.slots.remove(&id) {
-            table.tokens.remove(&token);
+        if let Some(Slot::Live { token, .. }) = table.remove_slot(id) {
+            table.remove_token(&token);
         }
     }
 
@@ -187,7 +201,7 @@ impl Sessions {
     /// already past the replay limit ends anyway.
     pub(crate) fn release(&self, id: ClientId, queue: Inbox, keep: bool) -> Released {
         let mut table = self.table.lock();
-        let token = match table.slots.remove(&id) {
+        let token = match table.remove_slot(id) {
             Some(Slot::TakingOver { waiter }) => {
                 // A resumer that gave up has dropped its end: the session
                 // then ends here.
@@ -200,7 +214,7 @@ impl Sessions {
             Some(Slot::Suspended { .. }) | None => return Released::Ended,
         };
         if !keep || queue.depth() > self.replay_limit {
-            table.tokens.remove(&token);
+            table.remove_token(&token);
             return Released::Ended;
         }
         queue.set_message_limit(self.replay_limit);
@@ -241,13 +255,13 @@ impl Sessions {
     /// over; false if a resume got there first.
     pub(crate) fn expire(&self, id: ClientId, generation: u64) -> bool {
         let mut table = self.table.lock();
-        match table.slots.remove(&id) {
+        match table.remove_slot(id) {
             Some(Slot::Suspended {
                 token,
                 generation: g,
                 ..
             }) if g == generation => {
-                table.tokens.remove(&token);
+                table.remove_token(&token);
                 self.metrics.sessions_suspended.fetch_sub(1, Relaxed);
                 true
             }

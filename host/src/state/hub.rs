@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
+use crate::memory;
 use crate::net::{Inbox, Outbound, Outbox};
 
 /// A cluster node's id: letters, digits, `-`, `_` and `.`.
@@ -159,6 +160,20 @@ struct State {
     rooms: HashMap<RoomId, Room>,
     /// Cluster mode: rooms this node has claimed and not opened yet.
     claimed: std::collections::HashSet<RoomId>,
+}
+
+impl State {
+    fn remove_client(&mut self, id: ClientId) -> Option<Client> {
+        let client = self.clients.remove(&id);
+        memory::shrink(&mut self.clients);
+        client
+    }
+
+    fn remove_room(&mut self, room: &RoomId) -> Option<Room> {
+        let removed = self.rooms.remove(room);
+        memory::shrink(&mut self.rooms);
+        removed
+    }
 }
 
 pub struct Hub {
@@ -321,14 +336,14 @@ impl Hub {
             client.sink = Sink::Remote(edge.clone());
             self.reseat(state, id);
         } else {
-            state.clients.remove(&id);
+            state.remove_client(id);
         }
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
     pub(crate) fn unregister(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
-        let room = state.clients.remove(&id)?.room?;
+        let room = state.remove_client(id)?.room?;
         self.remove_member(&mut state, &room, id);
         Some(room)
     }
@@ -342,7 +357,7 @@ impl Hub {
         };
         if let (Sink::Remote(node), None) = (&client.sink, &client.room) {
             let node = node.clone();
-            state.clients.remove(&id);
+            state.remove_client(id);
             if let Some(remote) = &self.remote {
                 remote.placed(&node, id, None);
             }
@@ -501,7 +516,7 @@ impl Hub {
             entry.kv.insert((plugin.into(), key), value);
         }
         if entry.members.is_empty() {
-            state.rooms.remove(room);
+            state.remove_room(room);
             if let Some(remote) = &self.remote {
                 remote.closed(room);
             }
@@ -707,7 +722,7 @@ impl Hub {
             remote.seat(room, id, None);
         }
         if entry.members.is_empty() {
-            state.rooms.remove(room);
+            state.remove_room(room);
             if let Some(remote) = &self.remote {
                 remote.closed(room);
             }

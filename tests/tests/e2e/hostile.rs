@@ -816,3 +816,53 @@ async fn a_thousand_connects_and_disconnects_a_second() {
     bystanders.finish().await;
     assert_recovered(&mut server, &baseline).await;
 }
+
+/// Thousands of clients in rooms of their own vanish (no close frame, so
+/// each session is kept for its 500 ms grace period), all at once. Once
+/// the grace periods have ended nothing of them is left: no connection,
+/// room, suspended session or task, and most of the memory they took is
+/// given back (the tables shrink, the allocator returns its free pages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_sessions_leave_nothing_behind_and_give_their_memory_back() {
+    const CLIENTS: usize = 4000;
+    const AT_ONCE: usize = 200;
+    let (mut server, baseline) = start("").await;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for batch in 0..CLIENTS / AT_ONCE {
+        let joins = (0..AT_ONCE).map(|i| {
+            let n = batch * AT_ONCE + i;
+            let server = &server;
+            async move { Client::joined(server, &format!("vanishing-{n}"), &format!("v-{n}")).await }
+        });
+        clients.extend(futures_util::future::join_all(joins).await);
+    }
+    let metrics = server.admin().metrics().await;
+    assert_eq!(metrics.value("switchboard_rooms"), CLIENTS as f64);
+    let crowd = server.rss_bytes();
+    drop(clients);
+    server
+        .admin()
+        .metrics_until("every vanished session suspended", SETTLE, |m| {
+            m.value("switchboard_connections_current") == 0.0
+        })
+        .await;
+    assert_recovered(&mut server, &baseline).await;
+    // The server gives memory back on its next look at the client count
+    // (every 5 s) after the sessions ended.
+    sleep(Duration::from_secs(6)).await;
+    let after = server.rss_bytes();
+    let added = crowd.saturating_sub(baseline.rss);
+    let left = after.saturating_sub(baseline.rss);
+    eprintln!(
+        "vanished sessions: RSS {} KiB before, {} KiB with {CLIENTS} clients, {} KiB after",
+        baseline.rss >> 10,
+        crowd >> 10,
+        after >> 10
+    );
+    assert!(
+        left <= added / 3,
+        "{} KiB of the {} KiB the crowd added are still held",
+        left >> 10,
+        added >> 10
+    );
+}
