@@ -8,6 +8,7 @@ pub mod client;
 pub mod idle;
 pub mod plot;
 pub mod relay;
+pub mod stampede;
 pub mod stats;
 pub mod sys;
 

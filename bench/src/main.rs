@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use switchboard_bench::client::Connector;
-use switchboard_bench::{churn, idle, plot, relay, sys};
+use switchboard_bench::{churn, idle, plot, relay, stampede, sys};
 
 const SECRET_VAR: &str = "SWITCHBOARD_JWT_SECRET";
 
@@ -90,6 +90,17 @@ enum Command {
         #[arg(long)]
         room_size: usize,
     },
+    /// N clients connecting, authenticating and joining at the same
+    /// moment: time to `room:joined` (a connect stall shows as a p99 of
+    /// about a second, a SYN retransmit).
+    Stampede {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 4)]
+        room_size: usize,
+        #[arg(long)]
+        pid: Option<u32>,
+    },
     /// Connect, auth, join, leave, disconnect cycles per second.
     Churn {
         #[arg(long, default_value_t = 10.0)]
@@ -159,6 +170,14 @@ async fn main() -> anyhow::Result<()> {
             count,
             room_size,
         } => return idle::worker(&connect(url).await?, first, count, room_size).await,
+        Command::Stampede {
+            clients,
+            room_size,
+            pid,
+        } => {
+            let args = stampede::Args { clients, room_size };
+            stampede::run(Arc::new(connect(url).await?), &args, pid).await?
+        }
         Command::Churn {
             duration,
             concurrency,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchboard_baseline::Server;
 use switchboard_bench::client::Connector;
-use switchboard_bench::{churn, idle, relay};
+use switchboard_bench::{churn, idle, relay, stampede};
 use tokio::net::TcpListener;
 
 const SECRET: &[u8] = b"test-secret";
@@ -112,6 +112,20 @@ async fn churn_completes_cycles_without_errors() {
         assert_eq!(count(&report, "errors"), 0, "{}", report.json);
         assert!(count(&report, "cycles") > 0, "{}", report.json);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stampede_joins_every_client_and_times_each() {
+    let connector = baseline().await;
+    let args = stampede::Args {
+        clients: 50,
+        room_size: 4,
+    };
+    let report = stampede::run(connector, &args, None).await.unwrap();
+    assert_eq!(count(&report, "errors"), 0, "{}", report.json);
+    assert_eq!(count(&report, "joined"), 50, "{}", report.json);
+    let p99 = report.json["time_to_joined_us"]["p99"].as_u64().unwrap();
+    assert!(p99 > 0, "{}", report.json);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
