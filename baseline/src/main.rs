@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use switchboard_baseline::{SECRET_VAR, Server};
 
@@ -24,9 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = std::env::var(SECRET_VAR).with_context(|| {
         format!("{SECRET_VAR} is not set; the baseline verifies tokens with it")
     })?;
-    let listener = TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("binding {}", cli.listen))?;
+    let listener = listen(cli.listen).with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // The same line as `switchboard serve`, so one script can start either.
     println!("switchboard listening on ws://{addr}/ws");
@@ -34,4 +32,16 @@ async fn main() -> anyhow::Result<()> {
         .accept(listener)
         .await;
     Ok(())
+}
+
+/// A listen backlog of 4096, as Switchboard's: tokio's `bind` asks for
+/// 1024, which a thousand clients connecting at once overflow.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

@@ -171,8 +171,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("admin API: listening on {}", config.admin.listen))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = crate::net::listen(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     let admin_addr = admin_listener.local_addr()?;
     let addr = listener.local_addr()?;

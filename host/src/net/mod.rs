@@ -17,4 +17,4 @@ pub(crate) use connection::{Context, Settings};
 pub(crate) use outbox::Overflow;
 pub use outbox::{Inbox, Outbound, Outbox, QueueLimits, queue};
 pub(crate) use rate_limit::{Admit, RateLimit};
-pub(crate) use server::{Server, ws_config};
+pub(crate) use server::{Server, listen, ws_config};

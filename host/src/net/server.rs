@@ -3,6 +3,7 @@
 //! [`connection::run`].
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -47,6 +48,22 @@ pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
         .max_write_buffer_size(max_message_bytes.saturating_mul(4).max(1 << 20))
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
+}
+
+/// The kernel queue of connections not yet accepted. tokio's `bind` asks
+/// for 1024; a crowd connecting at once overflowed it, and every SYN the
+/// kernel dropped waited a second to be sent again.
+const BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with a [`BACKLOG`] of 4096.
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 impl Server {
