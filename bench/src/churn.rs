@@ -58,12 +58,11 @@ pub async fn run(
         "cycles": cycles,
         "cycles_per_sec": rate.round(),
         "cycle_us": latency,
-        "errors": errors.count(),
-        "first_error": errors.first(),
     });
+    errors.add_to(&mut json);
     window.add_to(&mut json, cycles);
     let human = format!(
-        "churn x{}{}{}: {:.0} cycles/s, cycle us p50 {} p99 {} max {}, {} errors; {}",
+        "churn x{}{}{}: {:.0} cycles/s, cycle us {}, {} errors; {}",
         args.concurrency,
         if args.fresh_rooms {
             ", fresh rooms"
@@ -72,9 +71,7 @@ pub async fn run(
         },
         if args.abrupt { ", abrupt" } else { "" },
         rate,
-        latency.p50,
-        latency.p99,
-        latency.max,
+        latency.human(),
         errors.count(),
         window.human("cycle", cycles),
     );

@@ -224,4 +224,10 @@ impl Errors {
     pub fn first(&self) -> Option<String> {
         self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// `errors` and `first_error` in a report's JSON.
+    pub fn add_to(&self, json: &mut serde_json::Value) {
+        json["errors"] = self.count().into();
+        json["first_error"] = self.first().into();
+    }
 }

@@ -424,9 +424,8 @@ fn report(
         "undelivered": sent.saturating_sub(delivered),
         "latency_us": latency,
         "server_errors": *shared.server_errors.lock().unwrap_or_else(|e| e.into_inner()),
-        "errors": shared.errors.count(),
-        "first_error": shared.errors.first(),
     });
+    shared.errors.add_to(&mut json);
     if let Some(rate) = args.rate {
         json["offered_msgs_per_sec"] = json!((rate * clients as f64).round());
     }

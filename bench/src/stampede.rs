@@ -66,16 +66,13 @@ pub async fn run(
         "room_size": args.room_size,
         "joined": joined,
         "time_to_joined_us": latency,
-        "errors": errors.count(),
-        "first_error": errors.first(),
     });
+    errors.add_to(&mut json);
     window.add_to(&mut json, joined);
     let human = format!(
-        "stampede of {}: {joined} joined, time to joined us p50 {} p99 {} max {}, {} errors; {}",
+        "stampede of {}: {joined} joined, time to joined us {}, {} errors; {}",
         args.clients,
-        latency.p50,
-        latency.p99,
-        latency.max,
+        latency.human(),
         errors.count(),
         window.human("join", joined),
     );

@@ -11,6 +11,13 @@ pub struct Percentiles {
     pub max: u32,
 }
 
+impl Percentiles {
+    /// `p50 _ p99 _ max _`, for a report's line.
+    pub fn human(&self) -> String {
+        format!("p50 {} p99 {} max {}", self.p50, self.p99, self.max)
+    }
+}
+
 /// Nearest-rank percentiles; all zero when there are no samples.
 pub fn percentiles(mut samples: Vec<u32>) -> Percentiles {
     if samples.is_empty() {
