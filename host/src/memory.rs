@@ -42,9 +42,8 @@ pub(crate) async fn give_back(hub: Arc<Hub>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let (connections, proxies, _) = hub.counts();
-        let now = connections + proxies;
-        peak = peak.max(now);
+        let (recent, now) = hub.take_peak();
+        peak = peak.max(recent);
         if peak - now >= DROP_WORTH_A_TRIM {
             let freed = trim();
             tracing::debug!(clients = now, peak, freed, "memory: trimmed the heap");

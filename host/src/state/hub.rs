@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use serde::Serialize;
@@ -192,6 +193,9 @@ pub struct Hub {
     /// Join order across owners: starts at the node's start time in
     /// microseconds, so a room taken over keeps its members' order.
     seq: std::sync::atomic::AtomicU64,
+    /// The most clients held since [`Hub::take_peak`] last looked: a crowd
+    /// that comes and goes between two looks still counts.
+    peak: AtomicUsize,
 }
 
 const ROOM_LOCK_STRIPES: usize = 1024;
@@ -213,6 +217,7 @@ impl Hub {
             max_rooms,
             remote,
             seq: (since_epoch.as_micros() as u64).into(),
+            peak: AtomicUsize::new(0),
         }
     }
 
@@ -228,7 +233,9 @@ impl Hub {
             room: None,
             away: None,
         };
-        self.state.write().clients.insert(id, client);
+        let mut state = self.state.write();
+        state.clients.insert(id, client);
+        self.peak.fetch_max(state.clients.len(), Relaxed);
     }
 
     /// Registers a client of `node` as a proxy, or brings a known proxy
@@ -405,6 +412,14 @@ impl Hub {
         local.map(|(id, _)| *id).collect()
     }
 
+    /// The most clients (local ones and proxies) held at once since the
+    /// last call, and how many are held now; the peak starts again from
+    /// now.
+    pub(crate) fn take_peak(&self) -> (usize, usize) {
+        let now = self.state.read().clients.len();
+        (self.peak.swap(now, Relaxed).max(now), now)
+    }
+
     /// Local clients, proxies, and open rooms.
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let state = self.state.read();
@@ -568,7 +583,7 @@ impl Hub {
             metadata,
         };
         client.room = Some(room.clone());
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seq = self.seq.fetch_add(1, Relaxed);
         state.claimed.remove(room);
         let entry = state.rooms.entry(room.clone()).or_default();
         let others = entry.members.clone();
