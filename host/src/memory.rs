@@ -15,13 +15,15 @@ use crate::state::Hub;
 /// Tables this small are left as they are.
 const SMALL_TABLE: usize = 1024;
 
-/// Called after a removal: once `map` holds under a quarter of what it has
-/// room for, it shrinks to twice its size, so each shrink is paid for by
-/// the removals before it.
-pub(crate) fn shrink<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+/// Removes `key` from a per-client table; once `map` holds under a
+/// quarter of what it has room for, it shrinks to twice its size, so each
+/// shrink is paid for by the removals before it.
+pub(crate) fn remove<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: &K) -> Option<V> {
+    let removed = map.remove(key);
     if map.capacity() > SMALL_TABLE && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
     }
+    removed
 }
 
 /// How often [`give_back`] looks at the number of clients.
@@ -73,15 +75,14 @@ fn trim() -> bool {
 mod tests {
     use std::collections::HashMap;
 
-    use super::shrink;
+    use super::remove;
 
     #[test]
     fn a_table_emptied_after_a_crowd_shrinks_and_a_small_one_is_left_alone() {
         let mut map: HashMap<u64, [u8; 64]> = (0..50_000).map(|k| (k, [0; 64])).collect();
         let peak = map.capacity();
         for k in 0..49_990 {
-            map.remove(&k);
-            shrink(&mut map);
+            assert!(remove(&mut map, &k).is_some());
         }
         assert!(map.capacity() <= 1024 * 2, "{} of {peak}", map.capacity());
         assert_eq!(map.len(), 10);
@@ -89,8 +90,7 @@ mod tests {
 
         let mut small: HashMap<u64, u64> = (0..500).map(|k| (k, k)).collect();
         for k in 0..499 {
-            small.remove(&k);
-            shrink(&mut small);
+            assert_eq!(remove(&mut small, &k), Some(k));
         }
         assert!(small.capacity() >= 500, "shrunk to {}", small.capacity());
     }

@@ -94,13 +94,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) async fn open(client: redis::Client) -> RedisResult<Writer> {
-        let connection = client
-            .get_multiplexed_async_connection_with_config(&connection_config())
-            .await?;
-        Ok(Writer {
+        let mut writer = Writer {
             client,
-            connection: Some(connection),
-        })
+            connection: None,
+        };
+        writer.connection().await?;
+        Ok(writer)
     }
 
     /// The open connection, or a new one.

@@ -77,19 +77,6 @@ struct Table {
     suspensions: u64,
 }
 
-impl Table {
-    fn remove_slot(&mut self, id: ClientId) -> Option<Slot> {
-        let slot = self.slots.remove(&id);
-        memory::shrink(&mut self.slots);
-        slot
-    }
-
-    fn remove_token(&mut self, token: &ResumeToken) {
-        self.tokens.remove(token);
-        memory::shrink(&mut self.tokens);
-    }
-}
-
 /// What a successful [`Sessions::claim`] gives the resuming connection.
 pub(crate) enum Claim {
     /// The session was suspended: here is its queue.
@@ -164,8 +151,8 @@ impl Sessions {
         if id == claimant {
             return None;
         }
-        table.remove_token(&token);
-        match table.remove_slot(id)? {
+        memory::remove(&mut table.tokens, &token);
+        match memory::remove(&mut table.slots, &id)? {
             Slot::Live { takeover, .. } => {
                 let (waiter, receiver) = oneshot::channel();
                 table.slots.insert(id, Slot::TakingOver { waiter });
@@ -191,8 +178,8 @@ impl Sessions {
         let mut table = self.table.lock();
         // A resume of this very connection, under way, fails when its
         // waiter is dropped.
-        if let Some(Slot::Live { token, .. }) = table.remove_slot(id) {
-            table.remove_token(&token);
+        if let Some(Slot::Live { token, .. }) = memory::remove(&mut table.slots, &id) {
+            memory::remove(&mut table.tokens, &token);
         }
     }
 
@@ -201,7 +188,7 @@ impl Sessions {
     /// already past the replay limit ends anyway.
     pub(crate) fn release(&self, id: ClientId, queue: Inbox, keep: bool) -> Released {
         let mut table = self.table.lock();
-        let token = match table.remove_slot(id) {
+        let token = match memory::remove(&mut table.slots, &id) {
             Some(Slot::TakingOver { waiter }) => {
                 // A resumer that gave up has dropped its end: the session
                 // then ends here.
@@ -214,7 +201,7 @@ impl Sessions {
             Some(Slot::Suspended { .. }) | None => return Released::Ended,
         };
         if !keep || queue.depth() > self.replay_limit {
-            table.remove_token(&token);
+            memory::remove(&mut table.tokens, &token);
             return Released::Ended;
         }
         queue.set_message_limit(self.replay_limit);
@@ -255,13 +242,13 @@ impl Sessions {
     /// over; false if a resume got there first.
     pub(crate) fn expire(&self, id: ClientId, generation: u64) -> bool {
         let mut table = self.table.lock();
-        match table.remove_slot(id) {
+        match memory::remove(&mut table.slots, &id) {
             Some(Slot::Suspended {
                 token,
                 generation: g,
                 ..
             }) if g == generation => {
-                table.remove_token(&token);
+                memory::remove(&mut table.tokens, &token);
                 self.metrics.sessions_suspended.fetch_sub(1, Relaxed);
                 true
             }

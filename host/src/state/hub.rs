@@ -163,20 +163,6 @@ struct State {
     claimed: std::collections::HashSet<RoomId>,
 }
 
-impl State {
-    fn remove_client(&mut self, id: ClientId) -> Option<Client> {
-        let client = self.clients.remove(&id);
-        memory::shrink(&mut self.clients);
-        client
-    }
-
-    fn remove_room(&mut self, room: &RoomId) -> Option<Room> {
-        let removed = self.rooms.remove(room);
-        memory::shrink(&mut self.rooms);
-        removed
-    }
-}
-
 pub struct Hub {
     /// Read-locked on the hot path (looking a client up, delivering to it:
     /// an [`Outbox`] has its own lock), so connections on different
@@ -261,6 +247,7 @@ impl Hub {
             *edge = node.clone();
         }
         client.identity = Some(identity);
+        self.peak.fetch_max(state.clients.len(), Relaxed);
     }
 
     /// A proxy's client is connected to `edge` now (resumed there).
@@ -343,14 +330,14 @@ impl Hub {
             client.sink = Sink::Remote(edge.clone());
             self.reseat(state, id);
         } else {
-            state.remove_client(id);
+            memory::remove(&mut state.clients, &id);
         }
     }
 
     /// Forgets a client; returns the room it was in, which it has left.
     pub(crate) fn unregister(&self, id: ClientId) -> Option<RoomId> {
         let mut state = self.state.write();
-        let room = state.remove_client(id)?.room?;
+        let room = memory::remove(&mut state.clients, &id)?.room?;
         self.remove_member(&mut state, &room, id);
         Some(room)
     }
@@ -364,7 +351,7 @@ impl Hub {
         };
         if let (Sink::Remote(node), None) = (&client.sink, &client.room) {
             let node = node.clone();
-            state.remove_client(id);
+            memory::remove(&mut state.clients, &id);
             if let Some(remote) = &self.remote {
                 remote.placed(&node, id, None);
             }
@@ -531,7 +518,7 @@ impl Hub {
             entry.kv.insert((plugin.into(), key), value);
         }
         if entry.members.is_empty() {
-            state.remove_room(room);
+            memory::remove(&mut state.rooms, room);
             if let Some(remote) = &self.remote {
                 remote.closed(room);
             }
@@ -737,7 +724,7 @@ impl Hub {
             remote.seat(room, id, None);
         }
         if entry.members.is_empty() {
-            state.remove_room(room);
+            memory::remove(&mut state.rooms, room);
             if let Some(remote) = &self.remote {
                 remote.closed(room);
             }
