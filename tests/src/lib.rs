@@ -20,6 +20,8 @@
 //! - [`admin`] is an HTTP/1.1 client for the admin listener (hot swap,
 //!   rooms, kicks, metrics), and [`metrics`] a strict reader of the
 //!   Prometheus text `/metrics` answers;
+//! - [`max_rooms`] runs the `limits.max_rooms` scenario on one server or
+//!   across a cluster's nodes;
 //! - [`soak`] keeps the books of a soak's relays and checks that each
 //!   arrived at most once, in order, and exactly once where it must;
 //! - [`swap_load`] runs hot swaps under load, on one server or a cluster,
@@ -30,6 +32,7 @@ pub mod admin;
 pub mod chains;
 pub mod client;
 pub mod http;
+pub mod max_rooms;
 pub mod metrics;
 pub mod raw;
 pub mod server;

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use switchboard_e2e::chains::{self, from_file};
 use switchboard_e2e::soak::{Life, Relays, Rng};
 use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, listed_stamp, sha256_hex};
-use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder};
+use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder, max_rooms};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
@@ -522,22 +522,8 @@ async fn max_rooms_holds_across_nodes() {
         chains::with_extra(&format!("{table}[limits]\nmax_rooms = 2\n"), &[])
     })
     .await;
-    let mut a = Client::joined(cluster.node(1), "a", "one").await;
-    let _b = Client::joined(cluster.node(2), "b", "two").await;
-    let mut c = Client::authed(cluster.node(3), "c").await;
-    c.send_json(json!({ "event": "room:join", "id": "j", "data": { "roomId": "three" } }))
-        .await;
-    c.expect_error("ROOM_FULL", Some("j"), Some("room:join"))
-        .await;
-    c.join("one").await;
-    a.expect_event("room:peer-joined").await;
-    a.send_json(json!({ "event": "room:leave", "id": "l" }))
-        .await;
-    a.expect_reply("room:left", "l").await;
-    c.expect_event("room:peer-left").await;
-    c.send_json(json!({ "event": "room:leave", "id": "l" }))
-        .await;
-    c.expect_reply("room:left", "l").await;
+    let nodes = [cluster.node(1), cluster.node(2), cluster.node(3)];
+    let (_b, mut c) = max_rooms::fill_then_free_one(nodes).await;
     // The close reaches Redis through the owner's bus, after the answers.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::http::{status_of, upgrade_request};
-use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server};
+use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, max_rooms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
@@ -330,22 +330,7 @@ async fn a_bad_event_limit_is_refused_at_start_up() {
 #[tokio::test]
 async fn max_rooms_refuses_a_new_room_with_room_full() {
     let server = Server::start("[limits]\nmax_rooms = 2\n").await;
-    let mut a = Client::joined(&server, "a", "one").await;
-    let _b = Client::joined(&server, "b", "two").await;
-    let mut c = Client::authed(&server, "c").await;
-    c.send_json(json!({ "event": "room:join", "id": "j", "data": { "roomId": "three" } }))
-        .await;
-    c.expect_error("ROOM_FULL", Some("j"), Some("room:join"))
-        .await;
-    c.join("one").await;
-    a.expect_event("room:peer-joined").await;
-    a.send_json(json!({ "event": "room:leave", "id": "l" }))
-        .await;
-    a.expect_reply("room:left", "l").await;
-    c.send_json(json!({ "event": "room:leave", "id": "l" }))
-        .await;
-    c.expect_event("room:peer-left").await;
-    c.expect_reply("room:left", "l").await;
+    let (_b, mut c) = max_rooms::fill_then_free_one([&server; 3]).await;
     c.join("three").await;
 }
 
