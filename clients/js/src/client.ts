@@ -393,7 +393,9 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       }
       // Nothing from the lost session may leak into the new one: its
       // answers are gone and its relays were addressed as another client.
-      this.requests.rejectAll((event) => new SwitchboardError('SESSION_LOST', 'the session ended before an answer came', event));
+      this.requests.rejectAll(
+        (event, id) => new SwitchboardError('SESSION_LOST', 'the session ended before an answer came', event, id),
+      );
       const dropped = this.outbox.filter((message) => message.id === undefined).length;
       this.outbox = [];
       this.session = undefined;
@@ -500,7 +502,9 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     this.socket = undefined;
     this.ready = false;
     this.hello = undefined;
-    this.requests.rejectInternal((event) => new SwitchboardError('DISCONNECTED', `connection closed (${code})`, event));
+    this.requests.rejectInternal(
+      (event, id) => new SwitchboardError('DISCONNECTED', `connection closed (${code})`, event, id),
+    );
     if (!this.running) return;
     if (FINAL_CLOSES.has(code)) {
       this.stop(code, reason === '' ? 'closed by the server' : reason);
@@ -525,7 +529,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     this.hello = undefined;
     socket?.close(CloseCode.normal, reason);
     const cause = error ?? new SwitchboardError('DISCONNECTED', `${reason} (${code})`);
-    this.requests.rejectAll((event) => new SwitchboardError('DISCONNECTED', cause.message, event));
+    this.requests.rejectAll((event, id) => new SwitchboardError('DISCONNECTED', cause.message, event, id));
     this.outbox = [];
     this.session = undefined;
     this.setState(error === undefined ? { status: 'disconnected', code, reason } : { status: 'disconnected', code, reason, error });

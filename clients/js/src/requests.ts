@@ -105,20 +105,20 @@ export class Requests {
   }
 
   /** Rejects the internal requests of the current socket, which has closed. */
-  rejectInternal(error: (event: string) => SwitchboardError): void {
+  rejectInternal(error: (event: string, id: string) => SwitchboardError): void {
     this.rejectWhere((p) => p.internal, error);
   }
 
-  rejectAll(error: (event: string) => SwitchboardError): void {
+  rejectAll(error: (event: string, id: string) => SwitchboardError): void {
     this.rejectWhere(() => true, error);
   }
 
-  private rejectWhere(which: (p: Pending) => boolean, error: (event: string) => SwitchboardError): void {
+  private rejectWhere(which: (p: Pending) => boolean, error: (event: string, id: string) => SwitchboardError): void {
     for (const [id, pending] of [...this.pending]) {
       if (!which(pending)) continue;
       clearTimeout(pending.timer);
       this.pending.delete(id);
-      pending.reject(error(pending.event));
+      pending.reject(error(pending.event, id));
     }
   }
 
