@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'demo/*.js'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'demo/*.js', 'test/browser/*.js'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
@@ -18,7 +18,12 @@ export default tseslint.config(
     extends: [tseslint.configs.disableTypeChecked],
   },
   {
-    files: ['demo/*.js'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', navigator: 'readonly', fetch: 'readonly', RTCPeerConnection: 'readonly', console: 'readonly' } },
+    files: ['demo/*.js', 'test/browser/*.js'],
+    // Browser code in plain JS: the globals it uses.
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'navigator', 'fetch', 'URL', 'RTCPeerConnection', 'console', 'setTimeout'].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 );

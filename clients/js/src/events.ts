@@ -44,6 +44,8 @@ export class Emitter<Events extends object> {
     const set = this.listeners.get(event);
     if (set === undefined) return;
     for (const listener of [...set] as Listener<Events[K]>[]) {
+      // One removed by an earlier listener of this same emission is not called.
+      if (!set.has(listener)) continue;
       try {
         listener(payload);
       } catch (error) {
