@@ -22,7 +22,7 @@ export default tseslint.config(
     // Browser code in plain JS: the globals it uses.
     languageOptions: {
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'navigator', 'fetch', 'URL', 'RTCPeerConnection', 'console', 'setTimeout'].map((name) => [name, 'readonly']),
+        ['window', 'document', 'location', 'navigator', 'fetch', 'URL', 'RTCPeerConnection', 'MediaStream', 'performance', 'console', 'setTimeout'].map((name) => [name, 'readonly']),
       ),
     },
   },

@@ -89,7 +89,9 @@ var Emitter = class {
       this.listeners.set(event, set);
     }
     set.add(listener);
-    return () => this.off(event, listener);
+    return () => {
+      this.off(event, listener);
+    };
   }
   /** Like `on`, for the next emission only. */
   once(event, listener) {
@@ -114,6 +116,7 @@ var Emitter = class {
     const set = this.listeners.get(event);
     if (set === void 0) return;
     for (const listener of [...set]) {
+      if (!set.has(listener)) continue;
       try {
         listener(payload);
       } catch (error) {
@@ -223,7 +226,7 @@ var Requests = class {
       if (!which(pending)) continue;
       clearTimeout(pending.timer);
       this.pending.delete(id);
-      pending.reject(error(pending.event));
+      pending.reject(error(pending.event, id));
     }
   }
   finish(id, pending) {
@@ -263,7 +266,7 @@ var Client = class extends Emitter {
     if (options.token === void 0 && options.getToken === void 0) {
       throw new TypeError("Client needs `token` or `getToken`");
     }
-    const WebSocketClass = options.WebSocket ?? globalThis.WebSocket;
+    const WebSocketClass = options.WebSocket ?? (typeof WebSocket === "function" ? WebSocket : void 0);
     if (WebSocketClass === void 0) {
       throw new TypeError("no global WebSocket here (Node 20?): pass one as the `WebSocket` option, e.g. from the `ws` package");
     }
@@ -451,7 +454,9 @@ var Client = class extends Emitter {
       } catch (error) {
         if (!(error instanceof SwitchboardError && error.code === "RESUME_FAILED")) throw error;
       }
-      this.requests.rejectAll((event) => new SwitchboardError("SESSION_LOST", "the session ended before an answer came", event));
+      this.requests.rejectAll(
+        (event, id) => new SwitchboardError("SESSION_LOST", "the session ended before an answer came", event, id)
+      );
       const dropped = this.outbox.filter((message) => message.id === void 0).length;
       this.outbox = [];
       this.session = void 0;
@@ -547,7 +552,9 @@ var Client = class extends Emitter {
     this.socket = void 0;
     this.ready = false;
     this.hello = void 0;
-    this.requests.rejectInternal((event) => new SwitchboardError("DISCONNECTED", `connection closed (${code})`, event));
+    this.requests.rejectInternal(
+      (event, id) => new SwitchboardError("DISCONNECTED", `connection closed (${code})`, event, id)
+    );
     if (!this.running) return;
     if (FINAL_CLOSES.has(code)) {
       this.stop(code, reason === "" ? "closed by the server" : reason);
@@ -556,7 +563,9 @@ var Client = class extends Emitter {
     this.attempt += 1;
     const delayMs = this.backoff.next();
     this.setState({ status: "reconnecting", attempt: this.attempt, delayMs, code, reason });
-    this.retryTimer = setTimeout(() => this.open(), delayMs);
+    this.retryTimer = setTimeout(() => {
+      this.open();
+    }, delayMs);
   }
   /** Ends for good: no reconnect, every waiting request rejected. */
   stop(code, reason, error) {
@@ -571,7 +580,7 @@ var Client = class extends Emitter {
     this.hello = void 0;
     socket?.close(CloseCode.normal, reason);
     const cause = error ?? new SwitchboardError("DISCONNECTED", `${reason} (${code})`);
-    this.requests.rejectAll((event) => new SwitchboardError("DISCONNECTED", cause.message, event));
+    this.requests.rejectAll((event, id) => new SwitchboardError("DISCONNECTED", cause.message, event, id));
     this.outbox = [];
     this.session = void 0;
     this.setState(error === void 0 ? { status: "disconnected", code, reason } : { status: "disconnected", code, reason, error });
@@ -603,14 +612,26 @@ var PeerLink = class extends Emitter {
     pc.addEventListener("negotiationneeded", this.negotiate);
     pc.addEventListener("icecandidate", this.localCandidate);
     this.detach = [
-      () => pc.removeEventListener("negotiationneeded", this.negotiate),
-      () => pc.removeEventListener("icecandidate", this.localCandidate),
-      signaling.on("sdp:offer", (m) => this.fromRemote(m.from, () => this.description({ type: "offer", sdp: m.sdp }))),
-      signaling.on("sdp:answer", (m) => this.fromRemote(m.from, () => this.description({ type: "answer", sdp: m.sdp }))),
-      signaling.on("ice:candidate", (m) => this.fromRemote(m.from, () => this.remoteCandidate(m.candidate))),
+      () => {
+        pc.removeEventListener("negotiationneeded", this.negotiate);
+      },
+      () => {
+        pc.removeEventListener("icecandidate", this.localCandidate);
+      },
+      signaling.on("sdp:offer", (m) => {
+        this.fromRemote(m.from, () => this.description({ type: "offer", sdp: m.sdp }));
+      }),
+      signaling.on("sdp:answer", (m) => {
+        this.fromRemote(m.from, () => this.description({ type: "answer", sdp: m.sdp }));
+      }),
+      signaling.on("ice:candidate", (m) => {
+        this.fromRemote(m.from, () => this.remoteCandidate(m.candidate));
+      }),
       // Signaling in flight was lost with the session, and the path may have
       // changed while the client was away.
-      signaling.on("session-lost", () => pc.restartIce())
+      signaling.on("session-lost", () => {
+        pc.restartIce();
+      })
     ];
   }
   signaling;
@@ -659,7 +680,9 @@ var PeerLink = class extends Emitter {
   };
   fromRemote(from, handle) {
     if (from !== this.remoteId) return;
-    this.inbox = this.inbox.then(handle).catch((error) => this.fail(error));
+    this.inbox = this.inbox.then(handle).catch((error) => {
+      this.fail(error);
+    });
   }
   async description(description) {
     const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
