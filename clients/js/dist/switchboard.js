@@ -254,6 +254,8 @@ var Client = class extends Emitter {
   ready = false;
   running = false;
   session;
+  /** What a session that could not be resumed left to restore: set until the rejoin is done. */
+  recovery;
   outbox = [];
   tokenUsed = false;
   attempt = 0;
@@ -322,27 +324,27 @@ var Client = class extends Emitter {
   }
   join(roomId, metadata) {
     const data = metadata === void 0 ? { roomId } : { roomId, metadata };
-    return this.request("room:join", data).then((envelope) => {
+    return this.ask("room:join", data).then((envelope) => {
       const joined = envelope.data;
       if (this.session !== void 0) this.session.room = metadata === void 0 ? { roomId } : { roomId, metadata };
       return joined;
     });
   }
   leave() {
-    return this.request("room:leave", {}).then((envelope) => {
+    return this.ask("room:leave", {}).then((envelope) => {
       if (this.session !== void 0) delete this.session.room;
       return envelope.data;
     });
   }
   roomState() {
-    return this.request("room:state", {}).then((envelope) => envelope.data);
+    return this.ask("room:state", {}).then((envelope) => envelope.data);
   }
   ping() {
-    return this.request("ping", {}).then((envelope) => envelope.data);
+    return this.ask("ping", {}).then((envelope) => envelope.data);
   }
   /** Refreshes the claims of this connection (same `sub`); resolves with the user id. */
   authenticate(token) {
-    return this.request("auth:request", { token }).then((envelope) => authenticated(envelope, "auth:request"));
+    return this.ask("auth:request", { token }).then((envelope) => authenticated(envelope, "auth:request"));
   }
   sendOffer(to, sdp) {
     this.enqueue({ event: "sdp:offer", data: { to, sdp } });
@@ -360,7 +362,11 @@ var Client = class extends Emitter {
   send(event, data) {
     this.enqueue({ event, data });
   }
+  /** Sends a custom event whose plugin answers it; resolves with the first answer carrying its id. */
   request(event, data) {
+    return this.ask(event, data);
+  }
+  ask(event, data) {
     if (!this.running) {
       return Promise.reject(new SwitchboardError("DISCONNECTED", "not connected: call connect() first", event));
     }
@@ -446,42 +452,57 @@ var Client = class extends Emitter {
     });
     const previous = this.session;
     if (previous !== void 0) {
-      try {
-        const resumed = (await this.internalCall(socket, "session:resume", { resumeToken: previous.resumeToken })).data;
-        previous.resumeToken = resumed.resumeToken;
-        this.becomeReady(socket, { status: "resumed", clientId: resumed.clientId, replayed: resumed.replayed });
-        return;
-      } catch (error) {
-        if (!(error instanceof SwitchboardError && error.code === "RESUME_FAILED")) throw error;
-      }
+      if (await this.resume(socket, previous)) return;
       this.requests.rejectAll(
         (event, id) => new SwitchboardError("SESSION_LOST", "the session ended before an answer came", event, id)
       );
       const dropped = this.outbox.filter((message) => message.id === void 0).length;
       this.outbox = [];
       this.session = void 0;
-      const userId2 = await this.authenticateOn(socket);
-      this.session = { clientId: hello.clientId, userId: userId2, resumeToken: hello.resumeToken };
-      const room = await this.rejoin(socket, previous.room);
-      this.becomeReady(socket, { status: "connected", clientId: hello.clientId, userId: userId2 });
-      this.emit("session-lost", { previousClientId: previous.clientId, clientId: hello.clientId, room, dropped });
-      return;
+      this.recovery = { previousClientId: previous.clientId, room: previous.room, dropped };
     }
     const userId = await this.authenticateOn(socket);
-    this.session = { clientId: hello.clientId, userId, resumeToken: hello.resumeToken };
-    this.becomeReady(socket, { status: "connected", clientId: hello.clientId, userId });
+    const session = { clientId: hello.clientId, userId, resumeToken: hello.resumeToken };
+    const recovery = this.recovery;
+    const room = recovery === void 0 ? null : await this.rejoin(socket, session, recovery.room);
+    this.session = session;
+    this.recovery = void 0;
+    this.becomeReady(socket, { status: "connected", clientId: session.clientId, userId });
+    if (recovery !== void 0) {
+      this.emit("session-lost", {
+        previousClientId: recovery.previousClientId,
+        clientId: session.clientId,
+        room,
+        dropped: recovery.dropped
+      });
+    }
+  }
+  /** True if the server resumed `session` on `socket`; false if it could not. */
+  async resume(socket, session) {
+    let resumed;
+    try {
+      const answer = await this.internalCall(socket, "session:resume", { resumeToken: session.resumeToken });
+      resumed = answer.data;
+    } catch (error) {
+      if (error instanceof SwitchboardError && error.code === "RESUME_FAILED") return false;
+      throw error;
+    }
+    session.resumeToken = resumed.resumeToken;
+    this.becomeReady(socket, { status: "resumed", clientId: resumed.clientId, replayed: resumed.replayed });
+    return true;
   }
   async authenticateOn(socket) {
     const token = await this.nextToken();
     const data = this.options.authRoomId === void 0 ? { token } : { token, roomId: this.options.authRoomId };
     return authenticated(await this.internalCall(socket, "auth:request", data), "auth:request");
   }
-  async rejoin(socket, room) {
+  /** Joins `room` again as `session`; a refusal is reported and leaves the client outside any room. */
+  async rejoin(socket, session, room) {
     if (room === void 0) return null;
     const data = room.metadata === void 0 ? { roomId: room.roomId } : room;
     try {
       const joined = (await this.internalCall(socket, "room:join", data)).data;
-      if (this.session !== void 0) this.session.room = room;
+      session.room = room;
       return joined;
     } catch (error) {
       if (!(error instanceof SwitchboardError) || error.code === "TIMEOUT" || error.code === "DISCONNECTED") throw error;
@@ -583,6 +604,7 @@ var Client = class extends Emitter {
     this.requests.rejectAll((event, id) => new SwitchboardError("DISCONNECTED", cause.message, event, id));
     this.outbox = [];
     this.session = void 0;
+    this.recovery = void 0;
     this.setState(error === void 0 ? { status: "disconnected", code, reason } : { status: "disconnected", code, reason, error });
     const first = this.firstConnect;
     this.firstConnect = void 0;

@@ -156,6 +156,8 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
   private ready = false;
   private running = false;
   private session: Session | undefined;
+  /** What a session that could not be resumed left to restore: set until the rejoin is done. */
+  private recovery: { previousClientId: string; room: Session['room']; dropped: number } | undefined;
   private outbox: Outgoing[] = [];
   private tokenUsed = false;
   private attempt = 0;
@@ -232,7 +234,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
 
   join(roomId: string, metadata?: Record<string, unknown>): Promise<RoomJoined> {
     const data = metadata === undefined ? { roomId } : { roomId, metadata };
-    return this.request('room:join', data).then((envelope) => {
+    return this.ask('room:join', data).then((envelope) => {
       const joined = envelope.data as unknown as RoomJoined;
       if (this.session !== undefined) this.session.room = metadata === undefined ? { roomId } : { roomId, metadata };
       return joined;
@@ -240,23 +242,23 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
   }
 
   leave(): Promise<RoomLeft> {
-    return this.request('room:leave', {}).then((envelope) => {
+    return this.ask('room:leave', {}).then((envelope) => {
       if (this.session !== undefined) delete this.session.room;
       return envelope.data as unknown as RoomLeft;
     });
   }
 
   roomState(): Promise<RoomState> {
-    return this.request('room:state', {}).then((envelope) => envelope.data as unknown as RoomState);
+    return this.ask('room:state', {}).then((envelope) => envelope.data as unknown as RoomState);
   }
 
   ping(): Promise<Pong> {
-    return this.request('ping', {}).then((envelope) => envelope.data as unknown as Pong);
+    return this.ask('ping', {}).then((envelope) => envelope.data as unknown as Pong);
   }
 
   /** Refreshes the claims of this connection (same `sub`); resolves with the user id. */
   authenticate(token: string): Promise<string> {
-    return this.request('auth:request', { token }).then((envelope) => authenticated(envelope, 'auth:request'));
+    return this.ask('auth:request', { token }).then((envelope) => authenticated(envelope, 'auth:request'));
   }
 
   sendOffer(to: string, sdp: string): void {
@@ -280,9 +282,11 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
   }
 
   /** Sends a custom event whose plugin answers it; resolves with the first answer carrying its id. */
-  request<E extends keyof Out & string>(event: E, data: Out[E]): Promise<Envelope>;
-  request(event: string, data: object): Promise<Envelope>;
-  request(event: string, data: object): Promise<Envelope> {
+  request<E extends keyof Out & string>(event: E, data: Out[E]): Promise<Envelope> {
+    return this.ask(event, data);
+  }
+
+  private ask(event: string, data: object): Promise<Envelope> {
     if (!this.running) {
       return Promise.reject(new SwitchboardError('DISCONNECTED', 'not connected: call connect() first', event));
     }
@@ -382,15 +386,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     });
     const previous = this.session;
     if (previous !== undefined) {
-      try {
-        const resumed = (await this.internalCall(socket, 'session:resume', { resumeToken: previous.resumeToken }))
-          .data as unknown as SessionResumed;
-        previous.resumeToken = resumed.resumeToken;
-        this.becomeReady(socket, { status: 'resumed', clientId: resumed.clientId, replayed: resumed.replayed });
-        return;
-      } catch (error) {
-        if (!(error instanceof SwitchboardError && error.code === 'RESUME_FAILED')) throw error;
-      }
+      if (await this.resume(socket, previous)) return;
       // Nothing from the lost session may leak into the new one: its
       // answers are gone and its relays were addressed as another client.
       this.requests.rejectAll(
@@ -399,16 +395,40 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       const dropped = this.outbox.filter((message) => message.id === undefined).length;
       this.outbox = [];
       this.session = undefined;
-      const userId = await this.authenticateOn(socket);
-      this.session = { clientId: hello.clientId, userId, resumeToken: hello.resumeToken };
-      const room = await this.rejoin(socket, previous.room);
-      this.becomeReady(socket, { status: 'connected', clientId: hello.clientId, userId });
-      this.emit('session-lost', { previousClientId: previous.clientId, clientId: hello.clientId, room, dropped });
-      return;
+      this.recovery = { previousClientId: previous.clientId, room: previous.room, dropped };
     }
     const userId = await this.authenticateOn(socket);
-    this.session = { clientId: hello.clientId, userId, resumeToken: hello.resumeToken };
-    this.becomeReady(socket, { status: 'connected', clientId: hello.clientId, userId });
+    const session: Session = { clientId: hello.clientId, userId, resumeToken: hello.resumeToken };
+    const recovery = this.recovery;
+    // Until the rejoin is done the new session is not kept: if this
+    // connection fails first, the next one starts the recovery over.
+    const room = recovery === undefined ? null : await this.rejoin(socket, session, recovery.room);
+    this.session = session;
+    this.recovery = undefined;
+    this.becomeReady(socket, { status: 'connected', clientId: session.clientId, userId });
+    if (recovery !== undefined) {
+      this.emit('session-lost', {
+        previousClientId: recovery.previousClientId,
+        clientId: session.clientId,
+        room,
+        dropped: recovery.dropped,
+      });
+    }
+  }
+
+  /** True if the server resumed `session` on `socket`; false if it could not. */
+  private async resume(socket: SocketLike, session: Session): Promise<boolean> {
+    let resumed: SessionResumed;
+    try {
+      const answer = await this.internalCall(socket, 'session:resume', { resumeToken: session.resumeToken });
+      resumed = answer.data as unknown as SessionResumed;
+    } catch (error) {
+      if (error instanceof SwitchboardError && error.code === 'RESUME_FAILED') return false;
+      throw error;
+    }
+    session.resumeToken = resumed.resumeToken;
+    this.becomeReady(socket, { status: 'resumed', clientId: resumed.clientId, replayed: resumed.replayed });
+    return true;
   }
 
   private async authenticateOn(socket: SocketLike): Promise<string> {
@@ -417,14 +437,16 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     return authenticated(await this.internalCall(socket, 'auth:request', data), 'auth:request');
   }
 
-  private async rejoin(socket: SocketLike, room: Session['room']): Promise<RoomJoined | null> {
+  /** Joins `room` again as `session`; a refusal is reported and leaves the client outside any room. */
+  private async rejoin(socket: SocketLike, session: Session, room: Session['room']): Promise<RoomJoined | null> {
     if (room === undefined) return null;
     const data = room.metadata === undefined ? { roomId: room.roomId } : room;
     try {
       const joined = (await this.internalCall(socket, 'room:join', data)).data as unknown as RoomJoined;
-      if (this.session !== undefined) this.session.room = room;
+      session.room = room;
       return joined;
     } catch (error) {
+      // A connection that failed meanwhile is retried; a room that refuses is final.
       if (!(error instanceof SwitchboardError) || error.code === 'TIMEOUT' || error.code === 'DISCONNECTED') throw error;
       this.reportError(error);
       return null;
@@ -532,6 +554,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     this.requests.rejectAll((event, id) => new SwitchboardError('DISCONNECTED', cause.message, event, id));
     this.outbox = [];
     this.session = undefined;
+    this.recovery = undefined;
     this.setState(error === undefined ? { status: 'disconnected', code, reason } : { status: 'disconnected', code, reason, error });
     const first = this.firstConnect;
     this.firstConnect = undefined;

@@ -268,6 +268,45 @@ describe('reconnect', () => {
     expect(socket().sent[0]).toMatchObject({ event: 'session:resume', data: { resumeToken: 'resume-a2' } });
   });
 
+  it('a recovery cut short by another drop starts over on the next connection and reports once', async () => {
+    let minted = 0;
+    const getToken = vi.fn(() => `fresh-${String((minted += 1))}`);
+    const { client, socket, sockets } = await connected({ getToken });
+    const join = client.join('standup');
+    socket().answer('room:join', 'room:joined', { roomId: 'standup', peers: [], self: peer('a1') });
+    await join;
+    const lost = vi.fn();
+    client.on('session-lost', lost);
+    socket().drop();
+    await vi.advanceTimersByTimeAsync(500);
+    socket().hello('a2', 'resume-a2');
+    await tick();
+    socket().push('error', { code: 'RESUME_FAILED', message: 'expired' }, socket().last('session:resume').id);
+    await tick();
+    socket().answer('auth:request', 'auth:response', { success: true, userId: 'alice' });
+    await tick();
+    expect(socket().last('room:join').data).toEqual({ roomId: 'standup' });
+    socket().drop(); // before the rejoin is answered
+    await vi.advanceTimersByTimeAsync(1000); // the second retry's ceiling
+    expect(sockets).toHaveLength(3);
+    socket().hello('a3', 'resume-a3');
+    await tick();
+    // The half-made session a2 is not resumed: the recovery starts over.
+    expect(socket().sent.map((f) => [f.event, f.data])).toEqual([['auth:request', { token: 'fresh-2' }]]);
+    socket().answer('auth:request', 'auth:response', { success: true, userId: 'alice' });
+    await tick();
+    socket().answer('room:join', 'room:joined', { roomId: 'standup', peers: [], self: peer('a3') });
+    await tick();
+    expect(lost).toHaveBeenCalledTimes(1);
+    expect(lost).toHaveBeenCalledWith({
+      previousClientId: 'a1',
+      clientId: 'a3',
+      room: { roomId: 'standup', peers: [], self: peer('a3') },
+      dropped: 0,
+    });
+    expect(client.roomId).toBe('standup');
+  });
+
   it('never sends a token twice when getToken is given', async () => {
     let minted = 0;
     const getToken = vi.fn(() => `fresh-${String((minted += 1))}`);
