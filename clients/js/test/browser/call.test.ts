@@ -109,18 +109,19 @@ describe('calls through switchboard', () => {
 
   it('glare: both sides add tracks at once, both offer, and the call still connects', async () => {
     const { alice, bob, aliceId, bobId } = await pair('glare');
+    const at = Date.now() + 500;
     await Promise.all([
-      run(alice, 'call', bobId, { video: true, channel: 'negotiated' }),
-      run(bob, 'call', aliceId, { video: true, channel: 'negotiated' }),
+      run(alice, 'call', bobId, { video: true, channel: 'negotiated', at }),
+      run(bob, 'call', aliceId, { video: true, channel: 'negotiated', at }),
     ]);
     const [a, b] = await Promise.all([
       until(alice, 'video from bob', videoFlowing),
       until(bob, 'video from alice', videoFlowing),
     ]);
-    // Glare happened: each side offered before it had seen an offer.
+    // Glare happened: each side set out to offer before it had seen an offer.
     for (const { log } of [a, b]) {
-      const offers = log.filter((e) => e.kind === 'sent-offer' || e.kind === 'got-offer');
-      expect(offers[0]?.kind).toBe('sent-offer');
+      const offers = log.filter((e) => e.kind === 'negotiation-needed' || e.kind === 'got-offer');
+      expect(offers[0]?.kind).toBe('negotiation-needed');
       expect(offers.some((e) => e.kind === 'got-offer')).toBe(true);
     }
     await chatBothWays(alice, bob);

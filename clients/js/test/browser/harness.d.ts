@@ -4,7 +4,7 @@ import type { ConnectionState } from '../../src/index.js';
 export type LogEntry =
   | ({ kind: 'state'; at: number } & ConnectionState)
   | { kind: 'error' | 'link-error'; at: number; message: string }
-  | { kind: 'sent-offer' | 'got-offer'; at: number };
+  | { kind: 'negotiation-needed' | 'got-offer'; at: number };
 
 export interface Snapshot {
   clientId: string | null;
@@ -19,7 +19,7 @@ export interface Snapshot {
 
 export interface Harness {
   join(args: { url: string; token: string; roomId: string }): Promise<{ clientId: string; peers: string[] }>;
-  call(remoteId: string, options: { video: boolean; channel: 'negotiated' | 'create' | 'accept' }): Promise<void>;
+  call(remoteId: string, options: { video: boolean; channel: 'negotiated' | 'create' | 'accept'; at?: number }): Promise<void>;
   addVideo(): Promise<void>;
   send(text: string): void;
   snapshot(): Promise<Snapshot>;

@@ -25,11 +25,6 @@ window.harness = {
     client.on('state', (state) => record({ kind: 'state', ...state }));
     client.on('error', (error) => record({ kind: 'error', message: error.message }));
     client.on('sdp:offer', () => record({ kind: 'got-offer' }));
-    const sendOffer = client.sendOffer.bind(client);
-    client.sendOffer = (to, sdp) => {
-      record({ kind: 'sent-offer' });
-      sendOffer(to, sdp);
-    };
     await client.connect();
     const { peers } = await client.join(roomId);
     return { clientId: client.clientId, peers: peers.map((p) => p.clientId) };
@@ -40,13 +35,18 @@ window.harness = {
    * data channel is `negotiated` (both sides open it, id 0), or made by this
    * side (`create`) or by the other (`accept`): a side that only accepts
    * has nothing to offer, so the other side's offer is the only one.
+   * With `at`, the call starts at that `Date.now()` time, once the camera
+   * is open.
    */
-  async call(remoteId, { video, channel: how }) {
+  async call(remoteId, { video, channel: how, at }) {
     const media = video ? await camera() : null;
+    // Pages given the same `at` (a Date.now() time) start together, to make glare.
+    if (at !== undefined) await new Promise((done) => setTimeout(done, at - Date.now()));
     pc = new RTCPeerConnection({ iceServers: [] });
     const link = new PeerLink(client, pc, remoteId);
     link.on('error', (error) => record({ kind: 'link-error', message: error.message }));
     pc.addEventListener('track', ({ track }) => remoteTracks.push(track.id));
+    pc.addEventListener('negotiationneeded', () => record({ kind: 'negotiation-needed' }));
     const listen = (opened) => {
       channel = opened;
       channel.addEventListener('message', ({ data }) => received.push(data));
