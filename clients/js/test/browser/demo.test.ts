@@ -1,6 +1,6 @@
-// The demo page (demo/index.html and demo/call.js) in two tabs: a call with
-// video and chat, used by keyboard, and the README's screenshot.
-import { execFileSync } from 'node:child_process';
+// The demo page as `switchboard serve --demo` serves it (demo/index.html,
+// demo/call.js and dist/switchboard.js, built into the binary) in two tabs:
+// a call with video and chat, used by keyboard, and the README's screenshot.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,65 +8,31 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
-import { binaryPath, startServer, type Server } from '../support/server.js';
-import { serveStatic, type StaticServer } from '../support/static.js';
-import { token } from '../support/token.js';
+import { startServer, type Server } from '../support/server.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const SCREENSHOT = resolve(ROOT, 'test-results/demo.png');
 
 let server: Server;
-let site: StaticServer | undefined;
-let demoUrl: string;
 let browser: Browser;
-
-/** Whether this build of the server serves the demo itself (`serve --demo`). */
-function serverHasDemo(): boolean {
-  return execFileSync(binaryPath(), ['serve', '--help'], { encoding: 'utf8' }).includes('--demo');
-}
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  browser = await launchChromium();
-  if (serverHasDemo()) {
-    server = await startServer('', ['--demo']);
-    demoUrl = `http://${server.addr}/demo`;
-  } else {
-    // Until the server serves /demo, the same routes from here, with /ws
-    // passed through to it.
-    server = await startServer('');
-    site = await serveStatic(
-      {
-        '/demo': { file: resolve(ROOT, 'demo/index.html'), type: 'text/html' },
-        '/demo/call.js': { file: resolve(ROOT, 'demo/call.js'), type: 'text/javascript' },
-        '/demo/switchboard.js': { file: resolve(ROOT, 'dist/switchboard.js'), type: 'text/javascript' },
-        '/demo/token': {
-          json: () => {
-            const user = `guest-${randomUUID().slice(0, 8)}`;
-            return { token: token(user), user };
-          },
-        },
-      },
-      server.addr,
-    );
-    demoUrl = `${site.url}/demo`;
-  }
+  [server, browser] = await Promise.all([startServer('', ['--demo']), launchChromium()]);
 });
 
 afterAll(async () => {
   await browser.close();
-  await site?.close();
   await server.stop();
 });
 
 async function startCall(room: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 960, height: 760 } });
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(demoUrl);
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(`http://${server.addr}/demo`);
   // By keyboard: the room field, then Enter submits the form.
   await page.getByLabel('Room').fill(room);
   await page.getByLabel('Room').press('Enter');
-  await expect.poll(() => errors).toEqual([]);
   return page;
 }
 
@@ -77,7 +43,7 @@ const remoteVideoWidth = (page: Page): Promise<number> =>
 it('two tabs call each other on the demo page, chat over the data channel and hang up', async () => {
   const room = `demo-${randomUUID().slice(0, 6)}`;
   const first = await startCall(room);
-  await expect.poll(() => status(first), { timeout: 10_000 }).toMatch(/^Connected as guest-|^Connected as /);
+  await expect.poll(() => status(first), { timeout: 10_000 }).toMatch(/^Connected as guest-/);
   const second = await startCall(room);
   for (const page of [first, second]) {
     await expect.poll(() => status(page), { timeout: 20_000 }).toMatch(/call connected$/);
@@ -97,5 +63,6 @@ it('two tabs call each other on the demo page, chat over the data channel and ha
   await second.getByRole('button', { name: 'Hang up' }).click();
   await expect.poll(() => status(second)).toMatch(/^Disconnected \(1000/);
   await expect.poll(() => first.locator('#remote-caption').innerText()).toBe('Waiting for someone to join');
-  await expect.poll(() => status(first)).toMatch(/^Connected as /);
+  await expect.poll(() => status(first)).toMatch(/^Connected as guest-/);
+  expect(pageErrors).toEqual([]);
 });
