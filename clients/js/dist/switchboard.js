@@ -262,7 +262,8 @@ var Client = class extends Emitter {
   retryTimer;
   connectTimer;
   hello;
-  firstConnect;
+  /** The `connect()` calls waiting for the client to be ready. */
+  waiting = [];
   constructor(options) {
     super();
     if (options.token === void 0 && options.getToken === void 0) {
@@ -298,17 +299,7 @@ var Client = class extends Emitter {
   connect() {
     if (this.ready) return Promise.resolve();
     const promise = new Promise((resolve, reject) => {
-      const previous = this.firstConnect;
-      this.firstConnect = {
-        resolve: () => {
-          previous?.resolve();
-          resolve();
-        },
-        reject: (error) => {
-          previous?.reject(error);
-          reject(error);
-        }
-      };
+      this.waiting.push({ resolve, reject });
     });
     if (!this.running) {
       this.running = true;
@@ -426,9 +417,7 @@ var Client = class extends Emitter {
       if (this.socket === socket) this.lost(event.code, event.reason);
     };
     this.connectTimer = setTimeout(() => {
-      if (this.socket !== socket) return;
-      socket.close(ABANDON_CLOSE, "connect timeout");
-      this.lost(CloseCode.abnormal, `not ready within ${this.connectTimeoutMs()} ms`);
+      if (this.socket === socket) this.abandon(socket, `not ready within ${this.connectTimeoutMs()} ms`);
     }, this.connectTimeoutMs());
     this.handshake(socket).catch((error) => {
       if (this.socket !== socket) return;
@@ -437,10 +426,14 @@ var Client = class extends Emitter {
         this.stop(CloseCode.normal, "authentication failed", failure);
       } else {
         this.reportError(failure);
-        socket.close(ABANDON_CLOSE, "handshake failed");
-        this.lost(CloseCode.abnormal, failure.message);
+        this.abandon(socket, failure.message);
       }
     });
+  }
+  /** Gives up on a connection attempt, keeping the session for the next one. */
+  abandon(socket, why) {
+    socket.close(ABANDON_CLOSE);
+    this.lost(CloseCode.abnormal, why);
   }
   connectTimeoutMs() {
     return this.options.connectTimeoutMs ?? 1e4;
@@ -537,9 +530,7 @@ var Client = class extends Emitter {
     for (const message of queued) {
       if (message.id === void 0 || this.requests.isPending(message.id)) this.write(socket, message);
     }
-    const first = this.firstConnect;
-    this.firstConnect = void 0;
-    first?.resolve();
+    for (const waiter of this.waiting.splice(0)) waiter.resolve();
   }
   receive(raw) {
     let envelope;
@@ -599,16 +590,14 @@ var Client = class extends Emitter {
     const socket = this.socket;
     this.socket = void 0;
     this.hello = void 0;
-    socket?.close(CloseCode.normal, reason);
+    socket?.close(CloseCode.normal);
     const cause = error ?? new SwitchboardError("DISCONNECTED", `${reason} (${code})`);
     this.requests.rejectAll((event, id) => new SwitchboardError("DISCONNECTED", cause.message, event, id));
     this.outbox = [];
     this.session = void 0;
     this.recovery = void 0;
     this.setState(error === void 0 ? { status: "disconnected", code, reason } : { status: "disconnected", code, reason, error });
-    const first = this.firstConnect;
-    this.firstConnect = void 0;
-    first?.reject(cause);
+    for (const waiter of this.waiting.splice(0)) waiter.reject(cause);
   }
 };
 function authenticated(envelope, event) {

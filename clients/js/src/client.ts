@@ -164,7 +164,8 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private hello: ((connected: Connected) => void) | undefined;
-  private firstConnect: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** The `connect()` calls waiting for the client to be ready. */
+  private waiting: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
   constructor(options: ClientOptions) {
     super();
@@ -206,17 +207,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
   connect(): Promise<void> {
     if (this.ready) return Promise.resolve();
     const promise = new Promise<void>((resolve, reject) => {
-      const previous = this.firstConnect;
-      this.firstConnect = {
-        resolve: () => {
-          previous?.resolve();
-          resolve();
-        },
-        reject: (error) => {
-          previous?.reject(error);
-          reject(error);
-        },
-      };
+      this.waiting.push({ resolve, reject });
     });
     if (!this.running) {
       this.running = true;
@@ -357,9 +348,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       if (this.socket === socket) this.lost(event.code, event.reason);
     };
     this.connectTimer = setTimeout(() => {
-      if (this.socket !== socket) return;
-      socket.close(ABANDON_CLOSE, 'connect timeout');
-      this.lost(CloseCode.abnormal, `not ready within ${this.connectTimeoutMs()} ms`);
+      if (this.socket === socket) this.abandon(socket, `not ready within ${this.connectTimeoutMs()} ms`);
     }, this.connectTimeoutMs());
     this.handshake(socket).catch((error: unknown) => {
       if (this.socket !== socket) return; // that socket is gone and its close handled
@@ -369,10 +358,15 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       } else {
         // A server that does not answer (or answers nonsense) gets another try.
         this.reportError(failure);
-        socket.close(ABANDON_CLOSE, 'handshake failed');
-        this.lost(CloseCode.abnormal, failure.message);
+        this.abandon(socket, failure.message);
       }
     });
+  }
+
+  /** Gives up on a connection attempt, keeping the session for the next one. */
+  private abandon(socket: SocketLike, why: string): void {
+    socket.close(ABANDON_CLOSE);
+    this.lost(CloseCode.abnormal, why);
   }
 
   private connectTimeoutMs(): number {
@@ -483,9 +477,7 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       // A request that timed out while queued has been answered already.
       if (message.id === undefined || this.requests.isPending(message.id)) this.write(socket, message);
     }
-    const first = this.firstConnect;
-    this.firstConnect = undefined;
-    first?.resolve();
+    for (const waiter of this.waiting.splice(0)) waiter.resolve();
   }
 
   private receive(raw: unknown): void {
@@ -549,16 +541,15 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     const socket = this.socket;
     this.socket = undefined;
     this.hello = undefined;
-    socket?.close(CloseCode.normal, reason);
+    // No reason: browsers throw on one over 123 bytes, and the server's own may be.
+    socket?.close(CloseCode.normal);
     const cause = error ?? new SwitchboardError('DISCONNECTED', `${reason} (${code})`);
     this.requests.rejectAll((event, id) => new SwitchboardError('DISCONNECTED', cause.message, event, id));
     this.outbox = [];
     this.session = undefined;
     this.recovery = undefined;
     this.setState(error === undefined ? { status: 'disconnected', code, reason } : { status: 'disconnected', code, reason, error });
-    const first = this.firstConnect;
-    this.firstConnect = undefined;
-    first?.reject(cause);
+    for (const waiter of this.waiting.splice(0)) waiter.reject(cause);
   }
 }
 
