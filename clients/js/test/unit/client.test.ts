@@ -110,6 +110,19 @@ describe('connecting', () => {
     expect(sockets).toHaveLength(1);
   });
 
+  it('an attempt that is not ready in time is abandoned with 3000 (keeping the session) and retried', async () => {
+    const { client, sockets, socket } = fakeClient({ token: 't1', connectTimeoutMs: 1000 });
+    void client.connect();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sockets[0]?.closedWith?.code).toBe(3000);
+    expect(client.state).toMatchObject({ status: 'reconnecting', attempt: 1, code: 1006 });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(sockets).toHaveLength(2);
+    socket().hello('a1', 'r1');
+    await tick();
+    expect(socket().sent.map((f) => f.event)).toEqual(['auth:request']);
+  });
+
   it('messages sent before the connection is ready wait for it, in order', async () => {
     const { client, socket } = fakeClient({ token: 't1' });
     const ready = client.connect();
@@ -161,6 +174,7 @@ describe('reconnect', () => {
     [4003, 'too many failed auth attempts'],
     [4008, 'rate limit abuse'],
     [4009, 'kicked'],
+    [4000, 'replaced by a resumed connection'],
   ])('does not reconnect after close code %i', async (code, reason) => {
     const { client, sockets, socket } = await connected();
     const ping = client.ping();
