@@ -481,6 +481,8 @@ var Client = class extends Emitter {
       throw error;
     }
     session.resumeToken = resumed.resumeToken;
+    if (resumed.roomId === null) delete session.room;
+    else if (session.room?.roomId !== resumed.roomId) session.room = { roomId: resumed.roomId };
     this.becomeReady(socket, { status: "resumed", clientId: resumed.clientId, replayed: resumed.replayed });
     return true;
   }
@@ -687,7 +689,12 @@ var PeerLink = class extends Emitter {
   localCandidate = (event) => {
     this.gatheredOne?.();
     this.gatheredOne = void 0;
-    if (event.candidate !== null) this.signaling.sendCandidate(this.remoteId, event.candidate.toJSON());
+    if (event.candidate === null) return;
+    try {
+      this.signaling.sendCandidate(this.remoteId, event.candidate.toJSON());
+    } catch (error) {
+      this.fail(error);
+    }
   };
   fromRemote(from, handle) {
     if (from !== this.remoteId) return;

@@ -421,6 +421,9 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
       throw error;
     }
     session.resumeToken = resumed.resumeToken;
+    // The server's word on the room counts: it may have closed the room meanwhile.
+    if (resumed.roomId === null) delete session.room;
+    else if (session.room?.roomId !== resumed.roomId) session.room = { roomId: resumed.roomId };
     this.becomeReady(socket, { status: 'resumed', clientId: resumed.clientId, replayed: resumed.replayed });
     return true;
   }

@@ -106,7 +106,12 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
     this.gatheredOne?.();
     this.gatheredOne = undefined;
     // null marks the end of gathering; the remote side needs no word of it.
-    if (event.candidate !== null) this.signaling.sendCandidate(this.remoteId, event.candidate.toJSON() as IceCandidate);
+    if (event.candidate === null) return;
+    try {
+      this.signaling.sendCandidate(this.remoteId, event.candidate.toJSON() as IceCandidate);
+    } catch (error) {
+      this.fail(error); // e.g. the client was disconnected: report it here, not as an uncaught error
+    }
   };
 
   private fromRemote(from: string, handle: () => Promise<void>): void {
