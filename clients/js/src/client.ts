@@ -132,9 +132,9 @@ const NOTIFICATIONS = new Set<string>(['room:peer-joined', 'room:peer-left', 'sd
 const FINAL_CLOSES = new Set<number>([CloseCode.authFailed, CloseCode.rateAbuse, CloseCode.kicked, CloseCode.replaced]);
 
 /**
- * The close code the client gives a socket it abandons (a connect attempt
- * that timed out). Not 1000 or 1001: those would end the session at once
- * instead of keeping it for a resume.
+ * The close code the client gives a socket it abandons (an attempt that
+ * timed out or whose handshake failed). Not 1000 or 1001: those would end
+ * the session at once instead of keeping it for a resume.
  */
 const ABANDON_CLOSE = 3000;
 
@@ -530,7 +530,9 @@ export class Client<In extends EventDataMap = EventDataMap, Out extends EventDat
     this.attempt += 1;
     const delayMs = this.backoff.next();
     this.setState({ status: 'reconnecting', attempt: this.attempt, delayMs, code, reason });
-    this.retryTimer = setTimeout(() => { this.open(); }, delayMs);
+    this.retryTimer = setTimeout(() => {
+      this.open();
+    }, delayMs);
   }
 
   /** Ends for good: no reconnect, every waiting request rejected. */
