@@ -13,11 +13,12 @@ const STARTUP_TIMEOUT_MS = 30_000;
 const LISTENING_PREFIX = 'switchboard listening on ws://';
 const ADMIN_PREFIX = 'switchboard admin on http://';
 
-/** `SWITCHBOARD_BIN`, else the debug build in `CARGO_TARGET_DIR` or the repository's `target/`. */
-export function binaryPath(): string {
-  return (
-    process.env.SWITCHBOARD_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(REPO_ROOT, 'target'), 'debug', 'switchboard')
-  );
+/**
+ * `SWITCHBOARD_BIN`, else the debug build in `CARGO_TARGET_DIR` (taken from
+ * the repository root when relative, as cargo run there would) or `target/`.
+ */
+function binaryPath(): string {
+  return process.env.SWITCHBOARD_BIN ?? resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR ?? 'target', 'debug', 'switchboard');
 }
 
 /** The built-in chain plus the example `chat` plugin, then `extra` TOML. */
