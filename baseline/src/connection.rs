@@ -1,43 +1,77 @@
-//! One connection: a reader task that handles events in order, and a writer
-//! task that drains the outbound queue in batches and sends the heartbeat.
+//! One connection, one task: it drives the socket both ways. Each wake
+//! handles every frame already buffered, then moves what is queued for the
+//! client into tungstenite's write buffer and flushes once, so a burst
+//! costs one read and one write system call, not one per message.
 
 use std::sync::Arc;
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::time::{Instant, interval_at};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
 
 use crate::hub::Outbox;
 use crate::wire::{self, Envelope, RelayIn, RelayOut};
 use crate::{HEARTBEAT, Server, jwt, ws_config};
 
-type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+type Socket = WebSocketStream<TcpStream>;
+
+/// Buffered inbound frames handled per wake before the task looks at its
+/// queue and timers again.
+const READ_BATCH: usize = 256;
+/// Queued outbound frames written per flush.
+const WRITE_BATCH: usize = 256;
 
 pub async fn run(server: Arc<Server>, stream: TcpStream) {
-    let Ok(ws) = accept_hdr_async_with_config(stream, only_ws_path, Some(ws_config())).await else {
+    let Ok(mut ws) = accept_hdr_async_with_config(stream, only_ws_path, Some(ws_config())).await
+    else {
         return;
     };
-    let (sink, mut stream) = ws.split();
-    let (outbox, queue) = mpsc::unbounded_channel();
-    tokio::spawn(write(sink, queue));
+    let (outbox, mut queue) = mpsc::unbounded_channel();
     let mut session = Session::new(server, outbox);
-    // Read to the end rather than stopping at a close frame: tungstenite
-    // sends the close reply on the read after it.
-    while let Some(Ok(message)) = stream.next().await {
-        match message {
-            Message::Text(text) => session.handle(&text),
-            Message::Binary(_) => session.reply(wire::error(None, None, "INVALID_MESSAGE")),
-            _ => {}
+    let _ = serve(&mut ws, &mut session, &mut queue).await;
+    session.disconnect();
+}
+
+/// Runs until the socket ends or fails.
+async fn serve(
+    ws: &mut Socket,
+    session: &mut Session,
+    queue: &mut UnboundedReceiver<Message>,
+) -> Result<(), Error> {
+    let mut heartbeat = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    loop {
+        tokio::select! {
+            biased;
+            message = ws.next() => {
+                // tungstenite answers a close frame on the read after it,
+                // which then ends the stream.
+                let Some(message) = message else { return Ok(()) };
+                session.receive(message?);
+                for _ in 1..READ_BATCH {
+                    match ws.next().now_or_never() {
+                        Some(Some(message)) => session.receive(message?),
+                        Some(None) => return Ok(()),
+                        None => break,
+                    }
+                }
+            }
+            Some(first) = queue.recv() => {
+                ws.feed(first).await?;
+                for _ in 1..WRITE_BATCH {
+                    let Ok(message) = queue.try_recv() else { break };
+                    ws.feed(message).await?;
+                }
+                ws.flush().await?;
+            }
+            _ = heartbeat.tick() => ws.send(Message::Ping(Bytes::new())).await?,
         }
     }
-    session.disconnect();
 }
 
 /// `GET /ws` (any query) upgrades; every other path is 404. The signature
@@ -50,32 +84,6 @@ fn only_ws_path(request: &Request, response: Response) -> Result<Response, Error
     let mut refusal = ErrorResponse::new(None);
     *refusal.status_mut() = StatusCode::NOT_FOUND;
     Err(refusal)
-}
-
-/// Writes queued frames, flushing once per batch rather than per frame, and
-/// pings every heartbeat. Ends when the session and the hub drop the queue.
-async fn write(mut sink: Sink, mut queue: UnboundedReceiver<Message>) {
-    let mut heartbeat = interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
-    loop {
-        let first = tokio::select! {
-            queued = queue.recv() => match queued {
-                Some(message) => message,
-                None => return,
-            },
-            _ = heartbeat.tick() => Message::Ping(Bytes::new()),
-        };
-        if sink.feed(first).await.is_err() {
-            return;
-        }
-        while let Ok(message) = queue.try_recv() {
-            if sink.feed(message).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
 }
 
 struct Session {
@@ -118,6 +126,14 @@ impl Session {
     fn reply(&self, message: Message) {
         // The writer is gone only when the socket is; the reader sees that.
         let _ = self.outbox.send(message);
+    }
+
+    fn receive(&mut self, message: Message) {
+        match message {
+            Message::Text(text) => self.handle(&text),
+            Message::Binary(_) => self.reply(wire::error(None, None, "INVALID_MESSAGE")),
+            _ => {}
+        }
     }
 
     fn handle(&mut self, text: &str) {

@@ -2,7 +2,8 @@
 //! relays, ping) written directly on tokio-tungstenite, with no plugins and
 //! no validation beyond parsing. It stands for the limit the plugin
 //! runtime is measured against, so it stays the simplest fast design: one
-//! mutex-guarded table, one reader task and one writer task per connection.
+//! mutex-guarded table and one task per connection that reads and writes in
+//! batches (see `connection`).
 //!
 //! Not implemented, because no benchmark exercises them: session resume,
 //! rate limits, size-based close codes beyond tungstenite's own limit, the
@@ -28,6 +29,7 @@ pub const SECRET_VAR: &str = "SWITCHBOARD_JWT_SECRET";
 /// The protocol's default, announced in `connected` and used for pings.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 const MAX_MESSAGE_BYTES: usize = 65536;
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pub struct Server {
     secret: Vec<u8>,
@@ -64,14 +66,15 @@ impl Server {
     }
 }
 
-/// The same buffer sizes as Switchboard's `ws_config`: tungstenite's 128 KiB
-/// default read buffer would dominate the idle-memory comparison, and a
-/// baseline that loses on a tunable default is not a limit.
+/// A 4 KiB read buffer (tungstenite's 128 KiB default would dominate the
+/// idle-memory comparison; 4 KiB still takes a window of relays in one
+/// read) and a 64 KiB write buffer: frames fed between two flushes go out
+/// in one write.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * MAX_MESSAGE_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }

@@ -139,11 +139,14 @@ impl Connector {
     }
 }
 
-/// Small buffers: the generator may hold tens of thousands of clients.
+/// Small read buffers: the generator may hold tens of thousands of
+/// clients. The write buffer grows only when used: a relay window fed
+/// before one flush goes out in one write, as a busy client's would, and
+/// the generator does not pay a system call per message.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .write_buffer_size(16 * 1024)
 }
 
 pub struct Joined {

@@ -71,8 +71,10 @@ impl Measured {
         json["wall_s"] = json!(round3(self.wall.as_secs_f64()));
         json["gen_cpu_s"] = json!(round3(self.own_cpu.as_secs_f64()));
         json["gen_cpu_cores"] = json!(round3(self.own_cores()));
+        json["gen_cpu_us_per_unit"] = json!(round3(per_unit_us(self.own_cpu, units)));
         if let Some(cpu) = self.server_cpu {
             json["server_cpu_s"] = json!(round3(cpu.as_secs_f64()));
+            json["server_cpu_cores"] = json!(round3(cores(cpu, self.wall)));
             json["server_cpu_us_per_unit"] = json!(round3(per_unit_us(cpu, units)));
         }
     }
@@ -95,8 +97,13 @@ impl Measured {
     }
 
     fn own_cores(&self) -> f64 {
-        self.own_cpu.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+        cores(self.own_cpu, self.wall)
     }
+}
+
+/// CPU time as a number of cores kept busy over `wall`.
+fn cores(cpu: Duration, wall: Duration) -> f64 {
+    cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
 }
 
 fn per_unit_us(cpu: Duration, units: u64) -> f64 {

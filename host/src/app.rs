@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,7 +15,8 @@ use crate::admin::Admin;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::net::{self, QueueLimits, Server, Settings};
+use crate::net::{self, Demo, QueueLimits, Server, Settings};
+use crate::plugins::builtin::JWT_SECRET_VAR;
 use crate::plugins::{self, CompileCache, Loader, Registry, Swapper, default_cache_dir};
 use crate::router::Router;
 use crate::session::{ClientIds, Sessions};
@@ -58,6 +60,14 @@ impl App {
         let remote = link.clone().map(|link| link as Arc<dyn Remote>);
         let hub = Arc::new(Hub::with_remote(config.limits.max_rooms, remote));
         let metrics = Arc::new(Metrics::default());
+        let demo = if config.demo {
+            let secret = lookup_env(JWT_SECRET_VAR).with_context(|| {
+                format!("the demo signs its tokens with {JWT_SECRET_VAR}, which is not set")
+            })?;
+            Some(Demo::new(secret))
+        } else {
+            None
+        };
         let loader = App::loader_for(&config, &hub, CompileCache::new(cache_dir(&config)))?;
         let (chain, entries) = plugins::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
         chain.check_auth(config.auth.required)?;
@@ -98,6 +108,7 @@ impl App {
             max_connections: config.limits.max_connections,
             handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
             connections: TaskTracker::new(),
+            demo,
         });
         let admin = Arc::new(Admin {
             router: Arc::clone(&router),

@@ -56,6 +56,11 @@ enum Command {
         redis: Option<String>,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Serve a two-tab call page at /demo, built on the JavaScript
+        /// client SDK, which hands a dev token to anyone who opens it: for
+        /// development only.
+        #[arg(long)]
+        demo: bool,
     },
     /// Mint a development token signed with $SWITCHBOARD_JWT_SECRET.
     Token {
@@ -89,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             plugins,
             redis,
             log_format,
+            demo,
         } => {
             init_tracing(log_format);
             let mut config = match &config {
@@ -101,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(listen) = admin_listen {
                 config.admin.listen = listen;
             }
+            config.demo |= demo;
             if let Some(url) = redis {
                 config
                     .cluster
@@ -189,6 +196,9 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
     tracing::info!(%addr, %admin_addr, "serving");
     println!("switchboard admin on http://{admin_addr}");
     println!("switchboard listening on ws://{addr}/ws");
+    if config.demo {
+        tracing::warn!("demo call page on http://{addr}/demo; it hands a dev token to anyone");
+    }
 
     stop.await?;
     tracing::info!("shutting down: closing connections");

@@ -32,6 +32,9 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// The plugin chain, in the order plugins are asked.
     pub plugins: Vec<PluginEntry>,
+    /// Serve the demo call page at `/demo`, and a fresh dev token to anyone
+    /// at `/demo/token`: for development only.
+    pub demo: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +228,7 @@ impl Default for Config {
             admin: Admin::default(),
             watch: Watch::default(),
             cluster: None,
+            demo: false,
             plugins: ["auth-jwt", "rooms", "signaling"]
                 .into_iter()
                 .map(|name| PluginEntry {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::json;
 use tokio::time::{Instant, interval_at, sleep};
 use tokio_tungstenite::tungstenite::Message;
@@ -216,14 +216,19 @@ impl End {
     }
 }
 
+/// Buffered inbound messages handled per wake before the task looks at its
+/// queue and timers again: a client's burst is read with one system call
+/// and handled without a trip through the scheduler per message.
+const READ_BATCH: usize = 64;
+
 async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
     let settings = &cx.settings;
-    let router = &cx.router;
     let start = Instant::now();
     let mut heartbeat = interval_at(start + settings.heartbeat, settings.heartbeat);
-    let mut awaiting_pong = false;
-    let (per_sec, burst) = settings.rate;
-    let mut limit = RateLimit::new(per_sec, burst, start);
+    let mut reader = Reader {
+        limit: RateLimit::new(settings.rate.0, settings.rate.1, start),
+        awaiting_pong: false,
+    };
     let auth_deadline = sleep(settings.auth_timeout);
     // Every connection watches the one shutdown token: a future made once
     // stays registered with it, where one made per wake-up would register
@@ -249,71 +254,21 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                 None => return End::gone("unregistered"),
             },
             message = ws.next() => {
-                let message = match message {
-                    None => return End::gone("socket ended"),
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                        return End::Close(CloseCode::TooBig, "message too big".into());
-                    }
-                    Some(Err(WsError::Utf8(_))) => {
-                        return End::Close(CloseCode::InvalidData, "invalid UTF-8".into());
-                    }
-                    Some(Err(WsError::Protocol(e))) if e != ProtocolError::ResetWithoutClosingHandshake => {
-                        return End::Close(CloseCode::ProtocolError, "WebSocket protocol error".into());
-                    }
-                    Some(Err(_)) => return End::gone("socket error"),
-                    Some(Ok(message)) => message,
-                };
-                if matches!(message, Message::Text(_) | Message::Binary(_)) {
-                    live.conn.count_message();
-                    let admit = limit.admit(Instant::now());
-                    if admit != Admit::Yes {
-                        // Answered, the message that closes too.
-                        router.rate_limited(live.conn.id());
-                        if admit == Admit::Abuse {
-                            return End::Close(CloseCode::RateAbuse, "rate limit abuse".into());
-                        }
-                        continue;
-                    }
+                if let Err(end) = reader.receive(ws, cx, live, message).await {
+                    return end;
                 }
-                match message {
-                    Message::Text(text) => match router.handle_text(&mut live.conn, text.as_str()) {
-                        Verdict::Open => {}
-                        Verdict::Close(code, reason) => return End::Close(code, reason.into()),
-                        Verdict::Resume { token, cause } => {
-                            let resumed = resume(ws, cx, live, &token, cause.as_ref());
-                            if let Err(end) = Box::pin(resumed).await {
-                                return end;
-                            }
-                        }
-                        // Awaited here, so the client's later messages
-                        // wait behind this one, as on one node.
-                        Verdict::Claim(room) => {
-                            if let Some(cluster) = &cx.cluster {
-                                let claim = cluster.claim_for(router, live.conn.id(), room, text.as_str());
-                                Box::pin(claim).await;
-                            }
-                        }
-                    },
-                    Message::Binary(_) => router.binary_frame(live.conn.id()),
-                    Message::Pong(_) => awaiting_pong = false,
-                    // tungstenite answers pings itself.
-                    Message::Ping(_) | Message::Frame(_) => {}
-                    Message::Close(frame) => {
-                        // tungstenite has queued the answering close frame.
-                        let _ = Box::pin(bounded(ws.flush(), &live.signals, CLOSE_LINGER)).await;
-                        let clean = frame.is_some_and(|f| {
-                            let code = CloseCode::from_u16(f.code.into());
-                            matches!(code, Some(CloseCode::Normal | CloseCode::GoingAway))
-                        });
-                        return End::Gone { clean, why: "client closed" };
+                for _ in 1..READ_BATCH {
+                    let Some(message) = ws.next().now_or_never() else { break };
+                    if let Err(end) = reader.receive(ws, cx, live, message).await {
+                        return end;
                     }
                 }
             }
             _ = heartbeat.tick() => {
-                if awaiting_pong {
+                if reader.awaiting_pong {
                     return End::Dead;
                 }
-                awaiting_pong = true;
+                reader.awaiting_pong = true;
                 let ping = ws.send(Message::Ping(Default::default()));
                 if let Err(stopped) = Box::pin(bounded(ping, &live.signals, settings.heartbeat)).await {
                     return stopped.into();
@@ -323,6 +278,90 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                 return End::Close(CloseCode::AuthTimeout, "not authenticated in time".into());
             }
         }
+    }
+}
+
+/// The reading side's state: the rate limit every inbound message passes,
+/// and whether the last ping is still unanswered.
+struct Reader {
+    limit: RateLimit,
+    awaiting_pong: bool,
+}
+
+impl Reader {
+    /// Handles what one read of the socket gave, in PROTOCOL.md's order of
+    /// checks; `Err` ends the connection.
+    async fn receive(
+        &mut self,
+        ws: &mut Socket,
+        cx: &Context,
+        live: &mut Live,
+        message: Option<Result<Message, WsError>>,
+    ) -> Result<(), End> {
+        let router = &cx.router;
+        let message = match message {
+            None => return Err(End::gone("socket ended")),
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                return Err(End::Close(CloseCode::TooBig, "message too big".into()));
+            }
+            Some(Err(WsError::Utf8(_))) => {
+                return Err(End::Close(CloseCode::InvalidData, "invalid UTF-8".into()));
+            }
+            Some(Err(WsError::Protocol(e))) if e != ProtocolError::ResetWithoutClosingHandshake => {
+                return Err(End::Close(
+                    CloseCode::ProtocolError,
+                    "WebSocket protocol error".into(),
+                ));
+            }
+            Some(Err(_)) => return Err(End::gone("socket error")),
+            Some(Ok(message)) => message,
+        };
+        if matches!(message, Message::Text(_) | Message::Binary(_)) {
+            live.conn.count_message();
+            let admit = self.limit.admit(Instant::now());
+            if admit != Admit::Yes {
+                // Answered, the message that closes too.
+                router.rate_limited(live.conn.id());
+                if admit == Admit::Abuse {
+                    return Err(End::Close(CloseCode::RateAbuse, "rate limit abuse".into()));
+                }
+                return Ok(());
+            }
+        }
+        match message {
+            Message::Text(text) => match router.handle_text(&mut live.conn, text.as_str()) {
+                Verdict::Open => {}
+                Verdict::Close(code, reason) => return Err(End::Close(code, reason.into())),
+                Verdict::Resume { token, cause } => {
+                    Box::pin(resume(ws, cx, live, &token, cause.as_ref())).await?;
+                }
+                // Awaited here, so the client's later messages wait behind
+                // this one, as on one node.
+                Verdict::Claim(room) => {
+                    if let Some(cluster) = &cx.cluster {
+                        let claim = cluster.claim_for(router, live.conn.id(), room, text.as_str());
+                        Box::pin(claim).await;
+                    }
+                }
+            },
+            Message::Binary(_) => router.binary_frame(live.conn.id()),
+            Message::Pong(_) => self.awaiting_pong = false,
+            // tungstenite answers pings itself.
+            Message::Ping(_) | Message::Frame(_) => {}
+            Message::Close(frame) => {
+                // tungstenite has queued the answering close frame.
+                let _ = Box::pin(bounded(ws.flush(), &live.signals, CLOSE_LINGER)).await;
+                let clean = frame.is_some_and(|f| {
+                    let code = CloseCode::from_u16(f.code.into());
+                    matches!(code, Some(CloseCode::Normal | CloseCode::GoingAway))
+                });
+                return Err(End::Gone {
+                    clean,
+                    why: "client closed",
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,19 +1,22 @@
 //! The network: the HTTP listener and the upgrade to WebSocket (`server`),
 //! one task per connection that owns its socket (`connection`, writing
 //! through `write`), the bounded outbound queue each connection drains
-//! (`outbox`), and the per-connection token bucket (`rate_limit`).
+//! (`outbox`), the per-connection token bucket (`rate_limit`), and the
+//! opt-in demo call page (`demo`).
 //!
 //! Nothing here knows what a message means: text goes to the router, and
 //! what comes back is queued frames and a verdict. Only this layer sees
 //! tungstenite or hyper's upgrade.
 
 mod connection;
+mod demo;
 mod outbox;
 mod rate_limit;
 mod server;
 mod write;
 
 pub(crate) use connection::{Context, Settings};
+pub(crate) use demo::Demo;
 pub(crate) use outbox::Overflow;
 pub use outbox::{Inbox, Outbound, Outbox, QueueLimits, queue};
 pub(crate) use rate_limit::{Admit, RateLimit};

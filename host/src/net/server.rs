@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
 use super::connection::{self, Context};
+use super::demo::Demo;
 
 /// What the HTTP side needs, shared by every connection.
 pub(crate) struct Server {
@@ -34,21 +35,32 @@ pub(crate) struct Server {
     pub(crate) handshake_timeout: Duration,
     /// WebSocket connections, so shutdown can wait for them to close.
     pub(crate) connections: TaskTracker,
+    /// `serve --demo`: the call page and its tokens, beside `/ws`.
+    pub(crate) demo: Option<Demo>,
 }
+
+/// Every HTTP answer's body: empty but for the demo's.
+pub(super) type Body = Full<Bytes>;
 
 /// tungstenite buffers, per connection. The read buffer is allocated up
 /// front and kept for the connection's life, so it is most of what an idle
 /// connection costs: its defaults (128 KiB) would cost gigabytes at tens of
 /// thousands of clients. 1 KiB holds a few ICE candidates per read; an SDP
-/// takes a few more reads.
+/// takes a few more reads. The write buffer grows only as frames are fed:
+/// up to [`WRITE_BUFFER_BYTES`] of them wait for the flush that ends a
+/// batch, so a batch is one system call.
 pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(max_message_bytes.saturating_mul(4).max(1 << 20))
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }
+
+/// Outbound bytes fed to tungstenite before it writes them without waiting
+/// for a flush.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The kernel queue of connections not yet accepted. tokio's `bind` asks
 /// for 1024; a crowd connecting at once overflowed it, and every SYN the
@@ -102,16 +114,16 @@ impl Server {
         }
     }
 
-    fn handle(self: &Arc<Self>, mut request: Request<Incoming>) -> Response<Empty<Bytes>> {
-        if request.uri().path() != "/ws" {
-            return status(StatusCode::NOT_FOUND);
+    fn handle(self: &Arc<Self>, mut request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path();
+        if path != "/ws" {
+            let demo = self.demo.as_ref();
+            return demo
+                .and_then(|demo| demo.respond(request.method(), path))
+                .unwrap_or_else(|| status(StatusCode::NOT_FOUND));
         }
         if request.method() != Method::GET {
-            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            return response;
+            return method_not_allowed();
         }
         let Some(key) = websocket_key(&request) else {
             let mut response = status(StatusCode::UPGRADE_REQUIRED);
@@ -201,8 +213,16 @@ fn websocket_key(request: &Request<Incoming>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn status(code: StatusCode) -> Response<Empty<Bytes>> {
-    let mut response = Response::new(Empty::new());
+fn status(code: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::default());
     *response.status_mut() = code;
+    response
+}
+
+pub(super) fn method_not_allowed() -> Response<Body> {
+    let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
     response
 }

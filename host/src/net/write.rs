@@ -26,8 +26,10 @@ use crate::vocab::CloseCode;
 
 pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Outbound frames written before one flush.
-const WRITE_BATCH: usize = 64;
+/// Outbound frames written before one flush: a burst of relays for one
+/// client goes out in a few system calls, and the task gets back to its
+/// reading between batches.
+const WRITE_BATCH: usize = 256;
 /// How long to wait for the client's answer to our close frame.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
 

@@ -7,6 +7,7 @@ mod auth;
 mod backpressure;
 mod cluster;
 mod custom_events;
+mod demo;
 mod envelope;
 mod example_plugins;
 mod host_parity;
