@@ -1,0 +1,159 @@
+/**
+ * The component's exports over a {@link Plugin}: the WIT's `guest`
+ * interface, with every call guarded so that a thrown error reaches the
+ * server's log.
+ */
+import type * as witGuest from 'switchboard:plugin/guest@0.3.0';
+import type * as wit from 'switchboard:plugin/types@0.3.0';
+import {
+  RELAY_EVENT_NAMES,
+  deliver,
+  pass,
+  reject,
+  type ClientId,
+  type Handlers,
+  type Host,
+  type Outcome,
+  type Plugin,
+  type Relay,
+  type RelayOutcome,
+} from './index.js';
+
+/**
+ * The exports a component's module must name `guest`: the WIT's, as jco
+ * generates them, so a change to the WIT that the SDK misses fails to
+ * compile.
+ */
+export type GuestExports = typeof witGuest;
+
+/** A client id from its numeric form: 16 lowercase hex digits. */
+export function clientIdFromBits(bits: bigint): ClientId {
+  return bits.toString(16).padStart(16, '0');
+}
+
+/**
+ * The WIT's exports for `plugin`, calling `host` for the host's side.
+ *
+ * A call that throws logs the error's message and stack at `error` through
+ * the host, then throws on: the call traps, which the host answers with
+ * `PLUGIN_ERROR` and by dropping what the call queued, as it does for a Rust
+ * plugin's panic. Answering with an outcome instead would deliver the
+ * half-done call's sends. `init` is the exception: its error is the result
+ * the WIT gives it (`result<_, string>`), shown to the operator.
+ */
+export function guestExports(plugin: Plugin, host: Host): GuestExports {
+  let handlers: Handlers | undefined;
+  const name = (): string => {
+    try {
+      return plugin.describe().name;
+    } catch {
+      return 'plugin';
+    }
+  };
+  const guarded = <T>(call: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (error) {
+      host.log('error', `${name()}: ${call} threw ${describeError(error)}`);
+      throw error;
+    }
+  };
+  // The host calls `init` first; anything earlier is a host bug, answered
+  // as one rather than with a crash inside the plugin.
+  const instance = (call: string): Handlers => {
+    if (handlers === undefined) {
+      throw new Error(`${call} before init`);
+    }
+    return handlers;
+  };
+
+  return {
+    describe: () => guarded('describe', () => descriptor(plugin)),
+    init(config) {
+      if (handlers !== undefined) {
+        throw new Error('plugin already initialised');
+      }
+      try {
+        handlers = plugin.create(config);
+      } catch (error) {
+        // componentize-js makes a thrown string the `err` of the result; a
+        // thrown Error would trap instead, hiding the message.
+        // eslint-disable-next-line @typescript-eslint/only-throw-error
+        throw error instanceof Error ? error.message : String(error);
+      }
+    },
+    onConnect: (client) => {
+      guarded('on-connect', () => instance('on-connect').onConnect?.(host, client));
+    },
+    onAuth: (client, token, roomId) =>
+      guarded('on-auth', () => instance('on-auth').onAuth?.(host, client, token, roomId) ?? pass()),
+    onEvent: (client, event, data) =>
+      guarded('on-event', () => instance('on-event').onEvent?.(host, client, event, data) ?? pass()),
+    onRelay: (relay) => guarded('on-relay', () => onRelay(instance('on-relay'), host, fromWitRelay(relay))),
+    onDisconnect: (client) => {
+      guarded('on-disconnect', () => instance('on-disconnect').onDisconnect?.(host, client));
+    },
+    onTimer: (room, tag) => {
+      guarded('on-timer', () => instance('on-timer').onTimer?.(host, room, tag));
+    },
+  };
+}
+
+function descriptor(plugin: Plugin): wit.Descriptor {
+  const { name, version, events, hooks } = plugin.describe();
+  return {
+    name,
+    version,
+    events: events.map((event) =>
+      event.schema === undefined ? { name: event.name } : { name: event.name, schema: JSON.stringify(event.schema) },
+    ),
+    hooks: hooks ?? [],
+  };
+}
+
+function fromWitRelay(relay: wit.Relay): Relay {
+  const converted: Relay = {
+    event: relay.event,
+    eventName: RELAY_EVENT_NAMES[relay.event],
+    sender: clientIdFromBits(relay.sender),
+    sameRoom: relay.sameRoom,
+  };
+  if (relay.target !== undefined) {
+    converted.target = clientIdFromBits(relay.target);
+  }
+  return converted;
+}
+
+/**
+ * `onRelay`, or by default `onEvent` with the sender's info and the data,
+ * both asked of the host, as the Rust SDK does.
+ */
+export function onRelay(handlers: Handlers, host: Host, relay: Relay): RelayOutcome {
+  if (handlers.onRelay !== undefined) {
+    return handlers.onRelay(host, relay);
+  }
+  const client = host.clientInfo(relay.sender);
+  if (client === undefined || handlers.onEvent === undefined) {
+    return pass();
+  }
+  return relayOutcome(handlers.onEvent(host, client, relay.eventName, host.relayData()), relay);
+}
+
+/** An `onEvent` outcome as the answer to a relay event. */
+function relayOutcome(outcome: Outcome, relay: Relay): RelayOutcome {
+  if (outcome.tag !== 'relay') {
+    return outcome;
+  }
+  if (relay.target === undefined || relay.target === outcome.val) {
+    return deliver();
+  }
+  return reject('internal', 'a relay event goes only to the client its `to` names');
+}
+
+/** An error's message and stack, or the thrown value if it is no error. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    return error.stack?.includes(error.message) === true ? error.stack : `${error.message}\n${error.stack ?? ''}`;
+  }
+  return String(error);
+}

@@ -1,0 +1,175 @@
+import { describe, expect, test } from 'vitest';
+import { clientIdFromBits, guestExports } from '../src/guest.js';
+import { handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
+import { TestHost, rejection } from '../src/testing.js';
+
+/** A plugin whose single instance's handlers a test picks. */
+function pluginWith(handlers: Handlers, config: (text: string) => void = () => undefined): Plugin {
+  return {
+    describe: () => ({
+      name: 'probe',
+      version: '1.2.3',
+      events: [{ name: 'probe:go', schema: { type: 'object', required: ['x'] } }, { name: 'room:join' }],
+      hooks: ['timer'],
+    }),
+    create(text) {
+      config(text);
+      return handlers;
+    },
+  };
+}
+
+const client = { id: 'c1', userId: 'alice', room: 'r' };
+
+describe('guestExports', () => {
+  test('describe serializes each schema and defaults hooks to none', () => {
+    const exports = guestExports(pluginWith({}), new TestHost());
+    expect(exports.describe()).toEqual({
+      name: 'probe',
+      version: '1.2.3',
+      events: [{ name: 'probe:go', schema: '{"type":"object","required":["x"]}' }, { name: 'room:join' }],
+      hooks: ['timer'],
+    });
+    const plain: Plugin = { describe: () => ({ name: 'p', version: '1', events: [] }), create: () => ({}) };
+    expect(guestExports(plain, new TestHost()).describe().hooks).toEqual([]);
+  });
+
+  test('a refused config is thrown as a string, the `err` of the WIT result', () => {
+    const exports = guestExports(
+      pluginWith({}, (text) => {
+        if (text !== '{}') throw new Error(`bad config ${text}`);
+      }),
+      new TestHost(),
+    );
+    let thrown: unknown;
+    try {
+      exports.init('[]');
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBe('bad config []');
+    exports.init('{}');
+  });
+
+  test('a second init is refused, so a running instance is never replaced', () => {
+    const exports = guestExports(pluginWith({}), new TestHost());
+    exports.init('{}');
+    expect(() => { exports.init('{}'); }).toThrow();
+  });
+
+  test('a call before init fails the call and says so in the log', () => {
+    const host = new TestHost();
+    const exports = guestExports(pluginWith({}), host);
+    expect(() => exports.onEvent(client, 'probe:go', '{}')).toThrow('on-event before init');
+    expect(host.logs()).toHaveLength(1);
+  });
+
+  test('a handler that throws logs its message and stack at error, then fails the call', () => {
+    const host = new TestHost();
+    const exports = guestExports(
+      pluginWith({
+        onEvent() {
+          throw new TypeError('no such thing');
+        },
+        onTimer() {
+          // Plain JS may throw anything; the log still says what.
+          // eslint-disable-next-line @typescript-eslint/only-throw-error
+          throw 'a bare string';
+        },
+      }),
+      host,
+    );
+    exports.init('{}');
+
+    expect(() => exports.onEvent(client, 'probe:go', '{}')).toThrow('no such thing');
+    expect(() => { exports.onTimer('r', 'tick'); }).toThrow();
+
+    const logs = host.logs();
+    expect(logs).toHaveLength(2);
+    const [level, message] = logs[0] ?? [];
+    expect(level).toBe('error');
+    expect(message).toMatch(/^probe: on-event threw TypeError: no such thing\n\s+at /);
+    expect(message).toContain('guest.test.ts');
+    expect(logs[1]).toEqual(['error', 'probe: on-timer threw a bare string']);
+  });
+
+  test('missing handlers pass, and the present ones are called with the host', () => {
+    const host = new TestHost();
+    const seen: string[] = [];
+    const exports = guestExports(
+      pluginWith({
+        onConnect: (h, c) => {
+          expect(h).toBe(host);
+          seen.push(`connect ${c.id}`);
+        },
+        onTimer: (_h, room, tag) => seen.push(`timer ${room} ${tag}`),
+      }),
+      host,
+    );
+    exports.init('{}');
+    expect(exports.onEvent(client, 'probe:go', '{}')).toEqual(pass());
+    expect(exports.onAuth(client, 'token', undefined)).toEqual(pass());
+    exports.onConnect(client);
+    exports.onTimer('r', 'tick');
+    exports.onDisconnect(client);
+    expect(seen).toEqual(['connect c1', 'timer r tick']);
+  });
+
+  test('relay ids arrive as numbers and reach the plugin as 16 hex digits', () => {
+    const host = new TestHost();
+    const relays: unknown[] = [];
+    const exports = guestExports(pluginWith({ onRelay: (_h, relay) => (relays.push(relay), pass()) }), host);
+    exports.init('{}');
+    exports.onRelay({ event: 'sdp-offer', sender: 0x1an, target: 0xfedcba9876543210n, sameRoom: true });
+    exports.onRelay({ event: 'ice-candidate', sender: 2n, sameRoom: false });
+    expect(relays).toEqual([
+      { event: 'sdp-offer', eventName: 'sdp:offer', sender: '000000000000001a', target: 'fedcba9876543210', sameRoom: true },
+      { event: 'ice-candidate', eventName: 'ice:candidate', sender: '0000000000000002', sameRoom: false },
+    ]);
+  });
+});
+
+test('clientIdFromBits writes all 64 bits', () => {
+  expect(clientIdFromBits(0n)).toBe('0000000000000000');
+  expect(clientIdFromBits(2n ** 64n - 1n)).toBe('ffffffffffffffff');
+});
+
+describe('onRelay by default', () => {
+  const bob = '00000000000000b0';
+  const carol = '00000000000000c0';
+
+  function scene(): TestHost {
+    const host = TestHost.withMembers([['a', 'r'], [bob, 'r'], [carol, 'r']]);
+    return host;
+  }
+
+  test('is onEvent with the wire name, the sender and the data, and a relay to the target delivers', () => {
+    const host = scene();
+    const calls: string[] = [];
+    const handlers: Handlers = {
+      onEvent: (_h, from, event, data) => {
+        calls.push(`${from.id} ${event} ${data}`);
+        return relayTo(bob);
+      },
+    };
+    const relay = host.relay('a', 'sdp-offer', bob, '{"to":"x","sdp":"v=0"}');
+    expect(host.onRelay(handlers, relay)).toEqual({ tag: 'deliver' });
+    expect(calls).toEqual(['a sdp:offer {"to":"x","sdp":"v=0"}']);
+  });
+
+  test('a relay elsewhere than `to` is refused; other outcomes carry over', () => {
+    const host = scene();
+    const relay = host.relay('a', 'sdp-answer', bob, '{}');
+    expect(rejection(host.onRelay({ onEvent: () => relayTo(carol) }, relay))).toBe('internal');
+    expect(host.onRelay({ onEvent: () => handled() }, relay)).toEqual(handled());
+    expect(host.onRelay({ onEvent: () => reply('x:y', { a: 1 }) }, relay)).toEqual(reply('x:y', { a: 1 }));
+    expect(host.onRelay({ onEvent: () => reject('forbidden', 'no') }, relay)).toEqual(reject('forbidden', 'no'));
+    expect(host.onRelay({}, relay)).toEqual(pass());
+  });
+
+  test('a sender that is gone passes', () => {
+    const host = scene();
+    const relay = { ...host.relay('a', 'sdp-offer', bob, '{}'), sender: 'ghost' };
+    expect(host.onRelay({ onEvent: () => handled() }, relay)).toEqual(pass());
+  });
+});
