@@ -1,4 +1,4 @@
-//! The command line: `serve`, `token` and `check`.
+//! The command line: `serve`, `token`, `check` and `new`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -77,6 +77,18 @@ enum Command {
     },
     /// Load a plugin component and print what it declares, without serving.
     Check { plugin: PathBuf },
+    /// Create a plugin project in ./NAME: a sample handler, a test, the
+    /// WIT, and a one-command build to a component.
+    New {
+        /// The plugin's (and the package's) name, e.g. `room-policy`.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// The Switchboard checkout whose SDK the project depends on
+        /// (default: the one this binary was built from).
+        #[arg(long, value_name = "DIR")]
+        switchboard: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,6 +154,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { plugin } => check(&plugin),
+        Command::New {
+            name,
+            lang,
+            switchboard,
+        } => {
+            let dir = crate::scaffold::create(&name, lang, Path::new("."), switchboard.as_deref())?;
+            println!(
+                "created {}: see its README.md to build, test and load it",
+                dir.display()
+            );
+            Ok(())
+        }
     }
 }
 

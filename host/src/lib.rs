@@ -21,6 +21,7 @@ mod metrics;
 mod net;
 mod plugins;
 mod router;
+mod scaffold;
 mod session;
 mod state;
 mod token;
