@@ -53,6 +53,7 @@ pub struct ServerBuilder {
     admin_listen: Option<String>,
     env: Vec<(OsString, OsString)>,
     args: Vec<OsString>,
+    startup_timeout: Duration,
 }
 
 impl ServerBuilder {
@@ -95,10 +96,18 @@ impl ServerBuilder {
         self
     }
 
+    /// How long the server may take to print its listening line (30 s by
+    /// default): longer for a chain with a plugin that compiles slowly, as
+    /// a JavaScript plugin's 12 MB component does without a warm cache.
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
+        self
+    }
+
     /// Starts the server and waits until it says where it listens.
     pub async fn start(self) -> Server {
         let (child, dir) = self.spawn();
-        Server::wait_listening(child, dir, &self.config_toml).await
+        Server::wait_listening(child, dir, &self.config_toml, self.startup_timeout).await
     }
 
     /// Starts a server that must not come up: waits (at most `limit`) for
@@ -189,13 +198,19 @@ impl Server {
             admin_listen: Some(DEFAULT_ADMIN_LISTEN.to_owned()),
             env: Vec::new(),
             args: Vec::new(),
+            startup_timeout: STARTUP_TIMEOUT,
         }
     }
 
-    async fn wait_listening(mut child: Child, dir: TempDir, config_toml: &str) -> Server {
+    async fn wait_listening(
+        mut child: Child,
+        dir: TempDir,
+        config_toml: &str,
+        startup_timeout: Duration,
+    ) -> Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addrs = timeout(STARTUP_TIMEOUT, async {
+        let addrs = timeout(startup_timeout, async {
             let mut admin_addr = None;
             while let Some(line) = lines.next_line().await.expect("read server stdout") {
                 if let Some(addr) = line.strip_prefix(ADMIN_PREFIX) {
@@ -225,7 +240,7 @@ impl Server {
                 read_log(&dir)
             ),
             Err(_) => panic!(
-                "switchboard did not print `{LISTENING_PREFIX}ADDR/ws` within {STARTUP_TIMEOUT:?}.\nlog:\n{}",
+                "switchboard did not print `{LISTENING_PREFIX}ADDR/ws` within {startup_timeout:?}.\nlog:\n{}",
                 read_log(&dir)
             ),
         };

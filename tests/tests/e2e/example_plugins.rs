@@ -97,10 +97,86 @@ async fn the_example_plugins_are_built_in_and_enabled_by_name() {
 
 // ---------------------------------------------------------------------------
 // chat
+//
+// One set of scenarios, run against both builds of the same behaviour: the
+// Rust plugin (plugins/chat) and the JavaScript one (plugins-js/chat, on the
+// JS guest SDK), so neither can drift from the other.
 
-fn chat_chain() -> String {
-    chains::with_extra("", &[from_file("chat", CHAT_WASM)])
+/// The JavaScript chat's component, built by `scripts/build-js-plugins`.
+const CHAT_JS_WASM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../plugins-js/chat/dist/chat.wasm"
+);
+
+/// The first start of a server with the JavaScript chat, which compiles the
+/// 12 MB component into the shared compile cache (seconds to tens of
+/// seconds on two busy cores), so that the other tests load it from there
+/// instead of compiling it at once, each on its own.
+static CHAT_JS_COMPILED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+#[derive(Clone, Copy)]
+enum ChatBuild {
+    Rust,
+    Js,
 }
+
+/// A server with the default chain and this build of `chat`.
+async fn chat_server(build: ChatBuild) -> Server {
+    let path = match build {
+        ChatBuild::Rust => CHAT_WASM,
+        ChatBuild::Js => {
+            assert!(
+                std::path::Path::new(CHAT_JS_WASM).exists(),
+                "{CHAT_JS_WASM} is missing: run scripts/build-js-plugins"
+            );
+            CHAT_JS_WASM
+        }
+    };
+    let config = chains::with_extra("", &[from_file("chat", path)]);
+    if let ChatBuild::Js = build {
+        CHAT_JS_COMPILED
+            .get_or_init(|| async {
+                let server = Server::builder(&config)
+                    .startup_timeout(Duration::from_secs(300))
+                    .start()
+                    .await;
+                drop(server);
+            })
+            .await;
+    }
+    Server::start(&config).await
+}
+
+/// Each scenario as a test against each build: `chat_rust::NAME` and
+/// `chat_js::NAME`.
+macro_rules! chat_scenarios {
+    ($($scenario:ident),+ $(,)?) => {
+        mod chat_rust {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::ChatBuild::Rust).await;
+                }
+            )+
+        }
+
+        mod chat_js {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::ChatBuild::Js).await;
+                }
+            )+
+        }
+    };
+}
+
+chat_scenarios!(
+    reaches_every_other_member_in_order_and_not_the_sender,
+    outside_a_room_is_not_in_room,
+    ignores_unknown_fields_and_does_not_forward_them,
+    text_of_2000_characters_passes_and_2001_is_invalid_message,
+);
 
 /// `a`, `b` and `c` in `room`, past every `room:peer-joined`.
 async fn trio(server: &Server, room: &str) -> (Client, Client, Client) {
@@ -118,9 +194,8 @@ async fn chat(from: &mut Client, id: &str, data: Value) {
         .await;
 }
 
-#[tokio::test]
-async fn chat_reaches_every_other_member_in_order_and_not_the_sender() {
-    let server = Server::start(&chat_chain()).await;
+async fn reaches_every_other_member_in_order_and_not_the_sender(build: ChatBuild) {
+    let server = chat_server(build).await;
     let (mut a, mut b, mut c) = trio(&server, "r").await;
     let mut outsider = Client::joined(&server, "dave", "elsewhere").await;
 
@@ -150,9 +225,8 @@ async fn chat_reaches_every_other_member_in_order_and_not_the_sender() {
     c.expect_silence(QUIET).await;
 }
 
-#[tokio::test]
-async fn chat_outside_a_room_is_not_in_room() {
-    let server = Server::start(&chat_chain()).await;
+async fn outside_a_room_is_not_in_room(build: ChatBuild) {
+    let server = chat_server(build).await;
     let mut a = Client::authed(&server, "alice").await;
     chat(&mut a, "c", json!({ "text": "anyone?" })).await;
     a.expect_error("NOT_IN_ROOM", Some("c"), Some("chat:message"))
@@ -167,9 +241,8 @@ async fn chat_outside_a_room_is_not_in_room() {
         .await;
 }
 
-#[tokio::test]
-async fn chat_ignores_unknown_fields_and_does_not_forward_them() {
-    let server = Server::start(&chat_chain()).await;
+async fn ignores_unknown_fields_and_does_not_forward_them(build: ChatBuild) {
+    let server = chat_server(build).await;
     let (mut a, mut b, _c) = trio(&server, "r").await;
     chat(
         &mut a,
@@ -184,9 +257,8 @@ async fn chat_ignores_unknown_fields_and_does_not_forward_them() {
     a.expect_silence(QUIET).await;
 }
 
-#[tokio::test]
-async fn chat_text_of_2000_characters_passes_and_2001_is_invalid_message() {
-    let server = Server::start(&chat_chain()).await;
+async fn text_of_2000_characters_passes_and_2001_is_invalid_message(build: ChatBuild) {
+    let server = chat_server(build).await;
     let (mut a, mut b, _c) = trio(&server, "r").await;
     // Characters are Unicode scalar values: four bytes each here.
     let longest = "🎉".repeat(2000);
