@@ -7,6 +7,7 @@
 fn main() {
     let packages = [
         ("misbehave", "tests/plugins/misbehave", "MISBEHAVE_WASM"),
+        ("noisy", "tests/plugins/noisy", "NOISY_WASM"),
         ("sandbox", "tests/plugins/sandbox", "SANDBOX_WASM"),
         ("script", "tests/plugins/script", "SCRIPT_WASM"),
         ("stamp", "tests/plugins/stamp", "STAMP_WASM"),

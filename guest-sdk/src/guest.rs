@@ -87,6 +87,19 @@ pub fn log_panics_to_host() {
     }));
 }
 
+/// Flushes stdout when a call returns. `print!` without a newline stays
+/// in std's line buffer, and the host logs a plugin's output once each call
+/// is over: this way it lands with the call that wrote it. (`println!` and
+/// all of stderr reach the host at once anyway.)
+pub struct FlushStdout;
+
+impl Drop for FlushStdout {
+    fn drop(&mut self) {
+        // Nothing to do about a failed flush: the host takes every write.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
+}
+
 /// The one plugin value of a component instance, built by `init`.
 ///
 /// The host is expected to call `init` first; a call that comes earlier is

@@ -92,7 +92,7 @@ pub mod __bindings {
 pub mod __private {
     pub use crate::__bindings::exports::switchboard::plugin::guest::Guest;
     pub use crate::__bindings::switchboard::plugin::types as wit;
-    pub use crate::guest::{Instance, WasmHost, log_panics_to_host};
+    pub use crate::guest::{FlushStdout, Instance, WasmHost, log_panics_to_host};
 }
 
 /// Exports a [`Plugin`] as the component's `guest` interface.
@@ -107,7 +107,7 @@ macro_rules! export_plugin {
             use ::std::option::Option;
             use ::std::result::Result;
             use ::std::string::String;
-            use $crate::__private::{Instance, WasmHost, wit};
+            use $crate::__private::{FlushStdout, Instance, WasmHost, wit};
 
             static INSTANCE: Instance<$plugin> = Instance::new();
 
@@ -115,13 +115,16 @@ macro_rules! export_plugin {
 
             impl $crate::__private::Guest for Export {
                 fn describe() -> wit::Descriptor {
+                    let _flush = FlushStdout;
                     <$plugin as $crate::Plugin>::describe().into()
                 }
                 fn init(config: String) -> Result<(), String> {
+                    let _flush = FlushStdout;
                     $crate::__private::log_panics_to_host();
                     INSTANCE.init(&config)
                 }
                 fn on_connect(client: wit::ClientInfo) {
+                    let _flush = FlushStdout;
                     INSTANCE.on_connect(&WasmHost, client)
                 }
                 fn on_auth(
@@ -129,18 +132,23 @@ macro_rules! export_plugin {
                     token: String,
                     room_id: Option<String>,
                 ) -> wit::AuthOutcome {
+                    let _flush = FlushStdout;
                     INSTANCE.on_auth(&WasmHost, client, &token, room_id.as_deref())
                 }
                 fn on_event(client: wit::ClientInfo, event: String, data: String) -> wit::Outcome {
+                    let _flush = FlushStdout;
                     INSTANCE.on_event(&WasmHost, client, &event, &data)
                 }
                 fn on_relay(relay: wit::Relay) -> wit::RelayOutcome {
+                    let _flush = FlushStdout;
                     INSTANCE.on_relay(&WasmHost, relay)
                 }
                 fn on_disconnect(client: wit::ClientInfo) {
+                    let _flush = FlushStdout;
                     INSTANCE.on_disconnect(&WasmHost, client)
                 }
                 fn on_timer(room: String, tag: String) {
+                    let _flush = FlushStdout;
                     INSTANCE.on_timer(&WasmHost, &room, &tag)
                 }
             }

@@ -170,8 +170,9 @@ fn signaling(c: &mut Criterion) {
     let cache = CompileCache::new(default_cache_dir());
     let loader = loader(&fixture, cache);
     let source = builtin_source("signaling");
+    let limits = loader.default_limits().clone();
     let fresh = loader
-        .load("signaling", &source, "{}".into(), vec![])
+        .load("signaling", &source, "{}".into(), vec![], limits)
         .unwrap();
     fresh.retire();
     group.bench_function("on_relay_fresh_instance", |b| {
@@ -191,7 +192,10 @@ fn swap(c: &mut Criterion) {
     let cached = loader(&fixture, CompileCache::new(Some(cache_dir.clone())));
     group.bench_function("cached", |b| {
         b.iter(|| {
-            let plugin = cached.load("rooms", &source, "{}".into(), vec![]).unwrap();
+            let limits = cached.default_limits().clone();
+            let plugin = cached
+                .load("rooms", &source, "{}".into(), vec![], limits)
+                .unwrap();
             registry.replace(plugin).unwrap()
         })
     });
@@ -200,7 +204,10 @@ fn swap(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     group.bench_function("cold_compile", |b| {
         b.iter(|| {
-            let plugin = cold.load("rooms", &source, "{}".into(), vec![]).unwrap();
+            let limits = cold.default_limits().clone();
+            let plugin = cold
+                .load("rooms", &source, "{}".into(), vec![], limits)
+                .unwrap();
             registry.replace(plugin).unwrap()
         })
     });

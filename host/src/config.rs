@@ -207,6 +207,48 @@ pub struct PluginEntry {
     /// The plugin's own settings, handed to its `init` as JSON.
     #[serde(default = "empty_table")]
     pub config: toml::Table,
+    /// This plugin's `[plugin_limits] memory_bytes` (a JavaScript or
+    /// Python runtime needs more than a Rust plugin).
+    pub memory_bytes: Option<usize>,
+    /// This plugin's `[plugin_limits] deadline_ms`.
+    pub deadline_ms: Option<u64>,
+}
+
+impl PluginEntry {
+    /// The limits this plugin runs under: its own where the entry sets
+    /// them, `[plugin_limits]` otherwise.
+    pub fn limits(&self, defaults: &PluginLimits) -> PluginLimits {
+        PluginLimits {
+            memory_bytes: self.memory_bytes.unwrap_or(defaults.memory_bytes),
+            deadline_ms: self.deadline_ms.unwrap_or(defaults.deadline_ms),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(bytes) = self.memory_bytes {
+            check_plugin_memory("memory_bytes", bytes)?;
+        }
+        if self.deadline_ms == Some(0) {
+            bail!("`deadline_ms` must be greater than 0");
+        }
+        Ok(())
+    }
+}
+
+/// One wasm page: no plugin starts with less memory.
+const MIN_PLUGIN_MEMORY: usize = 64 << 10;
+/// All that a 32-bit wasm memory can address.
+pub(crate) const MAX_PLUGIN_MEMORY: usize = 4 << 30;
+
+/// Checks one plugin memory limit; `key` names it in the error.
+fn check_plugin_memory(key: &str, bytes: usize) -> anyhow::Result<()> {
+    if !(MIN_PLUGIN_MEMORY..=MAX_PLUGIN_MEMORY).contains(&bytes) {
+        bail!(
+            "`{key}` is {bytes} bytes; it must be at least {MIN_PLUGIN_MEMORY} (one wasm page) \
+             and at most {MAX_PLUGIN_MEMORY} (4 GiB, all a wasm32 memory can address)"
+        );
+    }
+    Ok(())
 }
 
 fn empty_table() -> toml::Table {
@@ -236,6 +278,8 @@ impl Default for Config {
                     path: None,
                     env: None,
                     config: empty_table(),
+                    memory_bytes: None,
+                    deadline_ms: None,
                 })
                 .collect(),
         }
@@ -319,10 +363,6 @@ impl Config {
             ),
             ("heartbeat.interval_ms", self.heartbeat.interval_ms),
             ("auth.timeout_ms", self.auth.timeout_ms),
-            (
-                "plugin_limits.memory_bytes",
-                self.plugin_limits.memory_bytes as u64,
-            ),
             ("plugin_limits.deadline_ms", self.plugin_limits.deadline_ms),
             ("watch.interval_ms", self.watch.interval_ms),
         ];
@@ -356,10 +396,17 @@ impl Config {
         if self.plugins.is_empty() {
             bail!("`plugins` must name at least one plugin");
         }
+        check_plugin_memory(
+            "plugin_limits.memory_bytes",
+            self.plugin_limits.memory_bytes,
+        )?;
         for (i, plugin) in self.plugins.iter().enumerate() {
             if self.plugins[..i].iter().any(|p| p.name == plugin.name) {
                 bail!("`plugins`: `{}` is listed twice", plugin.name);
             }
+            plugin
+                .validate()
+                .with_context(|| format!("`[[plugins]]` entry `{}`", plugin.name))?;
         }
         Ok(())
     }
@@ -424,6 +471,44 @@ mod tests {
         assert!(err.contains("heartbeat.interval_ms"), "{err}");
         let err = format!("{:#}", Config::parse("listen = \"nope\"").unwrap_err());
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn a_chain_entry_overrides_the_plugin_limits() {
+        let text = "[plugin_limits]\ndeadline_ms = 50\n\n\
+                    [[plugins]]\nname = \"js\"\nmemory_bytes = 134217728\n\n\
+                    [[plugins]]\nname = \"rooms\"\ndeadline_ms = 500\n";
+        let config = Config::parse(text).unwrap();
+        let js = config.plugins[0].limits(&config.plugin_limits);
+        assert_eq!((js.memory_bytes, js.deadline_ms), (128 << 20, 50));
+        let rooms = config.plugins[1].limits(&config.plugin_limits);
+        assert_eq!((rooms.memory_bytes, rooms.deadline_ms), (32 << 20, 500));
+    }
+
+    #[test]
+    fn plugin_limits_out_of_range_are_named() {
+        for (text, expected) in [
+            (
+                "[[plugins]]\nname = \"js\"\nmemory_bytes = 64\n",
+                "`[[plugins]]` entry `js`: `memory_bytes` is 64 bytes",
+            ),
+            (
+                "[[plugins]]\nname = \"js\"\nmemory_bytes = 8589934592\n",
+                "at most 4294967296",
+            ),
+            (
+                "[[plugins]]\nname = \"js\"\ndeadline_ms = 0\n",
+                "`[[plugins]]` entry `js`: `deadline_ms` must be greater than 0",
+            ),
+            (
+                "[plugin_limits]\nmemory_bytes = 1000\n",
+                "`plugin_limits.memory_bytes` is 1000 bytes",
+            ),
+            ("[[plugins]]\nname = \"js\"\nmemory = 1\n", "memory"),
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

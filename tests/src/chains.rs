@@ -6,6 +6,10 @@ pub const MISBEHAVE_WASM: &str = env!("MISBEHAVE_WASM");
 /// The sandbox probe test plugin's component, built by tests/build.rs.
 pub const SANDBOX_WASM: &str = env!("SANDBOX_WASM");
 
+/// The noisy test plugin's component (prints, grows, spins on demand),
+/// built by tests/build.rs.
+pub const NOISY_WASM: &str = env!("NOISY_WASM");
+
 /// A config: `preamble` (the tables that come first, e.g.
 /// `[plugin_limits]`), then one `[[plugins]]` table per entry, in order.
 pub fn config(preamble: &str, entries: &[String]) -> String {

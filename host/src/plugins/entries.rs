@@ -12,13 +12,16 @@ use anyhow::{Context, bail};
 use super::builtin;
 use super::chain::Chain;
 use super::wasm::{Loader, PluginSource};
-use crate::config::PluginEntry;
+use crate::config::{PluginEntry, PluginLimits};
 
 /// How a chain entry is started, kept to start its next versions the same
 /// way.
 pub(crate) struct Entry {
     pub(crate) config: String,
     pub(crate) env: Vec<(String, String)>,
+    /// `[plugin_limits]` with the entry's own `memory_bytes` and
+    /// `deadline_ms` in place.
+    pub(crate) limits: PluginLimits,
     /// The plugins-directory file it was loaded from, watched for changes.
     pub(crate) watched: Option<PathBuf>,
 }
@@ -90,13 +93,22 @@ pub(crate) fn load(
             .into_iter()
             .filter_map(|k| lookup_env(&k).map(|v| (k, v)))
             .collect();
+        let limits = entry.limits(loader.default_limits());
         let plugin = loader
-            .load(&entry.name, &source, config.clone(), env.clone())
+            .load(
+                &entry.name,
+                &source,
+                config.clone(),
+                env.clone(),
+                limits.clone(),
+            )
             .with_context(|| format!("loading plugin `{}`", entry.name))?;
         tracing::info!(
             plugin = %entry.name,
             version = %plugin.descriptor.version,
             from = %source.origin,
+            memory_bytes = limits.memory_bytes,
+            deadline_ms = limits.deadline_ms,
             events = ?plugin.descriptor.events.iter().map(|e| &e.name).collect::<Vec<_>>(),
             "plugin loaded"
         );
@@ -105,6 +117,7 @@ pub(crate) fn load(
             Entry {
                 config,
                 env,
+                limits,
                 watched,
             },
         );

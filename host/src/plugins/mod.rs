@@ -49,6 +49,8 @@ pub(crate) mod testing {
             bytes: found.wasm.to_vec(),
         };
         let env = vec![(builtin::JWT_SECRET_VAR.to_owned(), "unit".to_owned())];
-        loader().load(name, &source, config.to_owned(), env)
+        let loader = loader();
+        let limits = loader.default_limits().clone();
+        loader.load(name, &source, config.to_owned(), env, limits)
     }
 }

@@ -114,7 +114,13 @@ impl Swapper {
             .get(name)
             .ok_or_else(|| SwapError::UnknownPlugin(name.to_owned()))?;
         self.loader
-            .load(name, source, entry.config.clone(), entry.env.clone())
+            .load(
+                name,
+                source,
+                entry.config.clone(),
+                entry.env.clone(),
+                entry.limits.clone(),
+            )
             .map_err(SwapError::Invalid)
     }
 

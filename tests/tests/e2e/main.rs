@@ -17,6 +17,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod plugin_faults;
+mod plugin_output;
 mod resume;
 mod rooms;
 mod sandbox;

@@ -3,13 +3,18 @@
 
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable, ResourceType};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreContextMut,
+};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::bindings::sync::io::streams;
+use wasmtime_wasi::p2::{DynOutputStream, StreamError, StreamResult};
 
 use super::bindings;
 use super::state::PluginState;
-use crate::config::PluginLimits;
+use crate::config::MAX_PLUGIN_MEMORY;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -18,13 +23,17 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// a few warm instances, one per thread calling it).
 const MAX_INSTANCES: u32 = 256;
 
-pub(crate) fn engine(limits: &PluginLimits) -> anyhow::Result<Engine> {
+pub(crate) fn engine() -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
+    // Each plugin's own limit is its stores' (`StoreLimits`); the pool
+    // takes any a plugin may be given. Its slots are 4 GiB of address
+    // space each whatever this says (the reservation that spares bounds
+    // checks), and only what an instance touches is committed.
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(MAX_INSTANCES * 8)
         .total_memories(MAX_INSTANCES * 2)
         .total_tables(MAX_INSTANCES * 2)
-        .max_memory_size(limits.memory_bytes);
+        .max_memory_size(MAX_PLUGIN_MEMORY);
     let mut config = Config::new();
     config
         .epoch_interruption(true)
@@ -60,19 +69,21 @@ fn start_epoch_clock(engine: &Engine) {
         .expect("spawning the epoch clock thread");
 }
 
-const NO_STDIO: &str = "plugins have no stdout or stderr: log through the host's `log`";
 const NO_BLOCKING: &str = "plugins may not block: a call must return promptly";
 
 /// WASI functions replaced with a trap. The sync WASI bindings block on a
-/// tokio runtime for these (to write to stdio, wait on a pollable, as in a
-/// sleep, or set up a UDP socket), which panics on the runtime's own
+/// tokio runtime for these (to wait on a pollable, as in a sleep, to splice
+/// streams, or to set up a UDP socket), which panics on the runtime's own
 /// worker threads, where plugin calls run; a plugin that calls one fails
 /// its own call instead, with a message saying why.
-const DENIED: [(&str, &str, &str); 5] = [
-    ("wasi:cli/stdout@0.2.12", "get-stdout", NO_STDIO),
-    ("wasi:cli/stderr@0.2.12", "get-stderr", NO_STDIO),
+const DENIED: [(&str, &str, &str); 4] = [
     ("wasi:io/poll@0.2.12", "poll", NO_BLOCKING),
     ("wasi:io/poll@0.2.12", "[method]pollable.block", NO_BLOCKING),
+    (
+        "wasi:io/streams@0.2.12",
+        "[method]output-stream.blocking-splice",
+        NO_BLOCKING,
+    ),
     (
         "wasi:sockets/udp-create-socket@0.2.12",
         "create-udp-socket",
@@ -90,8 +101,99 @@ fn deny_blocking(linker: &mut Linker<PluginState>) -> anyhow::Result<()> {
             })
             .with_context(|| format!("replacing {interface}#{name}"))?;
     }
+    output_streams(linker).context("replacing wasi:io/streams#output-stream")?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The output stream calls that the sync WASI bindings run by blocking on
+/// the tokio runtime (the `blocking-*` writes and flush, and dropping a
+/// stream), which would panic on a worker thread, done without waiting.
+/// The only output streams a plugin can open here are its stdout and
+/// stderr (it has no files and no sockets), and those take every write at
+/// once into memory (`output.rs`), so nothing is ever waited for.
+fn output_streams(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    let mut streams = linker.instance(STREAMS)?;
+    streams.resource(
+        "output-stream",
+        ResourceType::host::<DynOutputStream>(),
+        |mut store, rep| {
+            let table = store.data_mut().ctx().table;
+            table.delete(Resource::<DynOutputStream>::new_own(rep))?;
+            Ok(())
+        },
+    )?;
+    streams.func_wrap(
+        "[method]output-stream.blocking-write-and-flush",
+        |mut store: StoreContextMut<'_, PluginState>,
+         (stream, bytes): (Resource<DynOutputStream>, Vec<u8>)| {
+            let table = store.data_mut().ctx().table;
+            let result = write_and_flush(table, &stream, bytes);
+            stream_result(table, result)
+        },
+    )?;
+    streams.func_wrap(
+        "[method]output-stream.blocking-write-zeroes-and-flush",
+        |mut store: StoreContextMut<'_, PluginState>,
+         (stream, len): (Resource<DynOutputStream>, u64)| {
+            let table = store.data_mut().ctx().table;
+            let zeroes = vec![
+                0;
+                usize::try_from(len)
+                    .unwrap_or(usize::MAX)
+                    .min(BLOCKING_MAX + 1)
+            ];
+            let result = write_and_flush(table, &stream, zeroes);
+            stream_result(table, result)
+        },
+    )?;
+    streams.func_wrap(
+        "[method]output-stream.blocking-flush",
+        |mut store: StoreContextMut<'_, PluginState>, (stream,): (Resource<DynOutputStream>,)| {
+            let table = store.data_mut().ctx().table;
+            let result = table
+                .get_mut(&stream)
+                .map_err(StreamError::from)
+                .and_then(|stream| stream.flush());
+            stream_result(table, result)
+        },
+    )?;
+    Ok(())
+}
+
+const STREAMS: &str = "wasi:io/streams@0.2.12";
+
+/// What `blocking-write-and-flush` may be given at once (wasi:io says
+/// 4096 bytes; wasmtime traps beyond it too).
+const BLOCKING_MAX: usize = 4096;
+
+fn write_and_flush(
+    table: &mut ResourceTable,
+    stream: &Resource<DynOutputStream>,
+    bytes: Vec<u8>,
+) -> StreamResult<()> {
+    if bytes.len() > BLOCKING_MAX {
+        return Err(StreamError::trap(
+            "blocking-write-and-flush was given more than 4096 bytes",
+        ));
+    }
+    let stream = table.get_mut(stream)?;
+    if stream.check_write()? < bytes.len() {
+        return Err(StreamError::trap(NO_BLOCKING));
+    }
+    stream.write(bytes.into())?;
+    stream.flush()
+}
+
+/// A stream result as the guest gets it: a trap, or `stream-error`.
+fn stream_result(
+    table: &mut ResourceTable,
+    result: StreamResult<()>,
+) -> wasmtime::Result<(Result<(), streams::StreamError>,)> {
+    match result {
+        Ok(()) => Ok((Ok(()),)),
+        Err(e) => Ok((Err(streams::Host::convert_stream_error(table, e)?),)),
+    }
 }
 
 /// WASI (deny-by-default: what a plugin may see is in its `WasiCtx`) and the

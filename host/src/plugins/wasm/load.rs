@@ -55,7 +55,7 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(hub: Arc<Hub>, limits: PluginLimits, cache: CompileCache) -> anyhow::Result<Loader> {
-        let engine = engine(&limits)?;
+        let engine = engine()?;
         let linker = linker(&engine)?;
         Ok(Loader {
             engine,
@@ -66,31 +66,38 @@ impl Loader {
         })
     }
 
+    /// The limits of a plugin whose chain entry sets none.
+    pub fn default_limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
     /// Loads a plugin ready to serve under `name`, the chain's name for it.
     /// `config` is JSON text for its `init`; `env` the variables its WASI
-    /// context may read.
+    /// context may read; `limits` its memory and time for each call.
     pub fn load(
         &self,
         name: &str,
         source: &PluginSource,
         config: String,
         env: Vec<(String, String)>,
+        limits: PluginLimits,
     ) -> anyhow::Result<Plugin> {
-        let prepared = self.prepare(source)?;
+        let prepared = self.prepare(source, &limits)?;
         let hub = Arc::clone(&self.hub);
-        let plugin = Plugin::new(name.into(), prepared, hub, config, env, self.limits.clone());
+        let plugin = Plugin::new(name.into(), prepared, hub, config, env, limits);
         plugin
             .warm_up()
             .with_context(|| format!("starting plugin from {}", source.origin))?;
         Ok(plugin)
     }
 
-    /// Compiles and describes a plugin without starting it.
+    /// Compiles and describes a plugin without starting it, under the
+    /// default limits.
     pub fn describe(&self, source: &PluginSource) -> anyhow::Result<Descriptor> {
-        Ok(self.prepare(source)?.descriptor)
+        Ok(self.prepare(source, &self.limits)?.descriptor)
     }
 
-    fn prepare(&self, source: &PluginSource) -> anyhow::Result<Prepared> {
+    fn prepare(&self, source: &PluginSource, limits: &PluginLimits) -> anyhow::Result<Prepared> {
         let origin = &source.origin;
         let hash = sha256_hex(&source.bytes);
         let component = self
@@ -110,7 +117,7 @@ impl Loader {
                 format!("linking plugin {origin}: it imports something this host does not offer")
             })?;
         let descriptor = self
-            .call_describe(&pre)
+            .call_describe(&pre, origin, limits)
             .with_context(|| format!("describing plugin {origin}"))?;
         Ok(Prepared {
             pre,
@@ -119,21 +126,28 @@ impl Loader {
         })
     }
 
-    fn call_describe(&self, pre: &PluginPre<PluginState>) -> anyhow::Result<Descriptor> {
+    fn call_describe(
+        &self,
+        pre: &PluginPre<PluginState>,
+        origin: &str,
+        limits: &PluginLimits,
+    ) -> anyhow::Result<Descriptor> {
         let state = PluginState::new(
-            "describe".into(),
+            origin.into(),
             Arc::clone(&self.hub),
             &[],
-            self.limits.memory_bytes,
+            limits.memory_bytes,
         );
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(100);
-        let bindings = pre.instantiate(&mut store)?;
-        let descriptor: Descriptor = bindings
-            .switchboard_plugin_guest()
-            .call_describe(&mut store)?
-            .into();
+        let described = pre.instantiate(&mut store).and_then(|bindings| {
+            bindings
+                .switchboard_plugin_guest()
+                .call_describe(&mut store)
+        });
+        store.data().flush_output();
+        let descriptor: Descriptor = described?.into();
         if descriptor.name.is_empty() {
             bail!("it describes itself with an empty name");
         }

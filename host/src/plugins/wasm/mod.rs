@@ -14,6 +14,7 @@ mod engine;
 mod imports;
 mod load;
 mod outcome;
+mod output;
 mod pool;
 mod state;
 

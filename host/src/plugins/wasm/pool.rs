@@ -185,6 +185,7 @@ impl Plugin {
             .unwrap_or_else(|panic| Err(wasmtime::Error::msg(panic_message(&panic))));
         let elapsed = started.elapsed();
         self.stats.record(elapsed.as_secs_f64());
+        instance.store.data().flush_output();
         let effects = std::mem::take(&mut instance.store.data_mut().effects);
         let value = match result {
             Ok(value) => value,
@@ -235,18 +236,24 @@ impl Plugin {
             Ok(UpdateDeadline::Continue(1))
         });
         arm_deadline(&mut store);
-        let bindings = self
+        let init = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| self.fault(format!("instantiating: {e:#}")))?;
-        let init = bindings
-            .switchboard_plugin_guest()
-            .call_init(&mut store, &self.config);
-        match init {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(reason)) => Err(self.fault(format!("init refused its config: {reason}"))),
-            Err(trap) => Err(self.fault(format!("init trapped: {trap:#}"))),
-        }
+            .map_err(|e| format!("instantiating: {e:#}"))
+            .and_then(|bindings| {
+                let init = bindings
+                    .switchboard_plugin_guest()
+                    .call_init(&mut store, &self.config);
+                match init {
+                    Ok(Ok(())) => Ok(bindings),
+                    Ok(Err(reason)) => Err(format!("init refused its config: {reason}")),
+                    Err(trap) => Err(format!("init trapped: {trap:#}")),
+                }
+            });
+        // A start function or `init` may have printed why it failed.
+        store.data().flush_output();
+        let bindings = init.map_err(|reason| self.fault(reason))?;
+        Ok(Instance { store, bindings })
     }
 
     fn deadline_ticks(&self) -> u64 {

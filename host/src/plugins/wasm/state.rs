@@ -1,5 +1,6 @@
-//! What one plugin instance's `Store` carries: its sandbox (an empty WASI
-//! context and memory limits) and the effects of the call under way.
+//! What one plugin instance's `Store` carries: its sandbox (a WASI context
+//! with nothing but the granted variables and stdout and stderr kept for
+//! the log, and memory limits) and the effects of the call under way.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::output::{Output, Stream};
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
 use crate::state::Hub;
@@ -44,6 +46,8 @@ pub(crate) struct PluginState {
     /// calls.
     pub(super) relay_data: String,
     pub(super) limits: StoreLimits,
+    /// What the guest writes to stdout and stderr, logged after each call.
+    output: Output,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -55,6 +59,12 @@ impl PluginState {
         env: &[(String, String)],
         memory: usize,
     ) -> Self {
+        let output = Output::default();
+        let wasi = WasiCtx::builder()
+            .envs(env)
+            .stdout(output.pipe(Stream::Stdout))
+            .stderr(output.pipe(Stream::Stderr))
+            .build();
         PluginState {
             plugin,
             hub,
@@ -65,11 +75,20 @@ impl PluginState {
                 .memory_size(memory)
                 .trap_on_grow_failure(true)
                 .build(),
-            // Nothing but the granted variables: no preopens, sockets, args;
-            // stdio goes nowhere (plugins log through the host's `log`).
-            wasi: WasiCtx::builder().envs(env).build(),
+            output,
+            // Nothing but the granted variables and the output pipes: no
+            // preopens, sockets, args or stdin.
+            wasi,
             table: ResourceTable::new(),
         }
+    }
+}
+
+impl PluginState {
+    /// Logs what the call that just ended printed: after every call, the
+    /// failed ones too (a panic's message is on stderr).
+    pub(super) fn flush_output(&self) {
+        self.output.flush(&self.plugin);
     }
 }
 

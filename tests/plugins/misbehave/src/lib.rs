@@ -1,9 +1,9 @@
 //! A deliberately broken plugin for the end-to-end tests of the host's fault
 //! isolation. It declares `sdp:offer`; an offer whose `sdp` is `"trap"`
 //! panics (a trap), `"loop"` never returns, and `"alloc"` allocates until the
-//! memory cap stops it, and `"print"` writes to stdout, which plugins do not
-//! have; `"relay"` relays the offer to its `to` without checking that any
-//! such client exists, which leaves that to the host. Three break the host
+//! memory cap stops it; `"relay"` relays the offer to its `to` without
+//! checking that any such client exists, which leaves that to the host.
+//! Three break the host
 //! contract, each after queuing a valid `misbehave:queued` for `to` (which
 //! the host must then drop with the rest of the call): `"bad-send"` sends an
 //! invalid event name, `"bad-join"` joins with metadata that is not an
@@ -45,11 +45,6 @@ impl Plugin for Misbehave {
             "trap" => panic!("misbehave: trap requested"),
             "loop" => spin(),
             "alloc" => hoard(),
-            // Plugins have no stdio; this must fail the call, not the host.
-            "print" => {
-                println!("misbehave: printing to stdout");
-                Outcome::Pass
-            }
             "relay" => Outcome::Relay(offer.to),
             breach @ ("bad-send" | "bad-join" | "bad-reply") => {
                 host.send(&offer.to, "misbehave:queued", "{}");
