@@ -14,7 +14,9 @@ use crate::app::App;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::plugins::builtin::JWT_SECRET_VAR;
-use crate::plugins::{CompileCache, Loader, PluginSource, WIT_VERSION, unix_millis};
+use crate::plugins::{
+    CompileCache, Import, Loader, PluginSource, Support, WIT_VERSION, unix_millis,
+};
 use crate::schema;
 use crate::state::Hub;
 use crate::token::{self, Claims};
@@ -280,6 +282,8 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>>
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
+    // What the plugin prints while it is described goes to the log.
+    init_tracing(LogFormat::Text);
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let source = PluginSource {
         origin: path.display().to_string(),
@@ -290,7 +294,9 @@ fn check(path: &Path) -> anyhow::Result<()> {
         Config::default().plugin_limits,
         CompileCache::new(None),
     )?;
-    let descriptor = loader.describe(&source)?;
+    let inspection = loader.inspect(&source)?;
+    print_imports(&inspection.imports);
+    let descriptor = inspection.described?;
     println!("plugin    {} {}", descriptor.name, descriptor.version);
     println!("interface switchboard:plugin@{WIT_VERSION} (compatible)");
     let hooks = descriptor.hooks;
@@ -322,6 +328,22 @@ fn check(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each import with what it does here; what traps or fails is a warning,
+/// what the host does not provide an error (the load's error says what to
+/// do about it).
+fn print_imports(imports: &[Import]) {
+    println!("imports");
+    let width = imports.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for import in imports {
+        let name = &import.name;
+        match import.support {
+            Support::Works(note) => println!("  {name:width$}  {note}"),
+            Support::Refused(note) => println!("  {name:width$}  warning, if used: {note}"),
+            Support::Missing => println!("  {name:width$}  error: this host does not provide it"),
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {

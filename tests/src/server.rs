@@ -371,7 +371,7 @@ impl Drop for Server {
 
 /// `SWITCHBOARD_BIN`, else `target/debug/switchboard` next to the test
 /// executable (`target/debug/deps/<test>-<hash>`).
-fn binary_path() -> PathBuf {
+pub fn binary_path() -> PathBuf {
     if let Some(bin) = std::env::var_os("SWITCHBOARD_BIN") {
         return PathBuf::from(bin);
     }

@@ -16,6 +16,7 @@ mod hot_swap;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod plugin_check;
 mod plugin_faults;
 mod plugin_output;
 mod resume;

@@ -15,6 +15,7 @@ use super::bindings::PluginPre;
 use super::engine::{engine, linker};
 use super::outcome::Descriptor;
 use super::pool::Plugin;
+use super::provided::{self, Import, Support};
 use super::state::PluginState;
 use crate::config::PluginLimits;
 use crate::state::Hub;
@@ -27,6 +28,13 @@ const GUEST_EXPORT: &str = "switchboard:plugin/guest";
 pub struct PluginSource {
     pub origin: String,
     pub bytes: Vec<u8>,
+}
+
+/// What `switchboard check` shows of a component.
+pub struct Inspection {
+    pub imports: Vec<Import>,
+    /// What it declares, or why it cannot load (with what to do about it).
+    pub described: anyhow::Result<Descriptor>,
 }
 
 /// A compiled, linked and described component, not yet started.
@@ -91,39 +99,60 @@ impl Loader {
         Ok(plugin)
     }
 
-    /// Compiles and describes a plugin without starting it, under the
-    /// default limits.
-    pub fn describe(&self, source: &PluginSource) -> anyhow::Result<Descriptor> {
-        Ok(self.prepare(source, &self.limits)?.descriptor)
+    /// Compiles a plugin and says what it imports and declares, without
+    /// starting it (`switchboard check`), under the default limits.
+    pub fn inspect(&self, source: &PluginSource) -> anyhow::Result<Inspection> {
+        let hash = sha256_hex(&source.bytes);
+        let component = self.compile(source, &hash)?;
+        let imports = provided::imports(&self.engine, &component);
+        let described = self
+            .link(source, &component, &self.limits)
+            .map(|(_, descriptor)| descriptor);
+        Ok(Inspection { imports, described })
     }
 
     fn prepare(&self, source: &PluginSource, limits: &PluginLimits) -> anyhow::Result<Prepared> {
-        let origin = &source.origin;
         let hash = sha256_hex(&source.bytes);
-        let component = self
-            .cache
-            .compile(&self.engine, &source.bytes, &hash)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("compiling plugin {origin} (is it a wasm32-wasip2 component?)")
-            })?;
-        check_interface(&self.engine, &component).with_context(|| format!("plugin {origin}"))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("linking plugin {origin}: it imports something this host does not offer")
-            })?;
-        let descriptor = self
-            .call_describe(&pre, origin, limits)
-            .with_context(|| format!("describing plugin {origin}"))?;
+        let component = self.compile(source, &hash)?;
+        let (pre, descriptor) = self.link(source, &component, limits)?;
         Ok(Prepared {
             pre,
             descriptor,
             hash,
         })
+    }
+
+    fn compile(&self, source: &PluginSource, hash: &str) -> anyhow::Result<Component> {
+        self.cache
+            .compile(&self.engine, &source.bytes, hash)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "compiling plugin {} (is it a wasm32-wasip2 component?)",
+                    source.origin
+                )
+            })
+    }
+
+    /// Checks the interface version, links and describes a compiled plugin.
+    fn link(
+        &self,
+        source: &PluginSource,
+        component: &Component,
+        limits: &PluginLimits,
+    ) -> anyhow::Result<(PluginPre<PluginState>, Descriptor)> {
+        let origin = &source.origin;
+        check_interface(&self.engine, component).with_context(|| format!("plugin {origin}"))?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .and_then(PluginPre::new)
+            .map_err(|e| link_error(&self.engine, component, e.into()))
+            .with_context(|| format!("linking plugin {origin}"))?;
+        let descriptor = self
+            .call_describe(&pre, origin, limits)
+            .with_context(|| format!("describing plugin {origin}"))?;
+        Ok((pre, descriptor))
     }
 
     fn call_describe(
@@ -152,6 +181,25 @@ impl Loader {
             bail!("it describes itself with an empty name");
         }
         Ok(descriptor)
+    }
+}
+
+/// A link failure with what to do about it in front of wasmtime's own
+/// words, which name only the first import it could not match.
+fn link_error(engine: &Engine, component: &Component, error: anyhow::Error) -> anyhow::Error {
+    let imports = provided::imports(engine, component);
+    let missing: Vec<&str> = imports
+        .iter()
+        .filter(|import| import.support == Support::Missing)
+        .map(|import| import.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        error.context(
+            "it imports an interface this host provides, but with other types: was it built \
+             against another WASI 0.2 or switchboard:plugin release?",
+        )
+    } else {
+        error.context(provided::fix(&missing))
     }
 }
 

@@ -16,6 +16,7 @@ mod load;
 mod outcome;
 mod output;
 mod pool;
+mod provided;
 mod state;
 
 pub use cache::{CompileCache, default_dir as default_cache_dir};
@@ -24,4 +25,5 @@ pub use load::{Loader, PluginSource};
 pub(crate) use load::{WIT_VERSION, sha256_hex};
 pub use outcome::{AuthOutcome, Outcome, Relay};
 pub use pool::{Called, Plugin, PluginFault};
+pub use provided::{Import, Support};
 pub use state::Effect;
