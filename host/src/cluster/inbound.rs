@@ -41,8 +41,8 @@ pub(crate) struct Inbound {
 pub(crate) struct Subscription {
     client: redis::Client,
     channels: [String; 2],
-    /// Held so that the connection stays open; its pushes come on `pushes`.
-    _connection: MultiplexedConnection,
+    /// Its pushes come on `pushes`; [`unanswered`] pings on it.
+    connection: MultiplexedConnection,
     pushes: mpsc::UnboundedReceiver<PushInfo>,
 }
 
@@ -60,7 +60,7 @@ impl Subscription {
         Ok(Subscription {
             client,
             channels,
-            _connection: connection,
+            connection,
             pushes,
         })
     }
@@ -87,14 +87,38 @@ pub(crate) async fn run(cx: Arc<Inbound>, mut subscription: Subscription) {
         swaps_rx,
     ));
     let swaps_channel = cx.cluster.keys.swaps();
+    let every = Duration::from_millis(cx.cluster.settings.heartbeat_ms);
     loop {
-        // Ends when the connection has dropped: nothing more comes on it.
-        receive(&cx, &mut subscription.pushes, &swaps_channel, &swaps_tx).await;
+        let probe = subscription.connection.clone();
+        tokio::select! {
+            // Ends when the connection has dropped: nothing more comes on it.
+            () = receive(&cx, &mut subscription.pushes, &swaps_channel, &swaps_tx) => {
+                tracing::warn!("cluster: lost the connection to Redis; reconnecting");
+            }
+            e = unanswered(probe, every) => {
+                tracing::warn!("cluster: the subscription went unanswered ({e}); subscribing again");
+            }
+        }
         cx.cluster.metrics.reconnected();
         cx.cluster.nodes.writes_unsure();
-        tracing::warn!("cluster: lost the connection to Redis; reconnecting");
         subscription = subscription.renew().await;
         tracing::info!("cluster: subscribed again");
+    }
+}
+
+/// Pings on the subscription's connection every `every` until a ping
+/// fails. A connection that closes ends [`receive`]; one that stays open
+/// but carries nothing more (Redis's host gone without a word, a stalled
+/// proxy, a half-open TCP connection) only fails its pings, after the
+/// response timeout. Without them the node would never hear from the
+/// other nodes again, while its writes and heartbeats, on connections of
+/// their own, time out and reconnect.
+async fn unanswered(mut connection: MultiplexedConnection, every: Duration) -> redis::RedisError {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = redis::cmd("PING").query_async::<()>(&mut connection).await {
+            return e;
+        }
     }
 }
 

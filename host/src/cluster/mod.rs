@@ -66,6 +66,15 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_millis(250);
 
 /// The settings of every connection to Redis but the connection manager's.
+/// The settings of the connection manager: the same timeouts, and a
+/// reconnect within [`REDIS_TIMEOUT`] of a drop.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_max_delay(REDIS_TIMEOUT)
+}
+
 fn connection_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -146,7 +155,10 @@ pub(crate) struct Cluster {
     me: NodeId,
     keys: Arc<Keys>,
     link: Arc<Link>,
-    redis: ConnectionManager,
+    /// For [`Cluster::renew_redis`].
+    client: redis::Client,
+    /// The heartbeat's and the reads' connection: see [`Cluster::redis`].
+    redis: parking_lot::Mutex<ConnectionManager>,
     settings: config::Cluster,
     pub(crate) metrics: Arc<BusMetrics>,
     nodes: Arc<nodes::Live>,
@@ -196,20 +208,18 @@ impl Cluster {
         let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let info = info.set_redis_settings(resp3).set_tcp_settings(tcp);
         let client = redis::Client::open(info)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_max_delay(REDIS_TIMEOUT);
         let connecting = || format!("cluster: connecting to Redis at {}", settings.redis_url);
         let redis = client
-            .get_connection_manager_with_config(config)
+            .get_connection_manager_with_config(manager_config())
             .await
             .with_context(connecting)?;
         let keys = Arc::new(Keys::new(&settings.prefix, max_rooms));
         let subscription = Subscription::open(client.clone(), [keys.channel(&me), keys.swaps()])
             .await
             .context("cluster: subscribing")?;
-        let writer = bus::Writer::open(client).await.with_context(connecting)?;
+        let writer = bus::Writer::open(client.clone())
+            .await
+            .with_context(connecting)?;
         let (bus, ops) = Bus::new();
         let link = Arc::new(Link {
             me: me.clone(),
@@ -219,7 +229,8 @@ impl Cluster {
             me,
             keys,
             link,
-            redis,
+            client,
+            redis: parking_lot::Mutex::new(redis),
             settings: settings.clone(),
             metrics: Arc::default(),
             nodes: Arc::default(),
@@ -235,6 +246,29 @@ impl Cluster {
 
     pub(crate) fn me(&self) -> &NodeId {
         &self.me
+    }
+
+    /// The connection for the heartbeat and for reads. The manager
+    /// reconnects by itself when its connection drops, but a connection
+    /// that stays open and answers nothing only times its commands out:
+    /// the heartbeat then replaces it ([`Cluster::renew_redis`]).
+    fn redis(&self) -> ConnectionManager {
+        self.redis.lock().clone()
+    }
+
+    /// A new connection manager in place of one whose commands time out.
+    async fn renew_redis(&self) {
+        match self
+            .client
+            .get_connection_manager_with_config(manager_config())
+            .await
+        {
+            Ok(manager) => {
+                *self.redis.lock() = manager;
+                tracing::info!("cluster: a new connection for the heartbeat");
+            }
+            Err(e) => tracing::debug!("cluster: a new connection for the heartbeat: {e}"),
+        }
     }
 
     pub(crate) fn link(&self) -> &Arc<Link> {
@@ -349,7 +383,7 @@ impl Cluster {
     /// Whether `node` holds its lease now (not as of the last heartbeat: a
     /// node that has just started counts).
     async fn is_alive(&self, node: &NodeId) -> redis::RedisResult<bool> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.redis();
         redis::AsyncCommands::exists(&mut redis, self.keys.node(node)).await
     }
 
@@ -426,7 +460,7 @@ impl Cluster {
 
     /// A room's members on every node, oldest first, from its mirror.
     pub(crate) async fn members(&self, room: &RoomId) -> anyhow::Result<Vec<serde_json::Value>> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.redis();
         let seats: std::collections::HashMap<u64, String> =
             redis::AsyncCommands::hgetall(&mut redis, self.keys.members(room)).await?;
         let peers = wire::seats(seats).into_iter().map(|(id, seat)| {
@@ -443,7 +477,7 @@ impl Cluster {
     /// Closes a client's connection (4009) on the node it is connected to;
     /// false if no live node has it.
     pub(crate) async fn kick(&self, client: ClientId, reason: &str) -> anyhow::Result<bool> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.redis();
         let edge: Option<String> =
             redis::AsyncCommands::hget(&mut redis, self.keys.clients(), client.to_u64()).await?;
         let Some(edge) = edge.as_deref().and_then(NodeId::parse) else {

@@ -102,11 +102,19 @@ pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: Cance
                     }
                 }
             }
-            Err(e) => tracing::warn!("cluster: heartbeat: {e}"),
+            Err(e) => {
+                tracing::warn!("cluster: heartbeat: {e}");
+                let stalled = e
+                    .downcast_ref::<redis::RedisError>()
+                    .is_some_and(redis::RedisError::is_timeout);
+                if stalled {
+                    cluster.renew_redis().await;
+                }
+            }
         }
     }
     // Leaving: the others need not wait for the lease to end.
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let _: Result<(), _> = redis::pipe()
         .del(cluster.keys.node(&cluster.me))
         .zrem(cluster.keys.nodes(), cluster.me.as_str())
@@ -125,7 +133,7 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
         rooms,
         heartbeat_at: unix_millis(),
     };
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let (listed,): (Vec<String>,) = redis::pipe()
         .set_options(
             keys.node(&cluster.me),
@@ -166,7 +174,7 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
 
 /// Everything that follows a node's death, on this node.
 async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     // Whoever takes the node off the list first reaps the rooms nobody
     // alive is in.
     let first: i64 = redis
@@ -214,7 +222,7 @@ async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
 /// the others leave it (`room:peer-left`); the members' edges hear that
 /// the room lives here now.
 pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let read: redis::RedisResult<(HashMap<u64, String>, HashMap<String, String>)> = redis::pipe()
         .hgetall(cluster.keys.members(room))
         .hgetall(cluster.keys.kv(room))
@@ -301,7 +309,7 @@ async fn reassert(cluster: &Cluster, hub: &Hub) -> bool {
 
 /// The live nodes, with the load each wrote with its last heartbeat.
 pub(crate) async fn list(cluster: &Cluster) -> anyhow::Result<Vec<NodeInfo>> {
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let ids: Vec<String> = redis.zrange(cluster.keys.nodes(), 0, -1).await?;
     let ids: Vec<NodeId> = ids.iter().filter_map(|id| NodeId::parse(id)).collect();
     if ids.is_empty() {

@@ -55,7 +55,7 @@ impl Announce for Announcer {
 /// Before serving: every entry another node has swapped runs the version
 /// the cluster runs.
 pub(crate) async fn catch_up(cluster: &Cluster, swapper: &Arc<Swapper>) -> anyhow::Result<()> {
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let names: Vec<String> = swapper.names().map(str::to_owned).collect();
     for name in names {
         let live: Option<String> = redis.get(cluster.keys.plugin(&name)).await?;
@@ -92,7 +92,7 @@ async fn follow(cluster: &Cluster, swapper: &Arc<Swapper>, name: &str, hash: &st
         let _ = tokio::task::spawn_blocking(move || swapper.rollback_here(&name)).await;
         return;
     }
-    let mut redis = cluster.redis.clone();
+    let mut redis = cluster.redis();
     let bytes: Option<Vec<u8>> = match redis.get(cluster.keys.component(hash)).await {
         Ok(bytes) => bytes,
         Err(e) => {

@@ -1520,6 +1520,58 @@ impl Side {
     }
 }
 
+/// Sends probes each way, one every 100 ms, until each way has delivered
+/// one: how long after `since` each way flowed again (Alice's to Bob's,
+/// Bob's to Alice's), and how many probes went at most. Fails the test if
+/// that takes `limit`.
+async fn until_relays_flow(
+    a: &mut Side,
+    b: &mut Side,
+    since: Instant,
+    limit: Duration,
+) -> (Duration, Duration, usize) {
+    let (mut a_to_b, mut b_to_a) = (None, None);
+    let mut n = 0;
+    loop {
+        if let (Some(a_to_b), Some(b_to_a)) = (a_to_b, b_to_a) {
+            return (a_to_b, b_to_a, n);
+        }
+        assert!(
+            since.elapsed() < limit,
+            "{limit:?} on, relays across nodes do not flow: \
+             node 1 → node 2 {a_to_b:?}, node 2 → node 1 {b_to_a:?}; \
+             Alice got {:?}, Bob got {:?}",
+            a.got,
+            b.got
+        );
+        if a_to_b.is_none() {
+            a.client
+                .send_json(ice(&a.peer, &format!("probe-{n}")))
+                .await;
+        }
+        if b_to_a.is_none() {
+            b.client
+                .send_json(ice(&b.peer, &format!("probe-{n}")))
+                .await;
+        }
+        n += 1;
+        let tick = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < tick {
+            tokio::select! {
+                incoming = a.client.next_incoming() => a.take(incoming, "recovering"),
+                incoming = b.client.next_incoming() => b.take(incoming, "recovering"),
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+            if a_to_b.is_none() && b.has("probe-") {
+                a_to_b = Some(since.elapsed());
+            }
+            if b_to_a.is_none() && a.has("probe-") {
+                b_to_a = Some(since.elapsed());
+            }
+        }
+    }
+}
+
 /// Checks what one side received across the restart: the tags before the
 /// outage, then perhaps some of the outage's and probes (each kind in the
 /// order sent), then the whole burst in order.
@@ -1607,40 +1659,7 @@ async fn a_redis_restart_drops_no_client() {
     a.ping("just after the restart").await;
     b.ping("just after the restart").await;
 
-    // Probes each way, one every 100 ms, until each way delivers one.
-    let (mut a_to_b, mut b_to_a) = (None, None);
-    let mut n = 0;
-    while a_to_b.is_none() || b_to_a.is_none() {
-        assert!(
-            restarted.elapsed() < RECOVERY_LIMIT,
-            "{RECOVERY_LIMIT:?} after Redis restarted, relays across nodes do not flow: \
-             node 1 → node 2 {a_to_b:?}, node 2 → node 1 {b_to_a:?}; \
-             Alice got {:?}, Bob got {:?}",
-            a.got,
-            b.got
-        );
-        if a_to_b.is_none() {
-            a.client.send_json(ice(&b_id, &format!("probe-{n}"))).await;
-        }
-        if b_to_a.is_none() {
-            b.client.send_json(ice(&a_id, &format!("probe-{n}"))).await;
-        }
-        n += 1;
-        let tick = Instant::now() + Duration::from_millis(100);
-        while Instant::now() < tick {
-            tokio::select! {
-                incoming = a.client.next_incoming() => a.take(incoming, "recovering"),
-                incoming = b.client.next_incoming() => b.take(incoming, "recovering"),
-                _ = tokio::time::sleep_until(tick) => {}
-            }
-            if a_to_b.is_none() && b.has("probe-") {
-                a_to_b = Some(restarted.elapsed());
-            }
-            if b_to_a.is_none() && a.has("probe-") {
-                b_to_a = Some(restarted.elapsed());
-            }
-        }
-    }
+    let (a_to_b, b_to_a, n) = until_relays_flow(&mut a, &mut b, restarted, RECOVERY_LIMIT).await;
 
     // A burst each way: all of it, in order.
     for i in 0..BURST {
@@ -1679,7 +1698,7 @@ async fn a_redis_restart_drops_no_client() {
     }
     check_across_restart(&b, "Bob (node 2) from Alice", BURST);
     check_across_restart(&a, "Alice (node 1) from Bob", BURST);
-    let recovery = a_to_b.max(b_to_a).unwrap_or_default();
+    let recovery = a_to_b.max(b_to_a);
     eprintln!(
         "redis restart: down {outage:?}; relays across nodes again {recovery:?} after the \
          restart (node 1 → node 2 {a_to_b:?}, node 2 → node 1 {b_to_a:?}, {n} probes each way \
@@ -2438,4 +2457,134 @@ async fn hot_swaps_under_load_across_nodes_drop_nothing() {
             "node {k} after {SWAPS} swaps: {stamp}"
         );
     }
+}
+
+/// A TCP proxy in front of Redis that can stall: the connections it
+/// carries at that moment stay open but carry nothing more either way, as
+/// over a link that died without a word; connections made afterwards work.
+struct StallingProxy {
+    addr: SocketAddr,
+    /// Bumped by [`StallingProxy::stall`]; a connection carries bytes only
+    /// while it matches the one it was accepted under.
+    generation: Arc<AtomicU64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl StallingProxy {
+    async fn start(to: SocketAddr) -> StallingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let generation = Arc::new(AtomicU64::new(0));
+        let current = Arc::clone(&generation);
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                let born = current.load(Ordering::SeqCst);
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(pump(in_read, out_write, Arc::clone(&current), born));
+                tokio::spawn(pump(out_read, in_write, Arc::clone(&current), born));
+            }
+        });
+        StallingProxy {
+            addr,
+            generation,
+            accept,
+        }
+    }
+
+    fn stall(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Copies `from` to `to` until either ends, or, once the proxy stalls,
+/// holds both open and copies nothing.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    generation: Arc<AtomicU64>,
+    born: u64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if generation.load(Ordering::SeqCst) != born {
+            let _held = (from, to);
+            return std::future::pending().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A node's connections to Redis stall without closing (a dead link, a
+/// host gone without a word): relays across the nodes flow again within
+/// seconds both ways, because the node pings its subscription and
+/// subscribes again when the pings go unanswered; its writes and its
+/// heartbeat time out and reconnect by themselves. Nobody is dropped.
+#[tokio::test]
+async fn a_subscription_that_stalls_is_renewed() {
+    const RECOVERY_LIMIT: Duration = Duration::from_secs(10);
+    let redis: SocketAddr = REDIS_ADDR.parse().expect("a socket address");
+    let proxy = StallingProxy::start(redis).await;
+    // Node 1 reaches Redis through the proxy. Leases outlast the stall,
+    // so that nobody is buried while node 1's heartbeat reconnects.
+    let mut k = 0;
+    let cluster = Cluster::new()
+        .with_nodes(2, |table| {
+            k += 1;
+            let mut table = table.replace(&format!("lease_ms = {LEASE_MS}"), "lease_ms = 10000");
+            if k == 1 {
+                table = table.replace(REDIS_ADDR, &proxy.addr.to_string());
+            }
+            chains::with_extra(&table, &[])
+        })
+        .await;
+    wait_until_acquainted(&cluster).await;
+    let mut a = Client::joined(cluster.node(1), "alice", "r").await;
+    let mut b = Client::joined(cluster.node(2), "bob", "r").await;
+    a.expect_event("room:peer-joined").await;
+    relay_both_ways(&mut a, &mut b, "before").await;
+    let (a_id, b_id) = (a.client_id.clone(), b.client_id.clone());
+    let mut a = Side {
+        client: a,
+        peer: b_id,
+        got: vec!["before".to_owned()],
+    };
+    let mut b = Side {
+        client: b,
+        peer: a_id,
+        got: vec!["before".to_owned()],
+    };
+
+    proxy.stall();
+    let stalled = Instant::now();
+    let (a_to_b, b_to_a, n) = until_relays_flow(&mut a, &mut b, stalled, RECOVERY_LIMIT).await;
+    eprintln!(
+        "stalled subscription: relays across nodes again after node 1 → node 2 {a_to_b:?}, \
+         node 2 → node 1 {b_to_a:?} ({n} probes each way at most)"
+    );
+    a.ping("after the stall").await;
+    b.ping("after the stall").await;
+    let metrics = cluster.node(1).admin().metrics().await;
+    assert!(
+        metrics.value("switchboard_cluster_reconnects_total") >= 1.0,
+        "node 1 counted no reconnect"
+    );
 }
