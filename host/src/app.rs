@@ -68,7 +68,8 @@ impl App {
         } else {
             None
         };
-        let loader = App::loader_for(&config, &hub, CompileCache::new(cache_dir(&config)))?;
+        let cache = CompileCache::new(cache_dir(&config)).bounded(config.plugin_cache.max_bytes);
+        let loader = App::loader_for(&config, &hub, cache)?;
         let (chain, entries) = plugins::load(&loader, &config.plugins, plugins_dir, lookup_env)?;
         chain.check_auth(config.auth.required)?;
         let registry = Arc::new(Registry::new(chain));
@@ -196,7 +197,7 @@ impl App {
 }
 
 /// The compile cache's directory, if the config keeps one.
-fn cache_dir(config: &Config) -> Option<std::path::PathBuf> {
+pub(crate) fn cache_dir(config: &Config) -> Option<std::path::PathBuf> {
     let cache = &config.plugin_cache;
     cache
         .enabled

@@ -183,6 +183,9 @@ pub struct PluginCache {
     pub enabled: bool,
     /// Defaults to `$XDG_CACHE_HOME/switchboard` or `~/.cache/switchboard`.
     pub dir: Option<PathBuf>,
+    /// Past this many bytes of compiled plugins, those used longest ago
+    /// are removed (a JavaScript plugin compiles to tens of MB).
+    pub max_bytes: u64,
 }
 
 impl Default for PluginCache {
@@ -190,6 +193,7 @@ impl Default for PluginCache {
         PluginCache {
             enabled: true,
             dir: None,
+            max_bytes: 1 << 30,
         }
     }
 }
@@ -364,6 +368,7 @@ impl Config {
             ("heartbeat.interval_ms", self.heartbeat.interval_ms),
             ("auth.timeout_ms", self.auth.timeout_ms),
             ("plugin_limits.deadline_ms", self.plugin_limits.deadline_ms),
+            ("plugin_cache.max_bytes", self.plugin_cache.max_bytes),
             ("watch.interval_ms", self.watch.interval_ms),
         ];
         for (key, value) in positive {

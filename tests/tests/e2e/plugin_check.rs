@@ -138,3 +138,50 @@ async fn any_other_missing_import_is_named_with_remove_the_import() {
         "{stderr}"
     );
 }
+
+/// `switchboard compile` at deploy time: the server started on its cache
+/// directory loads the component without compiling it (and compiles the
+/// built-in plugins it had not been given, which shows the log would say).
+#[tokio::test]
+async fn a_compiled_plugin_loads_without_compiling() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let output = tokio::process::Command::new(binary_path())
+        .args(["compile", chains::NOISY_WASM, "-o"])
+        .arg(cache.path())
+        .output()
+        .await
+        .expect("run switchboard compile");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let artifact = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("artifact  "))
+        .unwrap_or_else(|| panic!("no artifact line:\n{stdout}"));
+    assert!(Path::new(artifact).is_file(), "{artifact}");
+
+    let noisy = chains::with_config(
+        chains::from_file("loud", chains::NOISY_WASM),
+        "name = \"loud\"",
+    );
+    let preamble = format!("[plugin_cache]\ndir = {:?}\n", cache.path());
+    let server = Server::start(&chains::with_extra(&preamble, &[noisy])).await;
+    let compiled = |log: &str, hash: &str| {
+        log.lines().any(|line| {
+            line.contains("compiled a plugin that was not in the compile cache")
+                && line.contains(hash)
+        })
+    };
+    let log = server.log();
+    // The built-ins were not in this fresh directory: the log says so.
+    assert!(compiled(&log, ""), "no compile was logged:\n{log}");
+    let noisy = sha256_hex(&std::fs::read(chains::NOISY_WASM).expect("read noisy"));
+    assert!(!compiled(&log, &noisy), "noisy was compiled again:\n{log}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

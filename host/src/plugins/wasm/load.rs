@@ -3,6 +3,7 @@
 //! instance with the plugin's config. All of it happens before the plugin
 //! serves a single event.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -109,6 +110,12 @@ impl Loader {
             .link(source, &component, &self.limits)
             .map(|(_, descriptor)| descriptor);
         Ok(Inspection { imports, described })
+    }
+
+    /// The compile cache's entry for `source`, if it is there.
+    pub fn cached(&self, source: &PluginSource) -> Option<PathBuf> {
+        let path = self.cache.path(&self.engine, &sha256_hex(&source.bytes))?;
+        path.is_file().then_some(path)
     }
 
     fn prepare(&self, source: &PluginSource, limits: &PluginLimits) -> anyhow::Result<Prepared> {
