@@ -22,8 +22,7 @@ pub use wasm::{
     AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
     default_cache_dir,
 };
-pub(crate) use wasm::{Import, Support};
-pub(crate) use wasm::{Called, PluginFault, WIT_VERSION, unix_millis};
+pub(crate) use wasm::{Called, Import, PluginFault, Support, WIT_VERSION, unix_millis};
 
 /// Loading the built-in plugins in unit tests.
 #[cfg(test)]
