@@ -150,10 +150,19 @@ function relayOutcome(outcome: Outcome, relay: Relay): RelayOutcome {
   return reject('internal', 'a relay event goes only to the client its `to` names');
 }
 
-/** An error's message and stack, or the thrown value if it is no error. */
+/**
+ * An error's name, message and stack, or the thrown value if it is no
+ * error. Node's stack starts with the name and message; StarlingMonkey's
+ * has only the frames, and is empty when it has none.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    return error.stack?.includes(error.message) === true ? error.stack : `${error.message}\n${error.stack ?? ''}`;
+  if (!(error instanceof Error)) {
+    return String(error);
   }
-  return String(error);
+  const stack = error.stack ?? '';
+  const title = String(error);
+  if (stack.startsWith(title)) {
+    return stack;
+  }
+  return stack === '' ? title : `${title}\n${stack}`;
 }

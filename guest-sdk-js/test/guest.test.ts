@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { clientIdFromBits, guestExports } from '../src/guest.js';
+import { clientIdFromBits, describeError, guestExports } from '../src/guest.js';
 import { handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
 import { TestHost, rejection } from '../src/testing.js';
 
@@ -171,5 +171,19 @@ describe('onRelay by default', () => {
     const host = scene();
     const relay = { ...host.relay('a', 'sdp-offer', bob, '{}'), sender: 'ghost' };
     expect(host.onRelay({ onEvent: () => handled() }, relay)).toEqual(pass());
+  });
+});
+
+describe('describeError', () => {
+  test('gives the name, message and stack, whichever way the engine writes the stack', () => {
+    const node = new RangeError('too far');
+    expect(describeError(node)).toBe(node.stack);
+    const frames = new Error('boom');
+    frames.stack = 'handler@bundle.js:3:9\n';
+    expect(describeError(frames)).toBe('Error: boom\nhandler@bundle.js:3:9\n');
+    const bare = new TypeError('no stack');
+    bare.stack = '';
+    expect(describeError(bare)).toBe('TypeError: no stack');
+    expect(describeError(42)).toBe('42');
   });
 });
