@@ -106,6 +106,12 @@ impl Admin {
             (&Method::GET, ["readyz"]) if self.shutdown.is_cancelled() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
             }
+            (&Method::GET, ["readyz"]) if self.cluster.as_ref().is_some_and(|c| !c.accepting()) => {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cut off from Redis past this node's lease\n",
+                )
+            }
             (&Method::GET, ["readyz"]) => text(StatusCode::OK, "ready\n"),
             _ if !self.authorized(&request) => {
                 let mut reply = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");

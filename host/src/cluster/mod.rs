@@ -248,6 +248,13 @@ impl Cluster {
         &self.me
     }
 
+    /// Whether this node takes new clients: not while its lease has run
+    /// out (cut off from Redis, it is dead to the other nodes).
+    pub(crate) fn accepting(&self) -> bool {
+        let lease = Duration::from_millis(self.settings.lease_ms);
+        !self.nodes.lease_lost(lease)
+    }
+
     /// The connection for the heartbeat and for reads. The manager
     /// reconnects by itself when its connection drops, but a connection
     /// that stays open and answers nothing only times its commands out:

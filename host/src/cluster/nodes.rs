@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -38,11 +38,21 @@ pub(crate) struct Live {
     /// Redis may have lost what this node wrote, and the next heartbeat
     /// re-asserts this node's rooms and clients.
     unsure: AtomicBool,
+    /// When this node's lease was last renewed, in Unix milliseconds.
+    renewed_at: AtomicU64,
 }
 
 impl Live {
     pub(crate) fn writes_unsure(&self) {
         self.unsure.store(true, Relaxed);
+    }
+
+    /// Whether this node's lease has run out since it was last renewed:
+    /// the other nodes then count it dead and bury its clients, so it
+    /// takes no new ones until a heartbeat gets through again.
+    pub(crate) fn lease_lost(&self, lease: Duration) -> bool {
+        let renewed = self.renewed_at.load(Relaxed);
+        renewed != 0 && unix_millis().saturating_sub(renewed) > lease.as_millis() as u64
     }
 
     pub(super) fn contains(&self, node: &NodeId) -> bool {
@@ -147,6 +157,8 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
         .zrange(keys.nodes(), 0, -1)
         .query_async(&mut redis)
         .await?;
+    // Counted from before the write: the lease runs out no sooner.
+    cluster.nodes.renewed_at.store(load.heartbeat_at, Relaxed);
     let listed: Vec<NodeId> = listed.iter().filter_map(|id| NodeId::parse(id)).collect();
     let mut exists = redis::pipe();
     for node in &listed {

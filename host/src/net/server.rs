@@ -141,6 +141,11 @@ impl Server {
         if self.connections.len() >= self.max_connections {
             return status(StatusCode::SERVICE_UNAVAILABLE);
         }
+        if let Some(cluster) = &self.connection.cluster
+            && !cluster.accepting()
+        {
+            return status(StatusCode::SERVICE_UNAVAILABLE);
+        }
         if request
             .headers()
             .get(header::SEC_WEBSOCKET_VERSION)

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use switchboard_e2e::chains::{self, from_file};
+use switchboard_e2e::http::{status_of, upgrade_request};
 use switchboard_e2e::soak::{Life, Relays, Rng};
 use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, listed_stamp, sha256_hex};
 use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder, max_rooms};
@@ -2586,5 +2587,64 @@ async fn a_subscription_that_stalls_is_renewed() {
     assert!(
         metrics.value("switchboard_cluster_reconnects_total") >= 1.0,
         "node 1 counted no reconnect"
+    );
+}
+
+/// A node cut off from Redis for longer than its lease is dead to the
+/// others, so it answers new clients 503 (as a full server does) until a
+/// heartbeat gets through again, and then takes them again.
+#[tokio::test]
+async fn a_node_past_its_lease_refuses_new_clients_until_redis_answers() {
+    const LIMIT: Duration = Duration::from_secs(10);
+    let redis: SocketAddr = REDIS_ADDR.parse().expect("a socket address");
+    let proxy = StallingProxy::start(redis).await;
+    let mut k = 0;
+    let cluster = Cluster::new()
+        .with_nodes(2, |table| {
+            k += 1;
+            let table = if k == 1 {
+                table.replace(REDIS_ADDR, &proxy.addr.to_string())
+            } else {
+                table.to_owned()
+            };
+            chains::with_extra(&table, &[])
+        })
+        .await;
+    wait_until_acquainted(&cluster).await;
+    let addr = cluster.node(1).addr();
+    let upgrade = || upgrade_request("GET", "/ws", addr);
+    assert_eq!(status_of(addr, &upgrade()).await, 101);
+    let admin = cluster.node(1).admin();
+    assert_eq!(admin.get("/readyz").await.status, 200);
+
+    // The heartbeat stalls for its response timeout (2 s), longer than
+    // the lease (LEASE_MS); then the node connects again.
+    proxy.stall();
+    let stalled = Instant::now();
+    let mut statuses = Vec::new();
+    while !statuses.contains(&503) {
+        assert!(
+            stalled.elapsed() < LIMIT,
+            "no 503 within {LIMIT:?} of the stall: {statuses:?}"
+        );
+        statuses.push(status_of(addr, &upgrade()).await);
+        sleep(Duration::from_millis(25)).await;
+    }
+    // When the lease ran out depends on the last heartbeat before the
+    // stall, so only the order is checked: 101, some 503s, 101.
+    let refused = stalled.elapsed();
+    let ready = admin.get("/readyz").await;
+    assert_eq!(ready.status, 503, "/readyz while refusing: {ready}");
+    while statuses.last() != Some(&101) {
+        assert!(
+            stalled.elapsed() < LIMIT,
+            "still refusing {LIMIT:?} after the stall: {statuses:?}"
+        );
+        sleep(Duration::from_millis(25)).await;
+        statuses.push(status_of(addr, &upgrade()).await);
+    }
+    eprintln!(
+        "past its lease: 503 from {refused:?} after the stall, 101 again after {:?}",
+        stalled.elapsed()
     );
 }
