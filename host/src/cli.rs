@@ -300,7 +300,7 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>>
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
-    // What the plugin prints while it is described goes to the log.
+    // The loader's warnings go to stderr.
     init_tracing(LogFormat::Text);
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let source = PluginSource {

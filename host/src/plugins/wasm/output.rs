@@ -3,13 +3,19 @@
 //! line, with the plugin's name and the stream.
 //!
 //! The guest's writes only append to a buffer, so a plugin that prints
-//! costs its own call a copy and never waits on the log. What a call writes
-//! beyond [`CALL_BYTES`] or [`CALL_LINES`], and the end of a line longer
-//! than [`LINE_BYTES`], is dropped and counted, and the log says so.
+//! costs its own call a copy and never waits on the log. After the call,
+//! the buffer goes to a thread of its own that writes the log lines: a log
+//! line costs microseconds of formatting and a write that may block on a
+//! full pipe, which must not land on the tokio worker that made the call.
+//! What a call writes beyond [`CALL_BYTES`] or [`CALL_LINES`], and the end
+//! of a line longer than [`LINE_BYTES`], is dropped and counted, and the
+//! log says so; so is a call's output that finds [`QUEUE`] others waiting
+//! for the log thread.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,6 +30,10 @@ pub(crate) const CALL_BYTES: usize = 16 * 1024;
 pub(crate) const CALL_LINES: usize = 64;
 /// Bytes of one line logged; the rest of it is dropped.
 pub(crate) const LINE_BYTES: usize = 2048;
+
+/// Calls' output waiting for the log thread; more is dropped, not waited
+/// for.
+const QUEUE: usize = 1024;
 
 /// What `check-write` grants: more than any one write of a guest's libc,
 /// so that no write waits; past [`CALL_BYTES`] a write is counted, not kept.
@@ -79,19 +89,24 @@ impl Output {
         }
     }
 
-    /// Logs what the call that just ended wrote, and empties the buffers.
-    pub(crate) fn flush(&self, plugin: &str) {
+    /// Hands what the call that just ended wrote to the log thread, and
+    /// empties the buffers.
+    pub(crate) fn flush(&self, plugin: &Arc<str>) {
         if !self.0.written.load(Relaxed) {
             return;
         }
         self.0.written.store(false, Relaxed);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut captured = self.0.captured(stream).lock();
-            for line in lines(&captured.kept, captured.dropped) {
-                emit(plugin, stream, &line);
+            if captured.kept.is_empty() && captured.dropped == 0 {
+                continue;
             }
-            captured.kept.clear();
-            captured.dropped = 0;
+            send(Batch {
+                plugin: Arc::clone(plugin),
+                stream,
+                kept: std::mem::take(&mut captured.kept),
+                dropped: std::mem::take(&mut captured.dropped),
+            });
         }
     }
 }
@@ -117,6 +132,52 @@ impl Pipe {
         captured.kept.extend_from_slice(&bytes[..kept]);
         captured.dropped += bytes.len() - kept;
         shared.written.store(true, Relaxed);
+    }
+}
+
+/// One stream's output of one call, on its way to the log.
+struct Batch {
+    plugin: Arc<str>,
+    stream: Stream,
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+/// Batches dropped because the log thread had [`QUEUE`] waiting.
+static LOST: AtomicU64 = AtomicU64::new(0);
+
+fn send(batch: Batch) {
+    static LOG: OnceLock<Option<SyncSender<Batch>>> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let (sender, receiver) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("plugin-output".into())
+            .spawn(move || write_log(receiver))
+            .inspect_err(|e| tracing::error!("no plugin output thread ({e}): output is dropped"))
+            .ok()
+            .map(|_| sender)
+    });
+    match log {
+        Some(log) if log.try_send(batch).is_ok() => {}
+        _ => {
+            LOST.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The log thread: every batch in the order calls ended.
+fn write_log(batches: Receiver<Batch>) {
+    for batch in batches {
+        let lost = LOST.swap(0, Relaxed);
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "plugin output dropped: calls printed faster than the log was written"
+            );
+        }
+        for line in lines(&batch.kept, batch.dropped) {
+            emit(&batch.plugin, batch.stream, &line);
+        }
     }
 }
 
@@ -269,7 +330,7 @@ mod tests {
             assert_eq!(captured.kept.len(), CALL_BYTES);
             assert_eq!(captured.dropped, 2);
         }
-        output.flush("unit");
+        output.flush(&Arc::from("unit"));
         assert!(output.0.stderr.lock().kept.is_empty());
         assert!(!output.0.written.load(Relaxed));
     }
