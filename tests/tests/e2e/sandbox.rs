@@ -9,8 +9,9 @@
 //! sandbox let it do, so "refused" (`ok: false`) is told apart from "the
 //! call failed" (`PLUGIN_ERROR`).
 //!
-//! plugin_faults.rs covers trap, endless loop, unbounded allocation and
-//! printing through `misbehave`; this file adds what a plugin can try
+//! plugin_faults.rs covers trap, endless loop and unbounded allocation
+//! through `misbehave`, plugin_output.rs printing and per-plugin limits;
+//! this file adds what a plugin can try
 //! through WASI, a budget that is exactly the configured one, and blocking
 //! calls.
 
