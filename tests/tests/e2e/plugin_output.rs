@@ -205,6 +205,26 @@ async fn each_chain_entry_has_its_own_memory_and_deadline() {
     client.assert_open().await;
 }
 
+/// A hot swap starts the next version under the entry's own limits, not
+/// `[plugin_limits]`.
+#[tokio::test]
+async fn a_swapped_version_keeps_its_entrys_limits() {
+    let server = start(
+        "",
+        &[noisy("big", "memory_bytes = 100663296\ndeadline_ms = 3000")],
+    )
+    .await;
+    let mut client = Client::authed(&server, "alice").await;
+    let grow = json!({ "to": "big", "act": "grow", "n": 48 });
+    done(&mut client, "before", grow.clone()).await;
+
+    let bytes = std::fs::read(chains::NOISY_WASM).expect("read noisy");
+    let response = server.admin().put("/admin/plugins/big", &bytes).await;
+    assert_eq!(response.status, 200, "swap: {response}");
+    // 48 MiB is past the default 32: only the entry's 96 allows it.
+    done(&mut client, "after", grow).await;
+}
+
 #[tokio::test]
 async fn a_chain_entry_limit_out_of_range_fails_the_start_naming_it() {
     let config = chains::with_extra("", &[noisy("tiny", "memory_bytes = 1024")]);

@@ -11,9 +11,8 @@
 //!
 //! plugin_faults.rs covers trap, endless loop and unbounded allocation
 //! through `misbehave`, plugin_output.rs printing and per-plugin limits;
-//! this file adds what a plugin can try
-//! through WASI, a budget that is exactly the configured one, and blocking
-//! calls.
+//! this file adds what a plugin can try through WASI, a budget that is
+//! exactly the configured one, and blocking calls.
 
 use std::net::TcpListener;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
