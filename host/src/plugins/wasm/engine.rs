@@ -137,13 +137,11 @@ fn output_streams(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
         |mut store: StoreContextMut<'_, PluginState>,
          (stream, len): (Resource<DynOutputStream>, u64)| {
             let table = store.data_mut().ctx().table;
-            let zeroes = vec![
-                0;
-                usize::try_from(len)
-                    .unwrap_or(usize::MAX)
-                    .min(BLOCKING_MAX + 1)
-            ];
-            let result = write_and_flush(table, &stream, zeroes);
+            // Checked before the zeroes are made: a guest may ask for 2^64.
+            let result = match usize::try_from(len) {
+                Ok(len) if len <= BLOCKING_MAX => write_and_flush(table, &stream, vec![0; len]),
+                _ => Err(too_long()),
+            };
             stream_result(table, result)
         },
     )?;
@@ -173,9 +171,7 @@ fn write_and_flush(
     bytes: Vec<u8>,
 ) -> StreamResult<()> {
     if bytes.len() > BLOCKING_MAX {
-        return Err(StreamError::trap(
-            "blocking-write-and-flush was given more than 4096 bytes",
-        ));
+        return Err(too_long());
     }
     let stream = table.get_mut(stream)?;
     if stream.check_write()? < bytes.len() {
@@ -183,6 +179,10 @@ fn write_and_flush(
     }
     stream.write(bytes.into())?;
     stream.flush()
+}
+
+fn too_long() -> StreamError {
+    StreamError::trap("a blocking write and flush of more than 4096 bytes")
 }
 
 /// A stream result as the guest gets it: a trap, or `stream-error`.
