@@ -2534,6 +2534,28 @@ async fn pump(
     }
 }
 
+/// Two nodes on the machine's Redis with leases of `lease_ms`, node 1
+/// reaching it through a [`StallingProxy`] (returned, to stall it).
+async fn two_nodes_one_behind_a_proxy(lease_ms: u64) -> (StallingProxy, Cluster) {
+    let redis: SocketAddr = REDIS_ADDR.parse().expect("a socket address");
+    let proxy = StallingProxy::start(redis).await;
+    let mut k = 0;
+    let cluster = Cluster::new()
+        .with_nodes(2, |table| {
+            k += 1;
+            let mut table = table.replace(
+                &format!("lease_ms = {LEASE_MS}"),
+                &format!("lease_ms = {lease_ms}"),
+            );
+            if k == 1 {
+                table = table.replace(REDIS_ADDR, &proxy.addr.to_string());
+            }
+            chains::with_extra(&table, &[])
+        })
+        .await;
+    (proxy, cluster)
+}
+
 /// A node's connections to Redis stall without closing (a dead link, a
 /// host gone without a word): relays across the nodes flow again within
 /// seconds both ways, because the node pings its subscription and
@@ -2542,21 +2564,9 @@ async fn pump(
 #[tokio::test]
 async fn a_subscription_that_stalls_is_renewed() {
     const RECOVERY_LIMIT: Duration = Duration::from_secs(10);
-    let redis: SocketAddr = REDIS_ADDR.parse().expect("a socket address");
-    let proxy = StallingProxy::start(redis).await;
-    // Node 1 reaches Redis through the proxy. Leases outlast the stall,
-    // so that nobody is buried while node 1's heartbeat reconnects.
-    let mut k = 0;
-    let cluster = Cluster::new()
-        .with_nodes(2, |table| {
-            k += 1;
-            let mut table = table.replace(&format!("lease_ms = {LEASE_MS}"), "lease_ms = 10000");
-            if k == 1 {
-                table = table.replace(REDIS_ADDR, &proxy.addr.to_string());
-            }
-            chains::with_extra(&table, &[])
-        })
-        .await;
+    // Leases outlast the stall, so that nobody is buried while node 1's
+    // heartbeat reconnects.
+    let (proxy, cluster) = two_nodes_one_behind_a_proxy(10_000).await;
     wait_until_acquainted(&cluster).await;
     let mut a = Client::joined(cluster.node(1), "alice", "r").await;
     let mut b = Client::joined(cluster.node(2), "bob", "r").await;
@@ -2596,20 +2606,7 @@ async fn a_subscription_that_stalls_is_renewed() {
 #[tokio::test]
 async fn a_node_past_its_lease_refuses_new_clients_until_redis_answers() {
     const LIMIT: Duration = Duration::from_secs(10);
-    let redis: SocketAddr = REDIS_ADDR.parse().expect("a socket address");
-    let proxy = StallingProxy::start(redis).await;
-    let mut k = 0;
-    let cluster = Cluster::new()
-        .with_nodes(2, |table| {
-            k += 1;
-            let table = if k == 1 {
-                table.replace(REDIS_ADDR, &proxy.addr.to_string())
-            } else {
-                table.to_owned()
-            };
-            chains::with_extra(&table, &[])
-        })
-        .await;
+    let (proxy, cluster) = two_nodes_one_behind_a_proxy(LEASE_MS).await;
     wait_until_acquainted(&cluster).await;
     let addr = cluster.node(1).addr();
     let upgrade = || upgrade_request("GET", "/ws", addr);
