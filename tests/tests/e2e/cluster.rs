@@ -1521,6 +1521,20 @@ impl Side {
     }
 }
 
+/// Alice on node 1 (which then owns room `r`) and Bob on node 2, in `r`,
+/// after one relay each way (tagged `before`, which each side has got).
+async fn relaying_across(cluster: &Cluster) -> (Side, Side) {
+    let (mut a, mut b) = pair_across(cluster.node(1), cluster.node(2), "r").await;
+    relay_both_ways(&mut a, &mut b, "before").await;
+    let (a_id, b_id) = (a.client_id.clone(), b.client_id.clone());
+    let side = |client, peer| Side {
+        client,
+        peer,
+        got: vec!["before".to_owned()],
+    };
+    (side(a, b_id), side(b, a_id))
+}
+
 /// Sends probes each way, one every 100 ms, until each way has delivered
 /// one: how long after `since` each way flowed again (Alice's to Bob's,
 /// Bob's to Alice's), and how many probes went at most. Fails the test if
@@ -1627,21 +1641,8 @@ async fn a_redis_restart_drops_no_client() {
         .await;
     wait_until_acquainted(&cluster).await;
     // Alice joins first: node 1 owns the room, Bob's events go there.
-    let mut a = Client::joined(cluster.node(1), "alice", "r").await;
-    let mut b = Client::joined(cluster.node(2), "bob", "r").await;
-    a.expect_event("room:peer-joined").await;
-    relay_both_ways(&mut a, &mut b, "before").await;
-    let (a_id, b_id) = (a.client_id.clone(), b.client_id.clone());
-    let mut a = Side {
-        client: a,
-        peer: b_id.clone(),
-        got: vec!["before".to_owned()],
-    };
-    let mut b = Side {
-        client: b,
-        peer: a_id.clone(),
-        got: vec!["before".to_owned()],
-    };
+    let (mut a, mut b) = relaying_across(&cluster).await;
+    let (a_id, b_id) = (b.peer.clone(), a.peer.clone());
 
     // Down for about a second, with relays sent meanwhile each way.
     redis.kill().await;
@@ -2568,21 +2569,7 @@ async fn a_subscription_that_stalls_is_renewed() {
     // heartbeat reconnects.
     let (proxy, cluster) = two_nodes_one_behind_a_proxy(10_000).await;
     wait_until_acquainted(&cluster).await;
-    let mut a = Client::joined(cluster.node(1), "alice", "r").await;
-    let mut b = Client::joined(cluster.node(2), "bob", "r").await;
-    a.expect_event("room:peer-joined").await;
-    relay_both_ways(&mut a, &mut b, "before").await;
-    let (a_id, b_id) = (a.client_id.clone(), b.client_id.clone());
-    let mut a = Side {
-        client: a,
-        peer: b_id,
-        got: vec!["before".to_owned()],
-    };
-    let mut b = Side {
-        client: b,
-        peer: a_id,
-        got: vec!["before".to_owned()],
-    };
+    let (mut a, mut b) = relaying_across(&cluster).await;
 
     proxy.stall();
     let stalled = Instant::now();
