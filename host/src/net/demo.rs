@@ -52,15 +52,14 @@ impl Demo {
     /// The answer to a request for `path`, or `None` when the demo has
     /// nothing there.
     pub(crate) fn respond(&self, method: &Method, path: &str) -> Option<Response<Body>> {
-        let content = if path == TOKEN_PATH {
-            None
-        } else {
-            Some(FILES.iter().find(|(at, ..)| *at == path)?)
-        };
+        let file = FILES.iter().find(|(at, ..)| *at == path);
+        if file.is_none() && path != TOKEN_PATH {
+            return None;
+        }
         if method != Method::GET {
             return Some(method_not_allowed());
         }
-        Some(match content {
+        Some(match file {
             Some((_, content_type, body)) => ok(content_type, Bytes::from_static(body.as_bytes())),
             None => self.token(),
         })
