@@ -98,14 +98,21 @@ async fn the_example_plugins_are_built_in_and_enabled_by_name() {
 // ---------------------------------------------------------------------------
 // chat
 //
-// One set of scenarios, run against both builds of the same behaviour: the
-// Rust plugin (plugins/chat) and the JavaScript one (plugins-js/chat, on the
-// JS guest SDK), so neither can drift from the other.
+// One set of scenarios, run against each build of the same behaviour: the
+// Rust plugin (plugins/chat), the JavaScript one (plugins-js/chat, on the
+// JS guest SDK) and the Python one (plugins-py/chat, on the Python guest
+// SDK), so none can drift from the others.
 
 /// The JavaScript chat's component, built by `scripts/build-js-plugins`.
 const CHAT_JS_WASM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../plugins-js/chat/dist/chat.wasm"
+);
+
+/// The Python chat's component, built by `scripts/build-py-plugins`.
+const CHAT_PY_WASM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../plugins-py/chat/dist/chat.wasm"
 );
 
 /// The first start of a server with the JavaScript chat, which compiles the
@@ -114,27 +121,41 @@ const CHAT_JS_WASM: &str = concat!(
 /// instead of compiling it at once, each on its own.
 static CHAT_JS_COMPILED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
+/// The same for the Python chat's 18 MB component (about 7 s to compile).
+static CHAT_PY_COMPILED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
 #[derive(Clone, Copy)]
 enum ChatBuild {
     Rust,
     Js,
+    Py,
+}
+
+/// `path`, which `script` builds, or a failure that says to run it.
+fn built(path: &'static str, script: &str) -> &'static str {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} is missing: run {script}"
+    );
+    path
 }
 
 /// A server with the default chain and this build of `chat`.
 async fn chat_server(build: ChatBuild) -> Server {
-    let path = match build {
-        ChatBuild::Rust => CHAT_WASM,
-        ChatBuild::Js => {
-            assert!(
-                std::path::Path::new(CHAT_JS_WASM).exists(),
-                "{CHAT_JS_WASM} is missing: run scripts/build-js-plugins"
-            );
-            CHAT_JS_WASM
-        }
+    let (path, compiled) = match build {
+        ChatBuild::Rust => (CHAT_WASM, None),
+        ChatBuild::Js => (
+            built(CHAT_JS_WASM, "scripts/build-js-plugins"),
+            Some(&CHAT_JS_COMPILED),
+        ),
+        ChatBuild::Py => (
+            built(CHAT_PY_WASM, "scripts/build-py-plugins"),
+            Some(&CHAT_PY_COMPILED),
+        ),
     };
     let config = chains::with_extra("", &[from_file("chat", path)]);
-    if let ChatBuild::Js = build {
-        CHAT_JS_COMPILED
+    if let Some(compiled) = compiled {
+        compiled
             .get_or_init(|| async {
                 let server = Server::builder(&config)
                     .startup_timeout(Duration::from_secs(300))
@@ -147,8 +168,8 @@ async fn chat_server(build: ChatBuild) -> Server {
     Server::start(&config).await
 }
 
-/// Each scenario as a test against each build: `chat_rust::NAME` and
-/// `chat_js::NAME`.
+/// Each scenario as a test against each build: `chat_rust::NAME`,
+/// `chat_js::NAME` and `chat_py::NAME`.
 macro_rules! chat_scenarios {
     ($($scenario:ident),+ $(,)?) => {
         mod chat_rust {
@@ -165,6 +186,15 @@ macro_rules! chat_scenarios {
                 #[tokio::test]
                 async fn $scenario() {
                     super::$scenario(super::ChatBuild::Js).await;
+                }
+            )+
+        }
+
+        mod chat_py {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::ChatBuild::Py).await;
                 }
             )+
         }
