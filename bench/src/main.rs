@@ -44,6 +44,11 @@ enum Command {
         /// Messages in flight per client when unbounded.
         #[arg(long, default_value_t = 32)]
         window: u64,
+        /// Unbounded: messages each client sends before it stops (the run
+        /// still ends at `--duration`). For instruction counts per message
+        /// under callgrind, where the server's speed is not the point.
+        #[arg(long)]
+        messages: Option<u64>,
         /// The server's pid, to report its CPU time per message; once per
         /// node of a cluster, for their sum.
         #[arg(long)]
@@ -133,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             duration,
             rate,
             window,
+            messages,
             pid,
         } => {
             let args = relay::Args {
@@ -141,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: seconds(duration)?,
                 rate,
                 window,
+                messages,
             };
             let mut connectors = Vec::with_capacity(cli.url.len());
             for url in &cli.url {

@@ -34,6 +34,11 @@ pub struct Args {
     pub rate: Option<f64>,
     /// Messages a client may have in flight in unbounded mode.
     pub window: u64,
+    /// Unbounded mode: each client stops after sending this many, or at
+    /// the end of `duration`, whichever comes first. A fixed count makes
+    /// runs under an instruction counter (callgrind) comparable between
+    /// servers, whatever their speed.
+    pub messages: Option<u64>,
 }
 
 /// One sender's window: how many it sent, how many arrived.
@@ -178,14 +183,18 @@ fn message(prefix: &str) -> Message {
 }
 
 enum Pace {
-    Windowed(u64),
+    /// Messages in flight, and how many to send in all.
+    Windowed { window: u64, messages: Option<u64> },
     /// Period, and the first send's offset so clients do not tick together.
     Rate(Duration, Duration),
 }
 
 fn pace(args: &Args, index: usize, clients: usize) -> Pace {
     match args.rate {
-        None => Pace::Windowed(args.window.max(1)),
+        None => Pace::Windowed {
+            window: args.window.max(1),
+            messages: args.messages,
+        },
         Some(rate) => {
             let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
             Pace::Rate(period, period.mul_f64(index as f64 / clients as f64))
@@ -210,8 +219,9 @@ async fn send(
         return Some(sink);
     }
     let result = match pace {
-        Pace::Windowed(window) => {
-            send_windowed(&mut sink, me, &targets, window, deadline, &shared).await
+        Pace::Windowed { window, messages } => {
+            let until = Until { messages, deadline };
+            send_windowed(&mut sink, me, &targets, window, until, &shared).await
         }
         Pace::Rate(period, offset) => {
             send_paced(&mut sink, me, &targets, period, offset, deadline, &shared).await
@@ -226,6 +236,13 @@ async fn send(
     }
 }
 
+/// When a windowed sender stops: at the deadline, or once it has sent
+/// `messages`.
+struct Until {
+    messages: Option<u64>,
+    deadline: Instant,
+}
+
 /// Keeps `window` messages in flight: fills it, flushes once, and waits
 /// for deliveries to open it again.
 async fn send_windowed(
@@ -233,21 +250,26 @@ async fn send_windowed(
     me: usize,
     targets: &[String],
     window: u64,
-    deadline: Instant,
+    until: Until,
     shared: &Shared,
 ) -> anyhow::Result<()> {
     let flow = &shared.flows[me];
     let mut turn = 0;
-    while Instant::now() < deadline {
-        let in_flight = flow.sent.load(Ordering::Relaxed) - flow.delivered.load(Ordering::Relaxed);
+    while Instant::now() < until.deadline {
+        let sent = flow.sent.load(Ordering::Relaxed);
+        let left = until.messages.map_or(u64::MAX, |n| n.saturating_sub(sent));
+        if left == 0 {
+            break;
+        }
+        let in_flight = sent - flow.delivered.load(Ordering::Relaxed);
         if in_flight >= window {
             tokio::select! {
                 _ = flow.arrived.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(until.deadline) => {}
             }
             continue;
         }
-        for _ in in_flight..window {
+        for _ in 0..(window - in_flight).min(left) {
             sink.feed(message(&targets[turn % targets.len()])).await?;
             flow.sent.fetch_add(1, Ordering::Relaxed);
             turn += 1;

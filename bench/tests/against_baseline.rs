@@ -42,6 +42,7 @@ async fn relay_windowed_and_paced_deliver_everything() {
             duration: Duration::from_millis(300),
             rate,
             window: 8,
+            messages: None,
         };
         let report = relay::run(
             std::slice::from_ref(&connector),
@@ -55,6 +56,27 @@ async fn relay_windowed_and_paced_deliver_everything() {
         assert!(count(&report, "delivered") > 0, "{}", report.json);
         assert_eq!(count(&report, "undelivered"), 0, "{}", report.json);
     }
+}
+
+/// A message count ends each client's sending well before the duration
+/// does, with every message sent and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_with_a_message_count_sends_exactly_that_many() {
+    let connector = baseline().await;
+    let args = relay::Args {
+        rooms: 2,
+        clients_per_room: 2,
+        duration: Duration::from_secs(600),
+        rate: None,
+        window: 4,
+        messages: Some(25),
+    };
+    let report = relay::run(std::slice::from_ref(&connector), &args, &[])
+        .await
+        .unwrap();
+    assert_eq!(count(&report, "errors"), 0, "{}", report.json);
+    assert_eq!(count(&report, "sent"), 4 * 25, "{}", report.json);
+    assert_eq!(count(&report, "delivered"), 4 * 25, "{}", report.json);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +161,7 @@ async fn a_wrong_secret_fails_setup_with_the_reason() {
         duration: Duration::from_millis(50),
         rate: None,
         window: 1,
+        messages: None,
     };
     let error = relay::run(std::slice::from_ref(&wrong), &args, &[])
         .await
