@@ -85,12 +85,12 @@ class Instance:
 
 def flush() -> None:
     """Python buffers stdout when it is not a terminal, and the host logs a
-    plugin's output once each call is over: flushing here makes a
-    ``print`` land with the call that wrote it."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            # A closed stream, or a host that takes nothing: the output is
-            # lost either way, and the call goes on.
-            pass
+    plugin's output once each call is over: flushing here makes a ``print``
+    land with the call that wrote it. (stderr is line-buffered, and the
+    SDK's report of a failure ends its lines.)"""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        # A closed stream, or a host that takes nothing: the output is
+        # lost either way, and the call goes on.
+        pass

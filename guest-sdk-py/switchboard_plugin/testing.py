@@ -49,7 +49,7 @@ _EVENT_NAME = re.compile(r"[a-z0-9:._-]{1,64}")
 _CLIENT_ID = re.compile(r"[0-9a-f]{16}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Sent:
     """One message queued for a client, its data parsed back from JSON."""
 
@@ -58,7 +58,7 @@ class Sent:
     data: Json
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Timer:
     room: RoomId
     delay_ms: int
@@ -99,7 +99,7 @@ class TestHost:
     def connect(self, client: ClientId) -> ClientInfo:
         """A connected client that has not authenticated yet."""
         self._clients[client] = ClientInfo(client)
-        return self._clients[client]
+        return self.client(client)
 
     def add_client(self, client: ClientId, user_id: str) -> ClientInfo:
         """A connected client authenticated as ``user_id``, with no role or
@@ -116,14 +116,15 @@ class TestHost:
             room_claim=identity.room_claim,
         )
         self._clients[client] = info
-        return info
+        return replace(info)
 
     def client(self, client: ClientId) -> ClientInfo:
-        """The client as the host sees it now, as a plugin call gets it."""
+        """The client as the host sees it now, as a plugin call gets it: a
+        copy, as the host's is."""
         info = self._clients.get(client)
         if info is None:
             raise KeyError(f"TestHost: unknown client {client!r}")
-        return info
+        return replace(info)
 
     def relay(self, sender: ClientId, event: RelayEvent, to: ClientId, data: str) -> Relay:
         """A relay event from ``sender`` to ``to`` as the real host describes
@@ -213,7 +214,7 @@ class TestHost:
             "peer": {"clientId": client, "userId": info.user_id, "metadata": metadata},
         }
         self.broadcast(room, "room:peer-joined", notice, client)
-        return list(others)
+        return [replace(peer) for peer in others]
 
     def leave_room(self, client: ClientId) -> Optional[RoomId]:
         info = self._clients.get(client)
@@ -233,10 +234,11 @@ class TestHost:
         return room
 
     def room_members(self, room: RoomId) -> List[Peer]:
-        return list(self._rooms.get(room, []))
+        return [replace(peer) for peer in self._rooms.get(room, [])]
 
     def client_info(self, client: ClientId) -> Optional[ClientInfo]:
-        return self._clients.get(client)
+        info = self._clients.get(client)
+        return None if info is None else replace(info)
 
     def kv_get(self, room: RoomId, key: str) -> Optional[str]:
         return self._storage.get(room, {}).get(key)

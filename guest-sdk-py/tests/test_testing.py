@@ -131,7 +131,7 @@ class TestHostTest(unittest.TestCase):
         self.assertEqual(host.logs(), [(LogLevel.WARN, "careful")])
         self.assertEqual(host.now(), 42)
 
-    def test_authenticate_replaces_the_identity(self) -> None:
+    def test_authenticate_replaces_the_identity_and_a_client_is_a_copy(self) -> None:
         host = TestHost()
         host.connect("c1")
         self.assertEqual(
@@ -142,6 +142,10 @@ class TestHostTest(unittest.TestCase):
             host.authenticate("c1", Identity("v", room_claim="r")),
             ClientInfo("c1", user_id="v", room_claim="r"),
         )
+        # What a call gets is a copy, as the host's is.
+        seen = host.client("c1")
+        seen.room = "elsewhere"
+        self.assertIsNone(host.client("c1").room)
         with self.assertRaisesRegex(KeyError, "unknown client"):
             host.client("nobody")
 
