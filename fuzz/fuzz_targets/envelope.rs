@@ -216,7 +216,7 @@ fn check_accepted(envelope: &Accepted) {
 /// Normalised data as an object.
 fn object(data: &Normalized) -> Map<String, Value> {
     match data {
-        Normalized::Relay(relay) => serde_json::from_str(relay.json()).expect("relay data is JSON"),
+        Normalized::Relay(relay) => serde_json::from_str(&relay.data()).expect("relay data is JSON"),
         Normalized::Object(Value::Object(object)) => object.clone(),
         Normalized::Object(other) => panic!("normalised data is not an object: {other}"),
     }

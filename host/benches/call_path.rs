@@ -31,6 +31,7 @@ use switchboard::{
     App, ClientIds, CompileCache, Conn, Inbox, Loader, Outbound, Plugin, PluginSource, QueueLimits,
     Relay, default_cache_dir, queue,
 };
+use switchboard_protocol::schema;
 use switchboard_vocab::RelayEvent;
 
 /// What the load generator sends (`switchboard-bench relay`), `to` aside.
@@ -149,6 +150,7 @@ fn signaling(c: &mut Criterion) {
         .client_info(fixture.sender.id())
         .expect("the sender is connected");
     let data = fixture.normalized_data();
+    let relay_data = schema::read_relay("ice:candidate", &data).expect("relay data");
     let relay = Relay {
         event: RelayEvent::IceCandidate,
         sender: fixture.sender.id(),
@@ -158,7 +160,7 @@ fn signaling(c: &mut Criterion) {
     let warm = fixture.signaling();
     let mut group = c.benchmark_group("signaling");
     group.bench_function("on_relay", |b| {
-        b.iter(|| black_box(warm.on_relay(&relay, &data).unwrap()))
+        b.iter(|| black_box(warm.on_relay(&relay, &relay_data).unwrap()))
     });
     // The general call, with the client's record and the data as strings,
     // for comparison (the plugin passes: it declares only relay events).
@@ -176,7 +178,7 @@ fn signaling(c: &mut Criterion) {
         .unwrap();
     fresh.retire();
     group.bench_function("on_relay_fresh_instance", |b| {
-        b.iter(|| black_box(fresh.on_relay(&relay, &data).unwrap()))
+        b.iter(|| black_box(fresh.on_relay(&relay, &relay_data).unwrap()))
     });
     group.finish();
 }

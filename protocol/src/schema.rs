@@ -3,7 +3,9 @@
 //! forwarded, and plugins get data they need not re-check.
 
 use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Number, Value};
 
@@ -13,8 +15,8 @@ use switchboard_vocab::event::{
     SESSION_RESUME,
 };
 
-use crate::envelope::{Data, write_json_str};
-use crate::ids::{RoomId, char_len};
+use crate::envelope::{Data, Frame, write_json_str};
+use crate::ids::{ClientId, RoomId, char_len};
 
 /// Events a client may send before it is authenticated.
 pub fn allowed_before_auth(event: &str) -> bool {
@@ -74,55 +76,109 @@ pub enum Normalized {
     Object(Value),
 }
 
-/// The data of a relay event, written once as JSON text: plugins get it as
-/// it is, and the target gets the same payload with `from` in place of `to`,
-/// without the host reading or writing it again.
+/// The data of a relay event, read once: the client it names, and `to`
+/// and the payload fields written once as JSON text. The sender's plugins
+/// get the data from that text on request, and the target gets a frame
+/// with `from` in place of `to` written straight from it, without the
+/// host reading or writing the payload again.
 #[derive(Debug, PartialEq)]
 pub struct Relay {
     pub event: RelayEvent,
-    /// `data.to`, a non-empty string.
-    pub to: String,
-    /// `{"to":…,` then the payload fields, then `}`.
-    json: String,
-    /// Where the payload fields are in `json`.
-    payload: std::ops::Range<usize>,
+    /// The client `data.to` names, if it is a client id at all.
+    pub target: Option<ClientId>,
+    /// `to` as a JSON string, then the payload fields (`"sdp":…` or
+    /// `"candidate":{…}`).
+    text: String,
+    /// Where `to` ends in `text`.
+    to_end: usize,
 }
 
 impl Relay {
-    /// The JSON text of the normalised data.
-    pub fn json(&self) -> &str {
-        &self.json
+    /// Appends the normalised data, `{"to":…,` then the payload fields.
+    pub fn write_data(&self, out: &mut String) {
+        out.push_str(r#"{"to":"#);
+        out.push_str(&self.text[..self.to_end]);
+        out.push(',');
+        out.push_str(&self.text[self.to_end..]);
+        out.push('}');
     }
 
-    /// The JSON text of the data its target gets: `to` replaced by `from`.
-    pub fn forwarded(&self, from: &str) -> String {
-        let payload = &self.json[self.payload.clone()];
-        let mut out = String::with_capacity(payload.len() + from.len() + 16);
-        out.push_str(r#"{"from":"#);
-        write_json_str(&mut out, from);
-        out.push(',');
-        out.push_str(payload);
-        out.push('}');
+    /// The JSON text of the normalised data.
+    pub fn data(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 8);
+        self.write_data(&mut out);
         out
     }
 
-    /// Writes `{"to":…}` and then the payload fields with `fields`, which
-    /// starts each with its key and a comma before every field but the
-    /// first.
-    fn write(event: RelayEvent, to: &str, fields: impl FnOnce(&mut String)) -> Relay {
-        let mut json = String::with_capacity(256);
-        json.push_str(r#"{"to":"#);
-        write_json_str(&mut json, to);
-        json.push(',');
-        let start = json.len();
-        fields(&mut json);
-        let payload = start..json.len();
-        json.push('}');
+    /// The frame its target gets: the event, with `from` in place of `to`
+    /// in its data: what [`crate::envelope::frame_json`] writes for that data.
+    pub fn frame(&self, from: ClientId) -> Frame {
+        let event = self.event.as_str();
+        let payload = &self.text[self.to_end..];
+        let mut out = String::with_capacity(payload.len() + event.len() + 48);
+        // Event names and client ids need no escaping.
+        out.push_str(r#"{"event":""#);
+        out.push_str(event);
+        out.push_str(r#"","data":{"from":""#);
+        from.push_hex(&mut out);
+        out.push_str(r#"","#);
+        out.push_str(payload);
+        out.push_str("}}");
+        out.into()
+    }
+
+    /// Writes `to` and then the payload fields with `fields`, which starts
+    /// each with its key and a comma before every field but the first.
+    fn write(event: RelayEvent, to: Text, fields: impl FnOnce(&mut String)) -> Relay {
+        let mut text = String::with_capacity(256);
+        to.write(&mut text);
+        let to_end = text.len();
+        fields(&mut text);
         Relay {
             event,
-            to: to.to_owned(),
-            json,
-            payload,
+            target: ClientId::parse(to.as_str()),
+            text,
+            to_end,
+        }
+    }
+}
+
+/// A string about to be written as JSON: read from a message without
+/// escapes, in which case it is written as it came, or any other.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    /// Exactly the characters between the quotes in the input: serde_json
+    /// borrows a string only when it has no escapes, and refuses control
+    /// characters, so it needs none.
+    Unescaped(&'a str),
+    Any(&'a str),
+}
+
+impl<'a> From<&'a Cow<'_, str>> for Text<'a> {
+    fn from(text: &'a Cow<'_, str>) -> Text<'a> {
+        match text {
+            Cow::Borrowed(text) => Text::Unescaped(text),
+            Cow::Owned(text) => Text::Any(text),
+        }
+    }
+}
+
+impl<'a> Text<'a> {
+    fn as_str(self) -> &'a str {
+        match self {
+            Text::Unescaped(text) | Text::Any(text) => text,
+        }
+    }
+
+    /// Appends it as a JSON string.
+    fn write(self, out: &mut String) {
+        match self {
+            Text::Unescaped(text) => {
+                out.push('"');
+                out.push_str(text);
+                out.push('"');
+            }
+            Text::Any(text) => write_json_str(out, text),
         }
     }
 }
@@ -165,69 +221,181 @@ fn room_join(data: &Map<String, Value>) -> Result<Map<String, Value>, String> {
 }
 
 /// Reads a relay event's `data` in the shape clients send it (the fields
-/// PROTOCOL.md names and no others, each of its type, none null) straight
-/// into its normalised form, without building a `Value` first: this is
-/// every relayed message's path. Anything else is `None`, and
-/// [`normalize`] reads it and says what is wrong.
+/// PROTOCOL.md names and no others, each once and of its type, none null)
+/// straight into its normalised form, without building a `Value` first.
+/// Anything else is `None`, and [`normalize`] reads it and says what is
+/// wrong. (Inside a whole message, [`crate::envelope::Envelope::parse`]
+/// reads the data in the same pass as the envelope.)
 pub fn read_relay(event: &str, data: &str) -> Option<Relay> {
-    match RelayEvent::parse(event)? {
-        RelayEvent::IceCandidate => {
-            let data: IceData = serde_json::from_str(data).ok()?;
-            let candidate = &data.candidate;
+    let event = RelayEvent::parse(event)?;
+    relay(event, serde_json::from_str(data).ok()?)
+}
+
+/// The normalised form of relay data read in its usual shape, if it
+/// follows the event's schema.
+pub(crate) fn relay(event: RelayEvent, data: RelayFields) -> Option<Relay> {
+    let to = data.to.as_ref().filter(|to| !to.is_empty())?;
+    let to = Text::from(to);
+    match (event, data.sdp, data.candidate) {
+        (RelayEvent::IceCandidate, None, Some(candidate)) => {
+            let text = Text::from(candidate.candidate.as_ref()?);
             let index = candidate.sdp_m_line_index.as_ref();
-            if data.to.is_empty() || index.is_some_and(|n| !is_integer(n)) {
+            if index.is_some_and(|n| !is_integer(n)) {
                 return None;
             }
             let optional = [
-                candidate.sdp_mid.as_deref().map(Scalar::Str),
+                candidate
+                    .sdp_mid
+                    .as_ref()
+                    .map(|t| Scalar::Str(Text::from(t))),
                 index.map(Scalar::Number),
-                candidate.username_fragment.as_deref().map(Scalar::Str),
+                candidate
+                    .username_fragment
+                    .as_ref()
+                    .map(|t| Scalar::Str(Text::from(t))),
             ];
-            Some(candidate_relay(&data.to, &candidate.candidate, optional))
+            Some(candidate_relay(to, text, optional))
         }
-        sdp_event => {
-            let data: SdpData = serde_json::from_str(data).ok()?;
-            let valid = !data.to.is_empty() && !data.sdp.is_empty();
-            valid.then(|| sdp_relay(sdp_event, &data.to, &data.sdp))
+        (RelayEvent::SdpOffer | RelayEvent::SdpAnswer, Some(sdp), None) if !sdp.is_empty() => {
+            Some(sdp_relay(event, to, Text::from(&sdp)))
         }
+        _ => None,
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SdpData<'a> {
-    #[serde(borrow)]
-    to: Cow<'a, str>,
-    #[serde(borrow)]
-    sdp: Cow<'a, str>,
+/// A relay event's `data` as clients send it: `to`, and `sdp` or
+/// `candidate`. Read by hand rather than derived: a derived struct also
+/// reads a JSON array, where PROTOCOL.md wants an object.
+pub(crate) struct RelayFields<'a> {
+    to: Option<Cow<'a, str>>,
+    sdp: Option<Cow<'a, str>>,
+    candidate: Option<IceCandidate<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IceData<'a> {
-    #[serde(borrow)]
-    to: Cow<'a, str>,
-    #[serde(borrow)]
-    candidate: IceCandidate<'a>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Default)]
 struct IceCandidate<'a> {
-    #[serde(borrow)]
-    candidate: Cow<'a, str>,
-    #[serde(borrow, default, deserialize_with = "not_null")]
+    candidate: Option<Cow<'a, str>>,
     sdp_mid: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "not_null")]
     sdp_m_line_index: Option<Number>,
-    #[serde(borrow, default, deserialize_with = "not_null")]
     username_fragment: Option<Cow<'a, str>>,
 }
 
-/// An optional field that is present; a `null` fails the read, because
-/// [`normalize`] keeps it as `null` where `Option` would drop it.
-fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum RelayKey {
+    To,
+    Sdp,
+    Candidate,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum CandidateKey {
+    Candidate,
+    SdpMid,
+    #[serde(rename = "sdpMLineIndex")]
+    SdpMLineIndex,
+    UsernameFragment,
+}
+
+impl<'de> Deserialize<'de> for RelayFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RelayFields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("relay data")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut to, mut sdp, mut candidate) = (None, None, None);
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        RelayKey::To => once(&mut to, map.next_value::<Borrowed>()?.0)?,
+                        RelayKey::Sdp => once(&mut sdp, map.next_value::<Borrowed>()?.0)?,
+                        RelayKey::Candidate => once(&mut candidate, map.next_value()?)?,
+                    }
+                }
+                Ok(RelayFields { to, sdp, candidate })
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for IceCandidate<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = IceCandidate<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an ICE candidate")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = IceCandidate::default();
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        CandidateKey::Candidate => {
+                            once(&mut out.candidate, map.next_value::<Borrowed>()?.0)?;
+                        }
+                        CandidateKey::SdpMid => {
+                            once(&mut out.sdp_mid, map.next_value::<Borrowed>()?.0)?;
+                        }
+                        CandidateKey::SdpMLineIndex => {
+                            once(&mut out.sdp_m_line_index, map.next_value()?)?;
+                        }
+                        CandidateKey::UsernameFragment => {
+                            once(&mut out.username_fragment, map.next_value::<Borrowed>()?.0)?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// Fills a field read from a map; a repeated key fails the read (the
+/// general reading keeps the last, and says so).
+pub(crate) fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+    match slot.replace(value) {
+        None => Ok(()),
+        Some(_) => Err(E::custom("repeated key")),
+    }
+}
+
+/// A string, borrowed from the input when it has no escapes. (`Cow<str>`
+/// itself always copies when read by hand.)
+pub(crate) struct Borrowed<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Chars;
+        impl<'de> Visitor<'de> for Chars {
+            type Value = Borrowed<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Chars)
+    }
 }
 
 fn is_integer(number: &Number) -> bool {
@@ -237,13 +405,13 @@ fn is_integer(number: &Number) -> bool {
 fn sdp(event: RelayEvent, data: &Map<String, Value>) -> Result<Relay, String> {
     let to = non_empty_str(data, "to")?;
     let sdp = non_empty_str(data, "sdp")?;
-    Ok(sdp_relay(event, to, sdp))
+    Ok(sdp_relay(event, Text::Any(to), Text::Any(sdp)))
 }
 
-fn sdp_relay(event: RelayEvent, to: &str, sdp: &str) -> Relay {
+fn sdp_relay(event: RelayEvent, to: Text, sdp: Text) -> Relay {
     Relay::write(event, to, |out| {
         out.push_str(r#""sdp":"#);
-        write_json_str(out, sdp);
+        sdp.write(out);
     })
 }
 
@@ -264,7 +432,7 @@ const OPTIONAL_CANDIDATE_FIELDS: [(&str, &str, IsKind); 3] = [
 #[derive(Clone, Copy)]
 enum Scalar<'a> {
     Null,
-    Str(&'a str),
+    Str(Text<'a>),
     Number(&'a Number),
 }
 
@@ -282,21 +450,21 @@ fn ice_candidate(data: &Map<String, Value>) -> Result<Relay, String> {
         };
         *scalar = Some(match value {
             Value::Null => Scalar::Null,
-            Value::String(text) if valid(value) => Scalar::Str(text),
+            Value::String(text) if valid(value) => Scalar::Str(Text::Any(text)),
             Value::Number(number) if valid(value) => Scalar::Number(number),
             _ => return Err(format!("`candidate.{key}` must be {kind} or null")),
         });
     }
-    Ok(candidate_relay(to, text, optional))
+    Ok(candidate_relay(Text::Any(to), Text::Any(text), optional))
 }
 
 /// An ICE candidate's relay data: the optional fields that are present
 /// (`optional` follows [`OPTIONAL_CANDIDATE_FIELDS`]), in the order
 /// PROTOCOL.md lists them.
-fn candidate_relay(to: &str, text: &str, optional: [Option<Scalar>; 3]) -> Relay {
+fn candidate_relay(to: Text, text: Text, optional: [Option<Scalar>; 3]) -> Relay {
     Relay::write(RelayEvent::IceCandidate, to, |out| {
         out.push_str(r#""candidate":{"candidate":"#);
-        write_json_str(out, text);
+        text.write(out);
         for ((key, ..), scalar) in OPTIONAL_CANDIDATE_FIELDS.iter().zip(optional) {
             let Some(scalar) = scalar else { continue };
             out.push_str(",\"");
@@ -304,8 +472,11 @@ fn candidate_relay(to: &str, text: &str, optional: [Option<Scalar>; 3]) -> Relay
             out.push_str("\":");
             match scalar {
                 Scalar::Null => out.push_str("null"),
-                Scalar::Str(text) => write_json_str(out, text),
-                Scalar::Number(number) => out.push_str(&number.to_string()),
+                Scalar::Str(text) => text.write(out),
+                // Into the frame's own buffer: `to_string` would allocate.
+                Scalar::Number(number) => {
+                    let _ = write!(out, "{number}");
+                }
             }
         }
         out.push('}');
@@ -360,6 +531,15 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// The data of the frame `relay`'s target gets from client 1.
+    fn forwarded(relay: &Relay) -> Value {
+        let frame = parse(&relay.frame(ClientId::from_u64(1)));
+        assert_eq!(frame["event"], relay.event.as_str());
+        frame["data"].clone()
+    }
+
+    const SENDER: &str = "0000000000000001";
+
     #[test]
     fn join_keeps_room_and_metadata_only() {
         let out = object(ROOM_JOIN, json!({"roomId":"a","metadata":{"x":1},"y":2}));
@@ -373,14 +553,14 @@ mod tests {
     fn candidate_fields_are_checked_and_trimmed() {
         let data = json!({"to":"p","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0,"zz":1},"q":1});
         let out = relay(ICE_CANDIDATE, data);
-        assert_eq!(out.to, "p");
+        assert_eq!(out.target, None);
         assert_eq!(
-            parse(out.json()),
+            parse(&out.data()),
             json!({"to":"p","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
         );
         assert_eq!(
-            parse(&out.forwarded("me")),
-            json!({"from":"me","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
+            forwarded(&out),
+            json!({"from":SENDER,"candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":0}})
         );
         assert!(normalize(ICE_CANDIDATE, map(json!({"to":"p","candidate":{}}))).is_err());
         let bad_index = json!({"to":"p","candidate":{"candidate":"c","sdpMLineIndex":1.5}});
@@ -397,6 +577,13 @@ mod tests {
             (r#"{"to":"p","sdp":"v","x":1}"#, false),
             (r#"{"to":"p","sdp":"v","sdp":"w"}"#, false),
             (r#"{"to":1,"sdp":"v"}"#, false),
+            (r#"{"to":null,"sdp":"v"}"#, false),
+            (
+                r#"{"to":"p","sdp":"v","candidate":{"candidate":"c"}}"#,
+                false,
+            ),
+            // A derived struct reads an array in field order.
+            (r#"["p","v"]"#, false),
         ];
         // The fields of `candidate`, to `p`.
         let ice = [
@@ -410,6 +597,8 @@ mod tests {
             (r#""candidate":"c","sdpMLineIndex":1.5"#, false),
             (r#""candidate":"c","sdpMLineIndex":1e2"#, false),
             (r#""candidate":"c","zz":1"#, false),
+            (r#""candidate":null"#, false),
+            (r#""candidate":"c","candidate":"d""#, false),
             ("", false),
         ];
         let ice =
@@ -423,6 +612,21 @@ mod tests {
                     ICE_CANDIDATE,
                     r#"{"to":"","candidate":{"candidate":"c"}}"#.to_owned(),
                     false,
+                ),
+                (
+                    ICE_CANDIDATE,
+                    r#"{"to":"p","candidate":["c"]}"#.to_owned(),
+                    false,
+                ),
+                (
+                    ICE_CANDIDATE,
+                    r#"{"to":"p","sdp":"v","candidate":{"candidate":"c"}}"#.to_owned(),
+                    false,
+                ),
+                (
+                    ICE_CANDIDATE,
+                    r#"{"to":"p\u00e9","candidate":{"candidate":"é \"c\""}}"#.to_owned(),
+                    true,
                 ),
                 (ROOM_JOIN, r#"{"roomId":"a"}"#.to_owned(), false),
             ]);
@@ -441,17 +645,23 @@ mod tests {
     fn sdp_needs_non_empty_to_and_sdp() {
         assert!(normalize(SDP_OFFER, map(json!({"to":"p","sdp":""}))).is_err());
         assert!(normalize(SDP_ANSWER, map(json!({"to":"","sdp":"v"}))).is_err());
-        let out = relay(SDP_OFFER, json!({"to":"p","sdp":"v","x":1}));
-        assert_eq!(parse(out.json()), json!({"to":"p","sdp":"v"}));
-        assert_eq!(parse(&out.forwarded("me")), json!({"from":"me","sdp":"v"}));
+        let out = relay(SDP_OFFER, json!({"to":"0000000000000002","sdp":"v","x":1}));
+        assert_eq!(out.target, Some(ClientId::from_u64(2)));
+        assert_eq!(
+            parse(&out.data()),
+            json!({"to":"0000000000000002","sdp":"v"})
+        );
+        assert_eq!(forwarded(&out), json!({"from":SENDER,"sdp":"v"}));
     }
 
     #[test]
     fn relayed_strings_keep_their_escapes_valid() {
         let sdp = "v=0\r\no=- \"quoted\" \\ \u{1} é";
         let out = relay(SDP_ANSWER, json!({"to":"p\"q","sdp":sdp}));
-        assert_eq!(out.to, "p\"q");
-        assert_eq!(parse(out.json()), json!({"to":"p\"q","sdp":sdp}));
-        assert_eq!(parse(&out.forwarded("f")), json!({"from":"f","sdp":sdp}));
+        assert_eq!(parse(&out.data()), json!({"to":"p\"q","sdp":sdp}));
+        assert_eq!(forwarded(&out), json!({"from":SENDER,"sdp":sdp}));
+        let escaped = r#"{"to":"p\"q","sdp":"v=0\r\no=- \"quoted\" \\ \u0001 \u00e9"}"#;
+        let read = read_relay(SDP_ANSWER, escaped).unwrap();
+        assert_eq!(read, out);
     }
 }

@@ -33,10 +33,16 @@ impl ClientId {
     /// per id.)
     pub fn to_hex(self) -> String {
         let mut id = String::with_capacity(16);
-        for shift in (0..16).rev().map(|i| 4 * i) {
-            id.push(char::from(HEX_DIGITS[(self.0 >> shift & 0xf) as usize]));
-        }
+        self.push_hex(&mut id);
         id
+    }
+
+    /// Appends the id as clients see it: the host writes one into every
+    /// relayed frame, in the frame's own buffer.
+    pub fn push_hex(self, out: &mut String) {
+        for shift in (0..16).rev().map(|i| 4 * i) {
+            out.push(char::from(HEX_DIGITS[(self.0 >> shift & 0xf) as usize]));
+        }
     }
 }
 

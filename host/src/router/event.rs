@@ -113,7 +113,7 @@ impl Router {
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
         // The client a relay event's `to` names, if it is a client id.
         let target = match &data {
-            Normalized::Relay(relay) => ClientId::parse(&relay.to),
+            Normalized::Relay(relay) => relay.target,
             Normalized::Object(_) => None,
         };
         let decided = match &data {
@@ -125,7 +125,7 @@ impl Router {
                     target,
                     same_room: info.room.is_some() && target_room == info.room,
                 };
-                run_chain(plugins, |plugin| plugin.on_relay(&call, relay.json()))
+                run_chain(plugins, |plugin| plugin.on_relay(&call, relay))
             }
             Normalized::Object(object) => {
                 let json = object.to_string();

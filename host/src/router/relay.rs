@@ -22,19 +22,17 @@ impl Router {
         let Some(target) = target else {
             return self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         };
-        let sender = from.to_string();
-        let data = match data {
-            Normalized::Relay(relay) => relay.forwarded(&sender),
+        let frame = match data {
+            Normalized::Relay(relay) => relay.frame(from),
             // A custom event a plugin chose to relay.
             Normalized::Object(mut object) => {
                 if let Some(fields) = object.as_object_mut() {
                     fields.remove("to");
-                    fields.insert("from".into(), Value::String(sender));
+                    fields.insert("from".into(), Value::String(from.to_string()));
                 }
-                object.to_string()
+                envelope::frame_json(cause.event, None, &object.to_string())
             }
         };
-        let frame = envelope::frame_json(cause.event, None, &data);
         if !self.hub.send(target, Outbound::Frame(frame)) {
             self.error(from, cause, ErrorCode::PeerNotFound, "no such peer");
         }

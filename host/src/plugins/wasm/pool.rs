@@ -25,6 +25,7 @@ use super::outcome::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, w
 use super::state::{Effect, PluginState};
 use crate::config::PluginLimits;
 use crate::metrics::CallStats;
+use crate::schema;
 use crate::state::{ClientInfo, Hub};
 
 pub struct Plugin {
@@ -131,11 +132,15 @@ impl Plugin {
         })
     }
 
-    /// `data` is the relay's normalised data, for `relay-data`.
-    pub fn on_relay(&self, relay: &Relay, data: &str) -> Result<Called<Outcome>, PluginFault> {
+    /// `data` is the relay's data, for `relay-data`.
+    pub fn on_relay(
+        &self,
+        relay: &Relay,
+        data: &schema::Relay,
+    ) -> Result<Called<Outcome>, PluginFault> {
         let relay = wit_relay(relay);
         self.call(|guest, store| {
-            store.data_mut().relay_data.push_str(data);
+            data.write_data(&mut store.data_mut().relay_data);
             let outcome = guest.call_on_relay(&mut *store, relay);
             store.data_mut().relay_data.clear();
             Ok(Outcome::try_from(outcome?)?)
@@ -323,6 +328,7 @@ mod tests {
     use crate::ids::ClientId;
     use crate::plugins::testing::load_builtin;
     use crate::plugins::{Outcome, Relay};
+    use crate::schema;
     use crate::vocab::RelayEvent;
 
     fn offer(same_room: bool) -> Relay {
@@ -345,12 +351,13 @@ mod tests {
         };
         assert!(idle(), "warmed up at load");
         let data = r#"{"to":"0000000000000002","sdp":"v=0"}"#;
-        let called = signaling.on_relay(&offer(true), data).unwrap();
+        let data = schema::read_relay("sdp:offer", data).unwrap();
+        let called = signaling.on_relay(&offer(true), &data).unwrap();
         assert!(matches!(called.value, Outcome::Deliver));
         assert!(idle(), "the instance went back to its slot");
         signaling.retire();
         assert!(!idle());
-        let called = signaling.on_relay(&offer(false), data).unwrap();
+        let called = signaling.on_relay(&offer(false), &data).unwrap();
         assert!(!matches!(called.value, Outcome::Deliver));
         assert!(!idle(), "a retired version keeps no instance");
         assert_eq!(signaling.stats.calls.load(Relaxed), 2);
