@@ -14,11 +14,16 @@ use serde_json::Value;
 use super::wasm::Plugin;
 use crate::ids::EventName;
 use crate::schema;
+use crate::vocab::RelayEvent;
 
 pub struct Chain {
     pub(crate) plugins: Vec<Arc<Plugin>>,
     /// For each declared event, the plugins that declared it, in chain order.
     routes: HashMap<String, Vec<Arc<Plugin>>>,
+    /// The routes of the relay events, by [`RelayEvent`]: every relayed
+    /// message looks its route up, and a match on the name is cheaper than
+    /// hashing it.
+    relay_routes: [Vec<Arc<Plugin>>; RelayEvent::ALL.len()],
     /// The `data` schemas of custom events, from the first plugin in the
     /// chain that gave one.
     schemas: HashMap<String, Validator>,
@@ -52,15 +57,21 @@ impl Chain {
                 }
             }
         }
+        let relay_routes =
+            RelayEvent::ALL.map(|event| routes.remove(event.as_str()).unwrap_or_default());
         Ok(Chain {
             plugins,
             routes,
+            relay_routes,
             schemas,
         })
     }
 
     /// The plugins that handle `event`, in order; empty if none declares it.
     pub(crate) fn route(&self, event: &str) -> &[Arc<Plugin>] {
+        if let Some(relay) = RelayEvent::parse(event) {
+            return &self.relay_routes[relay as usize];
+        }
         self.routes
             .get(event)
             .map(Vec::as_slice)
@@ -124,6 +135,15 @@ mod tests {
         let names: Vec<&str> = chain.route("room:join").iter().map(|p| &*p.name).collect();
         assert_eq!(names, ["room-ttl", "rooms"]);
         assert!(chain.route("sdp:offer").is_empty());
+        let chain = self::chain(&[("signaling", "{}")]).unwrap();
+        for event in RelayEvent::ALL {
+            let names: Vec<&str> = chain
+                .route(event.as_str())
+                .iter()
+                .map(|p| &*p.name)
+                .collect();
+            assert_eq!(names, ["signaling"]);
+        }
         assert!(chain.find("rooms").is_some() && chain.find("signaling").is_none());
     }
 
