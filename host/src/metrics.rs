@@ -1,12 +1,17 @@
 //! Counters for `GET /metrics`, rendered as Prometheus text. Updates are
 //! atomic adds; labelled counters take a read lock to find their slot,
 //! except for the few labels of the relay path, which have fixed slots.
+//! What every relayed message counts (its event in and out, its plugin
+//! call) is counted per thread and summed when rendered: one shared
+//! counter, written by every worker for every message, is a cache line
+//! the workers pass back and forth.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use parking_lot::RwLock;
+use thread_local::ThreadLocal;
 
 use crate::vocab::RelayEvent;
 
@@ -51,22 +56,28 @@ impl Default for Metrics {
 /// A counter family with one label.
 #[derive(Default)]
 pub(crate) struct Labelled {
-    /// Labels counted without the lock.
-    fixed: Box<[(&'static str, AtomicU64)]>,
+    /// Labels counted without the lock, per thread.
+    fixed: Box<[&'static str]>,
+    /// Each thread's counts of the `fixed` labels, in their order.
+    fixed_counts: ThreadLocal<Box<[AtomicU64]>>,
     values: RwLock<HashMap<Box<str>, AtomicU64>>,
 }
 
 impl Labelled {
     fn with_fixed(labels: &[&'static str]) -> Labelled {
         Labelled {
-            fixed: labels.iter().map(|l| (*l, AtomicU64::new(0))).collect(),
+            fixed: labels.into(),
+            fixed_counts: ThreadLocal::new(),
             values: RwLock::default(),
         }
     }
 
     pub(crate) fn inc(&self, label: &str) {
-        if let Some((_, counter)) = self.fixed.iter().find(|(fixed, _)| *fixed == label) {
-            counter.fetch_add(1, Relaxed);
+        if let Some(i) = self.fixed.iter().position(|fixed| *fixed == label) {
+            let counts = self
+                .fixed_counts
+                .get_or(|| self.fixed.iter().map(|_| AtomicU64::new(0)).collect());
+            bump(&counts[i], 1);
             return;
         }
         if let Some(counter) = self.values.read().get(label) {
@@ -85,23 +96,29 @@ impl Labelled {
             .fetch_add(1, Relaxed);
     }
 
+    /// The count of a fixed label, summed over the threads.
+    fn fixed_count(&self, i: usize) -> u64 {
+        let counts = self.fixed_counts.iter();
+        counts.map(|counts| counts[i].load(Relaxed)).sum()
+    }
+
     #[cfg(test)]
     fn get(&self, label: &str) -> u64 {
-        let fixed = self.fixed.iter().find(|(fixed, _)| *fixed == label);
-        fixed.map_or_else(
-            || self.values.read().get(label).map_or(0, |c| c.load(Relaxed)),
-            |(_, c)| c.load(Relaxed),
-        )
+        match self.fixed.iter().position(|fixed| *fixed == label) {
+            Some(i) => self.fixed_count(i),
+            None => self.values.read().get(label).map_or(0, |c| c.load(Relaxed)),
+        }
     }
 
     /// Renders the labels counted so far, sorted.
     fn render(&self, out: &mut String, name: &str, label: &str) {
         let values = self.values.read();
-        let fixed = self.fixed.iter().map(|(value, counter)| (*value, counter));
-        let dynamic = values.iter().map(|(value, counter)| (&**value, counter));
+        let fixed = (self.fixed.iter().enumerate()).map(|(i, value)| (*value, self.fixed_count(i)));
+        let dynamic = values
+            .iter()
+            .map(|(value, counter)| (&**value, counter.load(Relaxed)));
         let mut sorted: Vec<(&str, u64)> = fixed
             .chain(dynamic)
-            .map(|(value, counter)| (value, counter.load(Relaxed)))
             .filter(|(_, count)| *count > 0)
             .collect();
         sorted.sort_unstable();
@@ -119,25 +136,51 @@ pub(crate) const CALL_BUCKETS: [f64; 12] = [
 /// One plugin version's call statistics.
 #[derive(Default)]
 pub(crate) struct CallStats {
-    pub(crate) calls: AtomicU64,
+    /// Each calling thread's counts.
+    threads: ThreadLocal<Calls>,
     pub(crate) traps: AtomicU64,
     pub(crate) timeouts: AtomicU64,
-    buckets: [AtomicU64; CALL_BUCKETS.len()],
+}
+
+/// Calls made on one thread: how many, how long in all, and how many
+/// ended within each bucket's bound.
+#[derive(Default)]
+struct Calls {
+    calls: AtomicU64,
     nanos: AtomicU64,
+    buckets: [AtomicU64; CALL_BUCKETS.len()],
 }
 
 impl CallStats {
     pub(crate) fn record(&self, seconds: f64) {
-        self.calls.fetch_add(1, Relaxed);
-        self.nanos.fetch_add((seconds * 1e9) as u64, Relaxed);
+        let calls = self.threads.get_or_default();
+        bump(&calls.calls, 1);
+        bump(&calls.nanos, (seconds * 1e9) as u64);
         if let Some(i) = CALL_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            bump(&calls.buckets[i], 1);
         }
+    }
+
+    pub(crate) fn calls(&self) -> u64 {
+        self.sum(|calls| &calls.calls)
     }
 
     pub(crate) fn errors(&self) -> u64 {
         self.traps.load(Relaxed) + self.timeouts.load(Relaxed)
     }
+
+    fn sum(&self, counter: impl Fn(&Calls) -> &AtomicU64) -> u64 {
+        self.threads
+            .iter()
+            .map(|calls| counter(calls).load(Relaxed))
+            .sum()
+    }
+}
+
+/// Adds to a counter only its own thread writes: no locked instruction
+/// is needed, and readers on other threads see each store whole.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed) + n, Relaxed);
 }
 
 /// Writes one family's `# TYPE` line.
@@ -228,7 +271,7 @@ pub(crate) fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)
     let simple = [
         (
             "switchboard_plugin_calls_total",
-            (|s: &CallStats| s.calls.load(Relaxed)) as fn(&CallStats) -> u64,
+            CallStats::calls as fn(&CallStats) -> u64,
         ),
         ("switchboard_plugin_traps_total", |s| s.traps.load(Relaxed)),
         ("switchboard_plugin_timeouts_total", |s| {
@@ -251,16 +294,16 @@ pub(crate) fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)
     for (plugin, version, stats) in plugins {
         let labels = labels(plugin, version);
         let mut cumulative = 0;
-        for (bound, count) in CALL_BUCKETS.iter().zip(&stats.buckets) {
-            cumulative += count.load(Relaxed);
+        for (i, bound) in CALL_BUCKETS.iter().enumerate() {
+            cumulative += stats.sum(|calls| &calls.buckets[i]);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
-        let calls = stats.calls.load(Relaxed);
+        let calls = stats.calls();
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {calls}");
         let _ = writeln!(
             out,
             "{name}_sum{{{labels}}} {}",
-            stats.nanos.load(Relaxed) as f64 / 1e9
+            stats.sum(|calls| &calls.nanos) as f64 / 1e9
         );
         let _ = writeln!(out, "{name}_count{{{labels}}} {calls}");
     }
@@ -301,6 +344,23 @@ mod tests {
             out,
             "m{event=\"ice:candidate\"} 2\nm{event=\"room:join\"} 1\n"
         );
+    }
+
+    #[test]
+    fn fixed_labels_and_calls_sum_the_threads_counts() {
+        let counter = Labelled::with_fixed(&relay_events());
+        let stats = CallStats::default();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    counter.inc("sdp:offer");
+                    stats.record(0.001);
+                });
+            }
+        });
+        counter.inc("sdp:offer");
+        assert_eq!(counter.get("sdp:offer"), 4);
+        assert_eq!(stats.calls(), 3);
     }
 
     #[test]

@@ -57,13 +57,12 @@ struct PluginInfo {
 
 impl PluginInfo {
     fn of(plugin: &Plugin) -> PluginInfo {
-        use std::sync::atomic::Ordering::Relaxed;
         PluginInfo {
             name: plugin.name.to_string(),
             version: plugin.descriptor.version.clone(),
             hash: plugin.hash.clone(),
             loaded_at: plugin.loaded_at,
-            calls: plugin.stats.calls.load(Relaxed),
+            calls: plugin.stats.calls(),
             errors: plugin.stats.errors(),
         }
     }

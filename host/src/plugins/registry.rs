@@ -1,10 +1,14 @@
 //! The live chain and the versions each plugin replaced: hot swap and
 //! rollback build the next chain and swap one pointer.
 
+use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
+use thread_local::ThreadLocal;
 
 use super::chain::Chain;
 use super::wasm::Plugin;
@@ -12,6 +16,14 @@ use super::wasm::Plugin;
 /// The current chain, and the versions each plugin replaced.
 pub struct Registry {
     current: RwLock<Arc<Chain>>,
+    /// Counts the chains made live, so a thread can tell whether its copy
+    /// in `local` is still the current one.
+    installs: AtomicU64,
+    /// Each thread's copy of the current chain, with the count of installs
+    /// it was taken at. Taking the shared one for every message put its
+    /// lock and its reference count, written by every worker, on cache
+    /// lines the workers passed back and forth.
+    local: ThreadLocal<RefCell<(u64, Arc<Chain>)>>,
     /// Held while a swap builds the next chain, so swaps never interleave.
     /// Maps a plugin name to the versions it replaced, oldest first.
     history: Mutex<HashMap<Arc<str>, Vec<Arc<Plugin>>>>,
@@ -35,12 +47,31 @@ impl Registry {
     pub(crate) fn new(chain: Chain) -> Registry {
         Registry {
             current: RwLock::new(Arc::new(chain)),
+            installs: AtomicU64::new(0),
+            local: ThreadLocal::new(),
             history: Mutex::default(),
         }
     }
 
     pub fn chain(&self) -> Arc<Chain> {
         Arc::clone(&self.current.read())
+    }
+
+    /// The current chain, from this thread's copy: for the hot path, which
+    /// takes it once per message. A copy is kept per thread until the next
+    /// swap, which the next call on that thread notices.
+    pub(crate) fn current(&self) -> Current<'_> {
+        let installs = self.installs.load(Ordering::Acquire);
+        let local = self.local.get_or(|| RefCell::new((installs, self.chain())));
+        if local.borrow().0 != installs {
+            match local.try_borrow_mut() {
+                Ok(mut stale) => *stale = (installs, self.chain()),
+                // A caller further up this thread's stack still holds the
+                // old copy (a message handled inside another).
+                Err(_) => return Current::Shared(self.chain()),
+            }
+        }
+        Current::Local(Ref::map(local.borrow(), |(_, chain)| &**chain))
     }
 
     /// Makes `plugin` the live version of the chain entry of its name. Calls
@@ -91,7 +122,28 @@ impl Registry {
         let next = Chain::new(plugins).map_err(SwapError::Invalid)?;
         next.plugins[index].revive();
         *self.current.write() = Arc::new(next);
+        // After the write: a thread that sees the new count takes the new
+        // chain.
+        self.installs.fetch_add(1, Ordering::Release);
         old.retire();
         Ok(old)
+    }
+}
+
+/// The chain one message runs on: this thread's copy, or the shared one
+/// when the copy is in use further up the stack and stale.
+pub(crate) enum Current<'a> {
+    Local(Ref<'a, Chain>),
+    Shared(Arc<Chain>),
+}
+
+impl Deref for Current<'_> {
+    type Target = Chain;
+
+    fn deref(&self) -> &Chain {
+        match self {
+            Current::Local(chain) => chain,
+            Current::Shared(chain) => chain,
+        }
     }
 }

@@ -206,9 +206,8 @@ impl Router {
             id: envelope.id.as_ref(),
             event: &envelope.event,
         };
-        // One chain for the whole message: taking it is two atomic
-        // operations on a line every worker shares.
-        let chain = self.registry.chain();
+        // One chain for the whole message, this thread's copy of it.
+        let chain = self.registry.current();
         self.count_in(&chain, &envelope.event);
         let span = tracing::debug_span!(
             "message",

@@ -323,8 +323,6 @@ fn panic_message(panic: &Box<dyn Any + Send>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering::Relaxed;
-
     use crate::ids::ClientId;
     use crate::plugins::testing::load_builtin;
     use crate::plugins::{Outcome, Relay};
@@ -360,7 +358,7 @@ mod tests {
         let called = signaling.on_relay(&offer(false), &data).unwrap();
         assert!(!matches!(called.value, Outcome::Deliver));
         assert!(!idle(), "a retired version keeps no instance");
-        assert_eq!(signaling.stats.calls.load(Relaxed), 2);
+        assert_eq!(signaling.stats.calls(), 2);
         assert_eq!(signaling.stats.errors(), 0);
     }
 
