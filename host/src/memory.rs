@@ -4,7 +4,7 @@
 //! gone, both held on to what they needed at the peak.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,10 @@ const SMALL_TABLE: usize = 1024;
 /// Removes `key` from a per-client table; once `map` holds under a
 /// quarter of what it has room for, it shrinks to twice its size, so each
 /// shrink is paid for by the removals before it.
-pub(crate) fn remove<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: &K) -> Option<V> {
+pub(crate) fn remove<K: Eq + Hash, V, S: BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    key: &K,
+) -> Option<V> {
     let removed = map.remove(key);
     if map.capacity() > SMALL_TABLE && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);

@@ -1,4 +1,4 @@
-//! `switchboard new NAME --lang rust|js|ts`: a plugin project that builds to
+//! `switchboard new NAME --lang rust|js|ts|python`: a plugin project that builds to
 //! a component with one command and passes `switchboard check`.
 //!
 //! The templates are the files under `templates/<lang>/`, embedded in the
@@ -22,6 +22,7 @@ pub enum Lang {
     Rust,
     Js,
     Ts,
+    Python,
 }
 
 /// One template: where the file goes in the project, and its text.
@@ -41,6 +42,10 @@ const JS: Template = template!("js":
 const TS: Template = template!("ts":
     "package.json", "tsconfig.json", "eslint.config.js", "README.md", "gitignore",
     "src/plugin.ts", "src/component.ts", "test/plugin.test.ts",
+);
+const PYTHON: Template = template!("python":
+    "requirements.txt", "build.py", "README.md", "gitignore", "plugin.py", "app.py",
+    "tests/test_plugin.py",
 );
 
 const WIT: &str = include_str!("../../wit/switchboard.wit");
@@ -74,11 +79,13 @@ pub fn create(
         Lang::Rust => (RUST, "rs"),
         Lang::Js => (JS, "js"),
         Lang::Ts => (TS, "ts"),
+        Lang::Python => (PYTHON, "py"),
     };
     let lang_name = match lang {
         Lang::Rust => "rust",
         Lang::Js => "js",
         Lang::Ts => "ts",
+        Lang::Python => "python",
     };
     let fill = |text: &str| {
         text.replace("{{name}}", name)
@@ -87,6 +94,7 @@ pub fn create(
             .replace("{{ext}}", ext)
             .replace("{{sdk_rust}}", &sdk)
             .replace("{{sdk_js}}", &sdk)
+            .replace("{{sdk_py}}", &sdk)
     };
     let files = template
         .iter()
@@ -141,6 +149,7 @@ fn sdk_path(lang: Lang, switchboard: Option<&Path>) -> anyhow::Result<String> {
     let sdk = checkout.join(match lang {
         Lang::Rust => "guest-sdk",
         Lang::Js | Lang::Ts => "guest-sdk-js",
+        Lang::Python => "guest-sdk-py",
     });
     let sdk = sdk.canonicalize().with_context(|| {
         format!(
@@ -189,6 +198,8 @@ mod tests {
             (Lang::Rust, "room-policy", "Cargo.toml"),
             (Lang::Js, "js-policy", "package.json"),
             (Lang::Ts, "ts-policy", "package.json"),
+            // Python has no manifest with the name: the plugin names itself.
+            (Lang::Python, "py-policy", "plugin.py"),
         ] {
             let dir = create(name, lang, parent.path(), None).unwrap();
             assert_eq!(dir, parent.path().join(name));
@@ -223,6 +234,34 @@ mod tests {
             manifest.contains(&format!("\"file:{}\"", sdk.display())),
             "{manifest}"
         );
+    }
+
+    #[test]
+    fn the_python_project_builds_and_tests_with_the_checkout_s_sdk() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = create("py-policy", Lang::Python, parent.path(), None).unwrap();
+        let build = std::fs::read_to_string(dir.join("build.py")).unwrap();
+        let sdk = Path::new(CHECKOUT)
+            .join("guest-sdk-py")
+            .canonicalize()
+            .unwrap();
+        assert!(
+            build.contains(&format!("SDK = \"{}\"", sdk.display())),
+            "{build}"
+        );
+        assert!(build.contains("dist\" / \"py-policy.wasm"), "{build}");
+        // The sample's unit tests pass against the SDK: natively, in well
+        // under a second, with nothing to install (the build itself
+        // installs componentize-py and takes tens of seconds: see
+        // guest-sdk-py/README.md).
+        let run = std::process::Command::new("python3")
+            .args(["build.py", "test"])
+            .current_dir(&dir)
+            .output()
+            .expect("python3 runs");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert!(stderr.contains("Ran 2 tests"), "{stderr}");
     }
 
     #[test]

@@ -145,10 +145,18 @@ fn read_relay_envelope(text: &str) -> Option<Envelope> {
     };
     let event = relay.event?;
     Some(Envelope {
-        event: EventName::parse(event.as_str())?,
+        event: RELAY_EVENT_NAMES.with(|names| names[event as usize].clone()),
         id,
         data: Data::Relay(schema::relay(event, relay.data?)?),
     })
+}
+
+thread_local! {
+    /// The relay events' names, made once per thread: a name is an
+    /// `Arc<str>`, so one made per relayed message was an allocation, and
+    /// one shared by every thread a reference count they all write.
+    static RELAY_EVENT_NAMES: [EventName; RelayEvent::ALL.len()] =
+        RelayEvent::ALL.map(|event| EventName::parse(event.as_str()).expect("a valid name"));
 }
 
 struct RelayEnvelope<'a> {
