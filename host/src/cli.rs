@@ -208,7 +208,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         }
     };
     let cluster = match &config.cluster {
-        Some(settings) => Some(Cluster::connect(settings, config.limits.max_rooms).await?),
+        Some(settings) => Some(Cluster::connect(settings, &config).await?),
         None => None,
     };
     let app = App::build_in(config, cluster, plugins_dir, lookup_env, admin_token)?;

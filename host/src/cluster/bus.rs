@@ -48,9 +48,14 @@ pub(crate) enum Op {
     Seat(RoomId, ClientId, Option<String>),
     /// A plugin storage entry in the room mirror, or its removal.
     Kv(RoomId, String, Option<String>),
-    /// A client connected to this node, or gone from it, in the client
-    /// directory.
-    Client(ClientId, bool),
+    /// A pending timer in the room mirror (a [`wire::TimerRecord`]), by
+    /// id, or its removal.
+    Timer(RoomId, u64, Option<String>),
+    /// A client connected to this node with its session (resume token and
+    /// identity), in the client directory; `None`: its session has ended.
+    Client(ClientId, Option<Session>),
+    /// A connected client has authenticated: its session record's identity.
+    Identity(ClientId, String),
     /// A swap or rollback made here: the component (if new) and the live
     /// hash are stored, then every node is told.
     Swap {
@@ -59,6 +64,13 @@ pub(crate) enum Op {
         bytes: Option<Vec<u8>>,
         announcement: Vec<u8>,
     },
+}
+
+/// What a client's session record holds, from its edge.
+pub(crate) struct Session {
+    pub(crate) token: String,
+    /// A [`super::wire::Member`] as JSON, once authenticated.
+    pub(crate) identity: Option<String>,
 }
 
 /// A handle on the pipe; cheap to clone, never waits.
@@ -260,14 +272,21 @@ impl<'a> Pipeline<'a> {
             Op::Close(room) => {
                 self.pipe.add_command(keys.close(&room, self.me)).ignore();
             }
+            // The session record says which room its client is in, for a
+            // resume after the client's node died. One field per room: a
+            // leave on one owner and a join on another do not race.
             Op::Seat(room, client, Some(seat)) => {
                 let key = keys.members(&room);
                 self.pipe.hset(key, client.to_u64(), seat).ignore();
+                let field = format!("in:{room}");
+                self.pipe.hset(keys.session(client), field, 1).ignore();
             }
             Op::Seat(room, client, None) => {
                 self.pipe
                     .hdel(keys.members(&room), client.to_u64())
                     .ignore();
+                let field = format!("in:{room}");
+                self.pipe.hdel(keys.session(client), field).ignore();
             }
             Op::Kv(room, field, Some(value)) => {
                 self.pipe.hset(keys.kv(&room), field, value).ignore();
@@ -275,12 +294,30 @@ impl<'a> Pipeline<'a> {
             Op::Kv(room, field, None) => {
                 self.pipe.hdel(keys.kv(&room), field).ignore();
             }
-            Op::Client(client, true) => {
+            Op::Timer(room, id, Some(record)) => {
+                self.pipe.hset(keys.timers(&room), id, record).ignore();
+            }
+            Op::Timer(room, id, None) => {
+                self.pipe.hdel(keys.timers(&room), id).ignore();
+            }
+            Op::Client(client, Some(session)) => {
                 let (key, me) = (keys.clients(), self.me.as_str());
                 self.pipe.hset(key, client.to_u64(), me).ignore();
+                let record = keys.session(client);
+                self.pipe.hset(&record, "token", session.token).ignore();
+                if let Some(identity) = session.identity {
+                    self.pipe.hset(&record, "identity", identity).ignore();
+                }
+                // A record a resume took from a dead node's lasts no longer.
+                self.pipe.persist(record).ignore();
             }
-            Op::Client(client, false) => {
+            Op::Client(client, None) => {
                 self.pipe.hdel(keys.clients(), client.to_u64()).ignore();
+                self.pipe.del(keys.session(client)).ignore();
+            }
+            Op::Identity(client, identity) => {
+                let record = keys.session(client);
+                self.pipe.hset(record, "identity", identity).ignore();
             }
             Op::Swap {
                 name,

@@ -18,6 +18,7 @@ use crate::plugins::Swapper;
 use crate::router::{Router, Verdict};
 use crate::session::{Claim, Sessions};
 use crate::state::{Hub, Identity};
+use crate::vocab::CloseCode;
 
 /// How long a node keeps passing on a client's traffic after the client
 /// moved on (its join sent on to the room's real owner, see [`bounce`];
@@ -218,7 +219,17 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
             tokio::spawn(async move { hand_over(&cx, &token, claimant, &edge, request).await });
         }
         Message::Handover { request, session } => cx.cluster.handed(request, session),
-        Message::Rehome { client, edge } => hub.rehome(client, &edge),
+        Message::Rehome { client, edge } => {
+            if !hub.rehome(client, &edge) {
+                // More was queued for it while its node was down than a
+                // suspended session keeps: its session is over, as it
+                // would be on one node.
+                router.disconnect(client);
+                let reason = "session lost: too much was queued while its node was down";
+                let close = Message::close(client, CloseCode::Kicked, reason.to_owned());
+                cx.cluster.link.bus.publish(&edge, close);
+            }
+        }
         Message::Close { to, reason, .. } => router.kick(to, reason),
         Message::Placed {
             client,

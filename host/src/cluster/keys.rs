@@ -4,7 +4,7 @@
 use redis::Cmd;
 
 use super::NodeId;
-use crate::ids::RoomId;
+use crate::ids::{ClientId, RoomId};
 
 pub(crate) struct Keys {
     prefix: String,
@@ -39,7 +39,7 @@ return {ARGV[1], 0}
 /// count go. A room another node has taken over is left alone.
 const CLOSE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[6])
   redis.call('SREM', KEYS[2], ARGV[2])
   redis.call('SREM', KEYS[5], ARGV[2])
 end
@@ -49,7 +49,8 @@ return 0
 /// Ends a dead node's rooms that no live node has a member in: nobody is
 /// left to take them over, so their keys would stay forever. Rooms with a
 /// live member are left for a survivor to claim. The node's clients leave
-/// the client directory.
+/// the client directory; their session records stay until their sessions'
+/// end (`ARGV[3]`, Unix ms), for a resume on another node.
 const REAP: &str = r#"
 local rooms = redis.call('SMEMBERS', KEYS[1])
 local reaped = 0
@@ -65,7 +66,7 @@ for _, room in ipairs(rooms) do
       end
     end
     if not alive then
-      redis.call('DEL', base .. ':owner', base .. ':members', base .. ':kv')
+      redis.call('DEL', base .. ':owner', base .. ':members', base .. ':kv', base .. ':timers')
       redis.call('SREM', KEYS[2], room)
       reaped = reaped + 1
     end
@@ -76,9 +77,33 @@ local clients = redis.call('HGETALL', KEYS[3])
 for i = 1, #clients, 2 do
   if clients[i + 1] == ARGV[2] then
     redis.call('HDEL', KEYS[3], clients[i])
+    redis.call('PEXPIREAT', ARGV[1] .. ':session:' .. clients[i], ARGV[3])
   end
 end
 return reaped
+"#;
+
+/// Takes over a room of a dead node (`ARGV[2]`) if it still owns it.
+const TAKE: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"#;
+
+/// Takes a session whose node died for a resume: the record's token must
+/// be the one given, and is used up. Answers the record (identity and
+/// room), now kept until the resuming node ends it, or nil.
+const CLAIM_SESSION: &str = r#"
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return false
+end
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('PERSIST', KEYS[1])
+return redis.call('HGETALL', KEYS[1])
 "#;
 
 impl Keys {
@@ -94,8 +119,8 @@ impl Keys {
         format!("{}:node:{node}", self.prefix)
     }
 
-    /// The rooms a node owns, for reaping them when it dies.
-    fn node_rooms(&self, node: &NodeId) -> String {
+    /// The rooms a node owns, for taking them over when it dies.
+    pub(crate) fn node_rooms(&self, node: &NodeId) -> String {
         format!("{}:node:{node}:rooms", self.prefix)
     }
 
@@ -109,12 +134,18 @@ impl Keys {
         format!("{}:clients", self.prefix)
     }
 
+    /// A client's session record: its resume token, its identity, and the
+    /// room it is in (a field `in:{room}`, written by the room's owner).
+    pub(crate) fn session(&self, client: ClientId) -> String {
+        format!("{}:session:{}", self.prefix, client.to_u64())
+    }
+
     /// Open rooms, for `max_rooms`.
     fn rooms(&self) -> String {
         format!("{}:rooms", self.prefix)
     }
 
-    fn owner(&self, room: &RoomId) -> String {
+    pub(crate) fn owner(&self, room: &RoomId) -> String {
         format!("{}:room:{room}:owner", self.prefix)
     }
 
@@ -124,6 +155,11 @@ impl Keys {
 
     pub(crate) fn kv(&self, room: &RoomId) -> String {
         format!("{}:room:{room}:kv", self.prefix)
+    }
+
+    /// A room's pending plugin timers, by id.
+    pub(crate) fn timers(&self, room: &RoomId) -> String {
+        format!("{}:room:{room}:timers", self.prefix)
     }
 
     /// A node's channel: everything addressed to it.
@@ -165,18 +201,45 @@ impl Keys {
         let mut cmd = Cmd::new();
         cmd.arg("EVAL")
             .arg(CLOSE)
-            .arg(5)
+            .arg(6)
             .arg(self.owner(room))
             .arg(self.rooms())
             .arg(self.members(room))
             .arg(self.kv(room))
             .arg(self.node_rooms(me))
+            .arg(self.timers(room))
             .arg(me.as_str())
             .arg(room.as_str());
         cmd
     }
 
-    pub(crate) fn reap(&self, dead: &NodeId) -> Cmd {
+    pub(crate) fn take(&self, room: &RoomId, dead: &NodeId, me: &NodeId) -> Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg("EVAL")
+            .arg(TAKE)
+            .arg(3)
+            .arg(self.owner(room))
+            .arg(self.node_rooms(dead))
+            .arg(self.node_rooms(me))
+            .arg(me.as_str())
+            .arg(dead.as_str())
+            .arg(room.as_str());
+        cmd
+    }
+
+    pub(crate) fn claim_session(&self, client: ClientId, token: &str) -> Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg("EVAL")
+            .arg(CLAIM_SESSION)
+            .arg(1)
+            .arg(self.session(client))
+            .arg(token);
+        cmd
+    }
+
+    /// `sessions_end`: when the dead node's sessions end unresumed, in Unix
+    /// milliseconds.
+    pub(crate) fn reap(&self, dead: &NodeId, sessions_end: u64) -> Cmd {
         let mut cmd = Cmd::new();
         cmd.arg("EVAL")
             .arg(REAP)
@@ -185,7 +248,8 @@ impl Keys {
             .arg(self.rooms())
             .arg(self.clients())
             .arg(&self.prefix)
-            .arg(dead.as_str());
+            .arg(dead.as_str())
+            .arg(sessions_end);
         cmd
     }
 }

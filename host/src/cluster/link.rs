@@ -3,10 +3,11 @@
 //! and events forwarded to the node that owns their room. Everything here
 //! only enqueues on the [`Bus`].
 
-use super::bus::{Bus, Op};
-use super::wire::{Member, Message, Seat as WireSeat};
+use super::bus::{Bus, Op, Session};
+use super::wire::{Member, Message, Seat as WireSeat, TimerRecord};
 use crate::ids::{ClientId, RoomId};
 use crate::net::Outbound;
+use crate::session::ResumeToken;
 use crate::state::{Identity, NodeId, Remote, Seat};
 
 pub(crate) struct Link {
@@ -44,10 +45,38 @@ impl Link {
         self.bus.publish(owner, message);
     }
 
-    /// Enters a client of this node in the client directory, or takes it
-    /// out.
-    pub(crate) fn directory(&self, client: ClientId, connected: bool) {
-        self.bus.send(Op::Client(client, connected));
+    /// Enters a client of this node in the client directory with its
+    /// session's record (what a resume on another node needs if this node
+    /// dies), or takes it out (`None`: its session has ended).
+    pub(crate) fn directory(
+        &self,
+        client: ClientId,
+        session: Option<(&ResumeToken, Option<&Identity>)>,
+    ) {
+        let session = session.map(|(token, identity)| Session {
+            token: token.as_str().to_owned(),
+            identity: identity.map(member_json),
+        });
+        self.bus.send(Op::Client(client, session));
+    }
+
+    /// A plugin timer of a room this node owns, set (plugin, tag, when it
+    /// is due in Unix ms) or gone (fired).
+    pub(crate) fn timer(&self, room: &RoomId, id: u64, timer: Option<(&str, &str, u64)>) {
+        let record = timer.map(|(plugin, tag, due)| {
+            let record = TimerRecord {
+                plugin: plugin.to_owned(),
+                tag: tag.to_owned(),
+                due,
+            };
+            serde_json::to_string(&record).unwrap_or_default()
+        });
+        self.bus.send(Op::Timer(room.clone(), id, record));
+    }
+
+    /// A client of this node has authenticated as `identity`.
+    pub(crate) fn authenticated(&self, client: ClientId, identity: &Identity) {
+        self.bus.send(Op::Identity(client, member_json(identity)));
     }
 
     /// Tells the owner of a client's room that the client's session ended.
@@ -116,6 +145,10 @@ impl Remote for Link {
     fn closed(&self, room: &RoomId) {
         self.bus.send(Op::Close(room.clone()));
     }
+}
+
+fn member_json(identity: &Identity) -> String {
+    serde_json::to_string(&Member::from(identity)).unwrap_or_default()
 }
 
 /// Splits a mirrored storage field into plugin and key.

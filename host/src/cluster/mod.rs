@@ -55,8 +55,11 @@ use bus::{Bus, Op};
 use inbound::Subscription;
 use keys::Keys;
 
-/// How long a resume waits for the node that issued its token.
-const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a resume waits for the node that issued its token before it
+/// takes the issuer for dead and the session from its record in Redis. A
+/// live node answers within milliseconds; a dead one holds its lease for
+/// up to `lease_ms` more, which a resume does not wait out.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long connecting to Redis or an answer from it may take, and the
 /// longest wait between reconnect attempts.
@@ -117,6 +120,9 @@ enum Passing {
     Frames(NodeId),
 }
 
+/// A node that did not answer in time.
+struct Silent;
+
 /// The answer to a claim on a room.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Claimed {
@@ -160,6 +166,8 @@ pub(crate) struct Cluster {
     /// The heartbeat's and the reads' connection: see [`Cluster::redis`].
     redis: parking_lot::Mutex<ConnectionManager>,
     settings: config::Cluster,
+    /// What a suspended session gets, for the members of dead nodes.
+    orphans: Orphans,
     pub(crate) metrics: Arc<BusMetrics>,
     nodes: Arc<nodes::Live>,
     /// Clients whose traffic this node passes on for a while, to whom and
@@ -170,6 +178,15 @@ pub(crate) struct Cluster {
     resumes: parking_lot::Mutex<HashMap<u64, oneshot::Sender<Option<wire::Handed>>>>,
     /// Taken by [`Cluster::start`].
     started: parking_lot::Mutex<Option<Pending>>,
+}
+
+/// How long a member whose node died waits for its session to be resumed
+/// elsewhere, and how much is queued for it meanwhile: what a suspended
+/// session gets on one node.
+#[derive(Clone, Copy)]
+struct Orphans {
+    grace: Duration,
+    queue: QueueLimits,
 }
 
 /// What [`Cluster::connect`] opened and [`Cluster::start`] runs.
@@ -184,7 +201,7 @@ impl Cluster {
     /// is announced until [`Cluster::start`].
     pub(crate) async fn connect(
         settings: &config::Cluster,
-        max_rooms: usize,
+        config: &config::Config,
     ) -> anyhow::Result<Arc<Cluster>> {
         let me = match &settings.node_id {
             Some(id) => NodeId::parse(id).context("`cluster.node_id` is not a valid node id")?,
@@ -213,7 +230,7 @@ impl Cluster {
             .get_connection_manager_with_config(manager_config())
             .await
             .with_context(connecting)?;
-        let keys = Arc::new(Keys::new(&settings.prefix, max_rooms));
+        let keys = Arc::new(Keys::new(&settings.prefix, config.limits.max_rooms));
         let subscription = Subscription::open(client.clone(), [keys.channel(&me), keys.swaps()])
             .await
             .context("cluster: subscribing")?;
@@ -232,6 +249,13 @@ impl Cluster {
             client,
             redis: parking_lot::Mutex::new(redis),
             settings: settings.clone(),
+            orphans: Orphans {
+                grace: Duration::from_millis(config.session.resume_grace_ms),
+                queue: QueueLimits {
+                    messages: config.session.replay_limit,
+                    bytes: config.limits.outbound_max_bytes,
+                },
+            },
             metrics: Arc::default(),
             nodes: Arc::default(),
             passing: parking_lot::Mutex::default(),
@@ -355,7 +379,7 @@ impl Cluster {
         for _ in 0..3 {
             match self.claim(&room).await {
                 Ok(Claimed::Owner(node)) if node == self.me => hub.claimed(room.clone()),
-                Ok(Claimed::TookOver) => nodes::take_over(self, hub, &room).await,
+                Ok(Claimed::TookOver) => nodes::take_over(self, router, &room).await,
                 Ok(Claimed::Owner(node)) => {
                     if hub.is_local(client) {
                         hub.set_away(client, Some(node), None);
@@ -410,8 +434,10 @@ impl Cluster {
 
     /// Resumes on this node a session another node issued `token` for:
     /// asks that node for it and, when it comes, makes its client a client
-    /// of this node with what was queued for it. `None` when the issuer
-    /// does not answer or has no such session.
+    /// of this node with what was queued for it. An issuer that is dead,
+    /// or silent for [`RESUME_TIMEOUT`], has its session taken from its
+    /// record in Redis instead ([`Cluster::resume_orphan`]). `None` when
+    /// the session is unknown, used or over.
     pub(crate) async fn resume(
         &self,
         router: &Router,
@@ -420,9 +446,26 @@ impl Cluster {
         queue: QueueLimits,
     ) -> Option<(ClientId, Inbox)> {
         let issuer = ResumeToken::issuer(token).filter(|node| *node != self.me)?;
-        if !self.is_alive(&issuer).await.ok()? {
-            return None;
+        if self.is_alive(&issuer).await.ok()? {
+            match self.ask_for(&issuer, token, claimant).await {
+                Ok(Some(handed)) => return Some(self.adopt_handed(router, handed, queue)),
+                Ok(None) => return None,
+                Err(Silent) => {
+                    tracing::warn!(node = %issuer, "cluster: a resume's issuer does not answer; taking the session from Redis");
+                }
+            }
         }
+        self.resume_orphan(router, token, queue).await
+    }
+
+    /// Asks `issuer` to hand the session `token` names over; `Ok(None)`
+    /// when it has no such session.
+    async fn ask_for(
+        &self,
+        issuer: &NodeId,
+        token: &str,
+        claimant: ClientId,
+    ) -> Result<Option<wire::Handed>, Silent> {
         let request = rand::random();
         let (reply, answer) = oneshot::channel();
         self.resumes.lock().insert(request, reply);
@@ -432,10 +475,24 @@ impl Cluster {
             edge: self.me.clone(),
             request,
         };
-        self.link.bus.publish(&issuer, ask);
+        self.link.bus.publish(issuer, ask);
         let handed = tokio::time::timeout(RESUME_TIMEOUT, answer).await;
         self.resumes.lock().remove(&request);
-        let handed = handed.ok()?.ok()??;
+        match handed {
+            Ok(Ok(handed)) => Ok(handed),
+            // Shutting down: as good as no answer.
+            Ok(Err(_)) | Err(_) => Err(Silent),
+        }
+    }
+
+    /// Makes the client of a session its issuer handed over a client of
+    /// this node, with what was queued for it.
+    fn adopt_handed(
+        &self,
+        router: &Router,
+        handed: wire::Handed,
+        queue: QueueLimits,
+    ) -> (ClientId, Inbox) {
         let (outbox, inbox) = crate::net::queue(queue);
         for frame in handed.frames {
             let frame = wire::frame_of(frame);
@@ -449,8 +506,59 @@ impl Cluster {
         if let Some(owner) = handed.owner {
             hub.set_away(handed.client, Some(owner), handed.room);
         }
-        self.link.directory(handed.client, true);
-        Some((handed.client, inbox))
+        (handed.client, inbox)
+    }
+
+    /// Resumes a session whose node died (or does not answer) from its
+    /// record in Redis, which the claim uses up: the client keeps its id,
+    /// identity and room. The room's owner (which held the client as an
+    /// orphan, or will once it buries the dead node) is told where the
+    /// client is now and sends on what it queued for it.
+    async fn resume_orphan(
+        &self,
+        router: &Router,
+        token: &str,
+        queue: QueueLimits,
+    ) -> Option<(ClientId, Inbox)> {
+        let client = ResumeToken::client(token)?;
+        let mut redis = self.redis();
+        let record: Option<HashMap<String, String>> = self
+            .keys
+            .claim_session(client, token)
+            .query_async(&mut redis)
+            .await
+            .inspect_err(|e| tracing::warn!(%client, "cluster: claiming a session record: {e}"))
+            .ok()?;
+        let record = record?;
+        let identity = record
+            .get("identity")
+            .and_then(|json| serde_json::from_str::<wire::Member>(json).ok())
+            .map(|member| Arc::new(Identity::from(member)));
+        let room = record
+            .keys()
+            .find_map(|field| RoomId::parse(field.strip_prefix("in:")?));
+        let owner = match &room {
+            Some(room) => {
+                let owner: Option<String> =
+                    redis::AsyncCommands::get(&mut redis, self.keys.owner(room))
+                        .await
+                        .ok()?;
+                owner.as_deref().and_then(NodeId::parse)
+            }
+            None => None,
+        };
+        let hub = router.hub();
+        let inbox = hub.resume_here(client, identity, queue);
+        if let Some(owner) = owner.filter(|owner| *owner != self.me) {
+            hub.set_away(client, Some(owner.clone()), room);
+            let rehome = wire::Message::Rehome {
+                client,
+                edge: self.me.clone(),
+            };
+            self.link.bus.publish(&owner, rehome);
+        }
+        tracing::info!(%client, "cluster: a session of a dead node resumed here");
+        Some((client, inbox))
     }
 
     /// A session handed over for a resume waiting here.

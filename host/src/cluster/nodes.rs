@@ -1,9 +1,14 @@
 //! Node leases and what follows from them. Every heartbeat a node renews
 //! its lease (a key that expires after `lease_ms`, holding its load) and
 //! reads which nodes still hold theirs. A node whose lease has gone is
-//! dead: each survivor drops the proxies of its clients (their rooms hear
-//! `room:peer-left`), and the rooms it owned are claimed by a survivor
-//! with members there, which rebuilds them from the mirror (a takeover).
+//! dead. Its clients were cut off unexpectedly, so their sessions are
+//! suspended, as on one node: each survivor makes the proxies of the dead
+//! node's clients *orphans* (members whose frames queue on the room's
+//! owner) until their sessions are resumed on another node or their grace
+//! period, counted from the dead node's last heartbeat plus its lease,
+//! ends with `room:peer-left`. The rooms it owned are taken over by the
+//! first survivor to bury it (or one with members there that claims them
+//! first), which rebuilds them from the mirror.
 //!
 //! After the connection to Redis comes back, or a write to it failed, a
 //! node first re-asserts what it owns (Redis may have restarted empty, or
@@ -28,12 +33,16 @@ use super::wire::{self, Seat};
 use super::{Claimed, Cluster, NodeId};
 use crate::ids::{ClientId, RoomId};
 use crate::plugins::unix_millis;
+use crate::router::Router;
 use crate::state::{self, Adopted, Hub, Identity, Peer, Remote};
 
 /// The nodes alive at the last heartbeat.
 #[derive(Default)]
 pub(crate) struct Live {
     nodes: RwLock<HashSet<NodeId>>,
+    /// Every listed node's last heartbeat, in Unix milliseconds: a dead
+    /// node's tells when its clients' sessions end.
+    beats: RwLock<HashMap<NodeId, u64>>,
     /// Set when the connection to Redis dropped or a write to it failed:
     /// Redis may have lost what this node wrote, and the next heartbeat
     /// re-asserts this node's rooms and clients.
@@ -57,6 +66,21 @@ impl Live {
 
     pub(super) fn contains(&self, node: &NodeId) -> bool {
         self.nodes.read().contains(node)
+    }
+}
+
+impl Cluster {
+    /// When the sessions of a dead node's clients end unresumed, as an
+    /// instant and in Unix milliseconds: a grace period after its lease
+    /// ran out, counted from its last heartbeat (it died no earlier).
+    fn sessions_end(&self, dead: &NodeId) -> (Instant, u64) {
+        let now = unix_millis();
+        let lease = self.settings.lease_ms;
+        let last_beat = self.nodes.beats.read().get(dead).copied();
+        let died = last_beat.unwrap_or_else(|| now.saturating_sub(lease));
+        let end = died + lease + self.orphans.grace.as_millis() as u64;
+        let left = Duration::from_millis(end.saturating_sub(now));
+        (Instant::now() + left, end)
     }
 }
 
@@ -95,10 +119,11 @@ pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: Cance
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        end_orphans(&cx.hub, &cx.router);
         if cluster.nodes.unsure.swap(false, Relaxed) {
             reconnecting = true;
         }
-        if reconnecting && !reassert(&cluster, &cx.hub).await {
+        if reconnecting && !reassert(&cluster, &cx).await {
             continue;
         }
         match beat(&cluster, &cx).await {
@@ -144,7 +169,7 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
         heartbeat_at: unix_millis(),
     };
     let mut redis = cluster.redis();
-    let (listed,): (Vec<String>,) = redis::pipe()
+    let (listed,): (Vec<(String, f64)>,) = redis::pipe()
         .set_options(
             keys.node(&cluster.me),
             serde_json::to_string(&load)?,
@@ -154,12 +179,17 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
         .ignore()
         .zadd(keys.nodes(), cluster.me.as_str(), load.heartbeat_at)
         .ignore()
-        .zrange(keys.nodes(), 0, -1)
+        .zrange_withscores(keys.nodes(), 0, -1)
         .query_async(&mut redis)
         .await?;
     // Counted from before the write: the lease runs out no sooner.
     cluster.nodes.renewed_at.store(load.heartbeat_at, Relaxed);
-    let listed: Vec<NodeId> = listed.iter().filter_map(|id| NodeId::parse(id)).collect();
+    let listed: Vec<(NodeId, u64)> = listed
+        .iter()
+        .filter_map(|(id, beat)| Some((NodeId::parse(id)?, *beat as u64)))
+        .collect();
+    cluster.nodes.beats.write().extend(listed.iter().cloned());
+    let listed: Vec<NodeId> = listed.into_iter().map(|(node, _)| node).collect();
     let mut exists = redis::pipe();
     for node in &listed {
         exists.exists(keys.node(node));
@@ -185,21 +215,32 @@ pub(crate) async fn beat(cluster: &Cluster, cx: &Inbound) -> anyhow::Result<Vec<
 }
 
 /// Everything that follows a node's death, on this node.
-async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
+async fn bury(cluster: &Cluster, cx: &Arc<Inbound>, dead: &NodeId) {
+    let (until, until_ms) = cluster.sessions_end(dead);
     let mut redis = cluster.redis();
-    // Whoever takes the node off the list first reaps the rooms nobody
-    // alive is in.
+    // Whoever takes the node off the list first takes its rooms over, then
+    // reaps what is left of it.
     let first: i64 = redis
         .zrem(cluster.keys.nodes(), dead.as_str())
         .await
         .unwrap_or(0);
     if first == 1 {
         cluster.metrics.node_died();
-        let reaped: redis::RedisResult<i64> = cluster.keys.reap(dead).query_async(&mut redis).await;
+        take_over_rooms_of(cluster, &cx.router, dead).await;
+        let reaped: redis::RedisResult<i64> = cluster
+            .keys
+            .reap(dead, until_ms)
+            .query_async(&mut redis)
+            .await;
         tracing::warn!(node = %dead, reaped = ?reaped, "cluster: a node died");
     }
     for client in cx.hub.proxies_of(dead) {
-        cx.router.disconnect(client);
+        if !cx
+            .hub
+            .orphan(client, until.into_std(), cluster.orphans.queue)
+        {
+            cx.router.disconnect(client);
+        }
     }
     let mut rooms: HashMap<RoomId, Vec<ClientId>> = HashMap::new();
     for (client, room) in cx.hub.away_at(dead) {
@@ -211,14 +252,21 @@ async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
     }
     for (room, clients) in rooms {
         match cluster.claim(&room).await {
-            Ok(Claimed::TookOver) => take_over(cluster, &cx.hub, &room).await,
+            Ok(Claimed::TookOver) => take_over(cluster, &cx.router, &room).await,
             Ok(Claimed::Owner(owner)) if owner != cluster.me => {
                 for client in clients {
                     cx.hub
                         .set_away(client, Some(owner.clone()), Some(room.clone()));
+                    // A client whose session was resumed here from the
+                    // dead node is an orphan on the new owner until then.
+                    let rehome = wire::Message::Rehome {
+                        client,
+                        edge: cluster.me.clone(),
+                    };
+                    cluster.link.bus.publish(&owner, rehome);
                 }
             }
-            Ok(Claimed::Owner(_)) => take_over(cluster, &cx.hub, &room).await,
+            Ok(Claimed::Owner(_)) => take_over(cluster, &cx.router, &room).await,
             Ok(Claimed::Full) | Err(_) => {
                 tracing::warn!(%room, "cluster: could not take over a dead node's room; its members here leave it");
                 for client in clients {
@@ -227,40 +275,92 @@ async fn bury(cluster: &Cluster, cx: &Inbound, dead: &NodeId) {
             }
         }
     }
+    cluster.nodes.beats.write().remove(dead);
+    let (hub, router) = (Arc::clone(&cx.hub), Arc::clone(&cx.router));
+    tokio::spawn(async move {
+        tokio::time::sleep_until(until).await;
+        end_orphans(&hub, &router);
+    });
 }
 
-/// Rebuilds `room`, just claimed from a dead owner, from its mirror: its
-/// members on live nodes stay, in their order, with the room's storage;
-/// the others leave it (`room:peer-left`); the members' edges hear that
-/// the room lives here now.
-pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
+/// Ends the sessions of orphans whose time is up, or whose queue
+/// overflowed: their rooms hear `room:peer-left`.
+fn end_orphans(hub: &Hub, router: &Router) {
+    for client in hub.orphans_due(Instant::now().into_std()) {
+        tracing::info!(%client, "session of a dead node's client ended unresumed");
+        router.disconnect(client);
+    }
+}
+
+/// Takes over every room the dead node owned that nobody has yet: even a
+/// room whose members were all on it lives on until their sessions end,
+/// so that they can resume into it.
+async fn take_over_rooms_of(cluster: &Cluster, router: &Router, dead: &NodeId) {
     let mut redis = cluster.redis();
-    let read: redis::RedisResult<(HashMap<u64, String>, HashMap<String, String>)> = redis::pipe()
+    let rooms: Vec<String> = match redis.smembers(cluster.keys.node_rooms(dead)).await {
+        Ok(rooms) => rooms,
+        Err(e) => return tracing::warn!(node = %dead, "cluster: listing a dead node's rooms: {e}"),
+    };
+    for room in rooms.iter().filter_map(|room| RoomId::parse(room)) {
+        let took: redis::RedisResult<i64> = cluster
+            .keys
+            .take(&room, dead, &cluster.me)
+            .query_async(&mut redis)
+            .await;
+        match took {
+            Ok(1) => take_over(cluster, router, &room).await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%room, "cluster: taking over a dead node's room: {e}"),
+        }
+    }
+}
+
+/// A room's mirror as read: seats by client, storage by field, timers by
+/// id.
+type Mirror = (
+    HashMap<u64, String>,
+    HashMap<String, String>,
+    HashMap<u64, String>,
+);
+
+/// Rebuilds `room`, just claimed from a dead owner, from its mirror: its
+/// members on live nodes stay, in their order, with the room's storage and
+/// pending timers;
+/// members of dead nodes stay as orphans until their sessions end; the
+/// others leave it (`room:peer-left`); the members' edges hear that the
+/// room lives here now.
+pub(crate) async fn take_over(cluster: &Cluster, router: &Router, room: &RoomId) {
+    let hub = router.hub();
+    let mut redis = cluster.redis();
+    let read: redis::RedisResult<Mirror> = redis::pipe()
         .hgetall(cluster.keys.members(room))
         .hgetall(cluster.keys.kv(room))
+        .hgetall(cluster.keys.timers(room))
         .query_async(&mut redis)
         .await;
-    let (seats, kv) = match read {
+    let (seats, kv, timers) = match read {
         Ok(read) => read,
         Err(e) => return tracing::warn!(%room, "cluster: reading a room to take over: {e}"),
     };
     let seats = wire::seats(seats);
     let _guard = hub.lock_room(room);
     let mut kept = Vec::new();
+    let mut orphans = Vec::new();
+    let mut moved = Vec::new();
     let mut gone = Vec::new();
     for (client, seat) in seats {
-        let here = seat.node == cluster.me && hub.is_local(client);
-        if here || (seat.node != cluster.me && cluster.nodes.contains(&seat.node)) {
-            kept.push(adopted(client, seat));
-        } else {
+        if hub.is_local(client) {
+            // Its seat may name the dead node it resumed from.
+        } else if seat.node == cluster.me {
             gone.push(client);
+            continue;
+        } else if cluster.nodes.contains(&seat.node) {
+            moved.push((client, seat.node.clone()));
+        } else {
+            orphans.push((client, cluster.sessions_end(&seat.node).0));
         }
+        kept.push(adopted(client, seat));
     }
-    let moved: Vec<(ClientId, NodeId)> = kept
-        .iter()
-        .filter(|member| member.node != cluster.me)
-        .map(|member| (member.peer.client_id, member.node.clone()))
-        .collect();
     let kv = kv
         .into_iter()
         .filter_map(|(field, value)| {
@@ -269,9 +369,20 @@ pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
         })
         .collect();
     hub.adopt_room(room, kept, kv);
+    for (client, until) in &orphans {
+        hub.orphan(*client, until.into_std(), cluster.orphans.queue);
+    }
     for client in &gone {
         cluster.link.seat(room, *client, None);
         hub.broadcast(room, &state::peer_left(room, *client, "disconnected"), None);
+    }
+    // Seats that named another node than their member's now.
+    hub.remirror(room);
+    for (id, timer) in timers {
+        match serde_json::from_str::<wire::TimerRecord>(&timer) {
+            Ok(t) => router.restore_timer(room, id, &t.plugin, t.tag, t.due),
+            Err(e) => tracing::warn!(%room, "cluster: a timer record that does not parse: {e}"),
+        }
     }
     for (client, edge) in moved {
         cluster
@@ -279,7 +390,7 @@ pub(crate) async fn take_over(cluster: &Cluster, hub: &Hub, room: &RoomId) {
             .moved_to(&edge, client, &cluster.me, Some(room));
     }
     cluster.metrics.took_over();
-    tracing::info!(%room, left = gone.len(), "cluster: took a room over");
+    tracing::info!(%room, left = gone.len(), orphans = orphans.len(), "cluster: took a room over");
 }
 
 fn adopted(client: ClientId, seat: Seat) -> Adopted {
@@ -299,9 +410,10 @@ fn adopted(client: ClientId, seat: Seat) -> Adopted {
 /// After a reconnect: claims this node's open rooms again and writes their
 /// mirror and the node's entries in the client directory back, in case
 /// Redis restarted empty. False if Redis is not back yet.
-async fn reassert(cluster: &Cluster, hub: &Hub) -> bool {
+async fn reassert(cluster: &Cluster, cx: &Inbound) -> bool {
+    let hub = &cx.hub;
     for client in hub.local_clients() {
-        cluster.link.directory(client, true);
+        cx.router.enter_directory(client);
     }
     for (room, _) in hub.rooms() {
         match cluster.claim(&room).await {

@@ -2,6 +2,8 @@
 //! Redis (127.0.0.1:6379, as on every machine this runs on) under a prefix
 //! of their own.
 
+use std::collections::HashMap;
+
 use redis::AsyncCommands;
 use serde_json::value::RawValue;
 
@@ -208,14 +210,61 @@ async fn reaping_a_dead_node_ends_the_rooms_nobody_alive_is_in() {
         .unwrap();
     let _: () = s.redis.hset(s.keys.clients(), 1, "a").await.unwrap();
     let _: () = s.redis.hset(s.keys.clients(), 3, "b").await.unwrap();
+    let (one, three) = (ClientId::from_u64(1), ClientId::from_u64(3));
+    for client in [one, three] {
+        let record = s.keys.session(client);
+        let _: () = s.redis.hset(record, "token", "t").await.unwrap();
+    }
     s.dead(&a).await;
-    let reaped: i64 = s.keys.reap(&a).query_async(&mut s.redis).await.unwrap();
+    let sessions_end = crate::plugins::unix_millis() + 60_000;
+    let reap = s.keys.reap(&a, sessions_end);
+    let reaped: i64 = reap.query_async(&mut s.redis).await.unwrap();
     assert_eq!(reaped, 1);
     let clients: Vec<String> = s.redis.hkeys(s.keys.clients()).await.unwrap();
     assert_eq!(clients, ["3"]);
+    // The dead node's client's session record lasts as long as its grace.
+    let ttl: i64 = s.redis.pttl(s.keys.session(one)).await.unwrap();
+    assert!((1..=60_000).contains(&ttl), "{ttl}");
+    let ttl: i64 = s.redis.pttl(s.keys.session(three)).await.unwrap();
+    assert_eq!(ttl, -1, "a live node's client's record has no end");
+    let _: () = s.redis.del(s.keys.session(three)).await.unwrap();
     // The shared room is left for b to take over.
     assert_eq!(s.claim("shared", &b).await, Claimed::TookOver);
     let members: i64 = s.redis.exists(s.keys.members(&lonely)).await.unwrap();
     assert_eq!(members, 0);
+    s.sweep().await;
+}
+
+#[tokio::test]
+async fn a_session_record_is_claimed_once_with_its_token() {
+    let mut s = Scripts::new(10).await;
+    let client = ClientId::from_u64(7);
+    let record = s.keys.session(client);
+    let _: () = s
+        .redis
+        .hset_multiple(
+            &record,
+            &[("token", "secret"), ("identity", "{}"), ("in:r", "1")],
+        )
+        .await
+        .unwrap();
+    let _: bool = s.redis.pexpire(&record, 60_000).await.unwrap();
+    let claim = |token: &str| s.keys.claim_session(client, token);
+    let wrong: Option<HashMap<String, String>> =
+        claim("guess").query_async(&mut s.redis).await.unwrap();
+    assert_eq!(wrong, None);
+    let claimed: Option<HashMap<String, String>> =
+        claim("secret").query_async(&mut s.redis).await.unwrap();
+    let expected = HashMap::from([
+        ("identity".to_owned(), "{}".to_owned()),
+        ("in:r".to_owned(), "1".to_owned()),
+    ]);
+    assert_eq!(claimed, Some(expected));
+    let again: Option<HashMap<String, String>> =
+        claim("secret").query_async(&mut s.redis).await.unwrap();
+    assert_eq!(again, None, "a token is used up");
+    let ttl: i64 = s.redis.pttl(&record).await.unwrap();
+    assert_eq!(ttl, -1, "a claimed record lasts until its new node ends it");
+    let _: () = s.redis.del(&record).await.unwrap();
     s.sweep().await;
 }

@@ -89,6 +89,15 @@ pub(crate) enum Message {
     },
 }
 
+/// A pending plugin timer in its room's mirror.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TimerRecord {
+    pub(crate) plugin: String,
+    pub(crate) tag: String,
+    /// When it is due, in Unix milliseconds.
+    pub(crate) due: u64,
+}
+
 /// A session moving to the node where it was resumed.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Handed {

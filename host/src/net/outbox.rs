@@ -185,6 +185,11 @@ impl Inbox {
     pub(crate) fn overflow(&self) -> Overflow {
         Overflow(Arc::clone(&self.shared))
     }
+
+    /// Whether a frame has been dropped for want of room.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.shared.overflowed.load(Relaxed)
+    }
 }
 
 impl Drop for Inbox {

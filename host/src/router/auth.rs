@@ -80,6 +80,9 @@ impl Router {
         let data = json!({ "success": true, "userId": identity.user_id });
         let identity = Arc::new(identity);
         self.hub.set_identity(conn.id, Arc::clone(&identity));
+        if let Some(link) = &self.link {
+            link.authenticated(conn.id, &identity);
+        }
         conn.identity = Some(identity);
         conn.authenticated = true;
         self.reply(conn.id, cause, event::AUTH_RESPONSE, &data);

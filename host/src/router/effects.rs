@@ -22,7 +22,7 @@ impl Router {
                     room,
                     delay_ms,
                     tag,
-                } => self.timers.schedule(plugin, room, delay_ms, tag),
+                } => self.set_timer(plugin, room, delay_ms, tag),
             }
         }
     }

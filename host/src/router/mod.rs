@@ -142,9 +142,7 @@ impl Router {
             })
         });
         self.hub.register(id, outbox, identity.clone());
-        if let Some(link) = &self.link {
-            link.directory(id, true);
-        }
+        self.enter_directory(id);
         let chain = self.registry.chain();
         if let Some(info) = self.hub.client_info(id) {
             for plugin in chain.with_hook(|p| p.descriptor.hooks.connect) {
@@ -161,6 +159,17 @@ impl Router {
         }
     }
 
+    /// Cluster mode: enters a client of this node, with its session's
+    /// token and identity, in the cluster's client directory.
+    pub(crate) fn enter_directory(&self, id: ClientId) {
+        if let Some(link) = &self.link
+            && let Some(token) = self.sessions.token_of(id)
+        {
+            let identity = self.hub.client_info(id).and_then(|info| info.identity);
+            link.directory(id, Some((&token, identity.as_deref())));
+        }
+    }
+
     /// Removes a connection: its room's other members get `room:peer-left`
     /// (reason `disconnected`), then the disconnect hooks run.
     pub(crate) fn disconnect(&self, id: ClientId) {
@@ -170,7 +179,7 @@ impl Router {
         if let Some(link) = &self.link
             && self.hub.is_local(id)
         {
-            link.directory(id, false);
+            link.directory(id, None);
             // A client whose room another node owns: the owner does the
             // rest, hooks included, after the messages the client sent
             // before.

@@ -63,10 +63,11 @@ impl Router {
         envelope::frame(event::SESSION_RESUMED, cause, &data)
     }
 
-    /// Makes `conn` the client `id`, whose session it resumed: it is
-    /// authenticated as that session was.
+    /// Makes `conn` the client `id`, whose session it resumed (and which
+    /// has its new token): it is authenticated as that session was.
     pub(crate) fn adopt(&self, conn: &mut Conn, id: ClientId) {
         let identity = self.hub.client_info(id).and_then(|info| info.identity);
+        self.enter_directory(id);
         conn.id = id;
         conn.authenticated = identity.is_some();
         conn.identity = identity;

@@ -2,6 +2,10 @@
 //! timer, ordered by when it is due. A timer fires on the plugin of its
 //! name in the chain live at that moment, under the room's lock, and only
 //! while the room exists; shutdown drops whatever is pending.
+//!
+//! In a cluster each timer is also written to its room's mirror until it
+//! fires, so that the node that takes a room over from a dead owner fires
+//! the room's timers on time ([`Router::restore_timer`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -13,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Router;
 use crate::ids::RoomId;
+use crate::plugins::unix_millis;
 
 /// Schedules timers on the timer task.
 pub(super) struct Timers {
@@ -21,6 +26,8 @@ pub(super) struct Timers {
 
 struct Timer {
     due: Instant,
+    /// Names its record in the room's mirror.
+    id: u64,
     plugin: Arc<str>,
     room: RoomId,
     tag: String,
@@ -35,9 +42,10 @@ impl Timers {
         Timers { requests }
     }
 
-    pub(super) fn schedule(&self, plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String) {
+    fn schedule(&self, id: u64, plugin: Arc<str>, room: RoomId, delay: Duration, tag: String) {
         let timer = Timer {
-            due: Instant::now() + Duration::from_millis(delay_ms.into()),
+            due: Instant::now() + delay,
+            id,
             plugin,
             room,
             tag,
@@ -81,7 +89,38 @@ async fn run(
 }
 
 impl Router {
+    /// A plugin's `set-timer`.
+    pub(super) fn set_timer(&self, plugin: Arc<str>, room: RoomId, delay_ms: u32, tag: String) {
+        let id = rand::random();
+        let delay = Duration::from_millis(delay_ms.into());
+        // A room this node does not own (a join `rooms` refused) is not
+        // mirrored: nobody would take it over and delete the record.
+        if let Some(link) = self.link.as_ref().filter(|_| self.hub.owns(&room)) {
+            let due = unix_millis() + u64::from(delay_ms);
+            link.timer(&room, id, Some((&plugin, &tag, due)));
+        }
+        self.timers.schedule(id, plugin, room, delay, tag);
+    }
+
+    /// A timer of a room taken over from a dead node, from the room's
+    /// mirror: due at `due` (Unix ms), at once if that has passed.
+    pub(crate) fn restore_timer(
+        &self,
+        room: &RoomId,
+        id: u64,
+        plugin: &str,
+        tag: String,
+        due: u64,
+    ) {
+        let delay = Duration::from_millis(due.saturating_sub(unix_millis()));
+        self.timers
+            .schedule(id, plugin.into(), room.clone(), delay, tag);
+    }
+
     fn fire(&self, timer: &Timer) {
+        if let Some(link) = &self.link {
+            link.timer(&timer.room, timer.id, None);
+        }
         let chain = self.registry.chain();
         let Some(plugin) = chain
             .plugins

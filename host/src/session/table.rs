@@ -27,22 +27,38 @@ use crate::state::NodeId;
 pub(crate) struct ResumeToken(String);
 
 impl ResumeToken {
-    /// In a cluster the token ends with `.` and the node that issued it
-    /// (base64url has no `.`), so that any node can find the session.
-    fn new(node: Option<&NodeId>) -> ResumeToken {
+    /// In a cluster the token ends with `.`, the client's id, `.` and the
+    /// node that issued it (base64url has no `.`), so that any node can
+    /// find the session: from its issuer while that lives, from its record
+    /// in Redis after the issuer died.
+    fn new(node: Option<&NodeId>, id: ClientId) -> ResumeToken {
         use base64::Engine;
         let bytes: [u8; 24] = rand::random();
         let mut token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         if let Some(node) = node {
+            token.push('.');
+            token.push_str(&id.to_hex());
             token.push('.');
             token.push_str(node.as_str());
         }
         ResumeToken(token)
     }
 
+    /// The client and the node a cluster token names.
+    fn parts(token: &str) -> Option<(ClientId, NodeId)> {
+        let (_, named) = token.split_once('.')?;
+        let (client, node) = named.split_once('.')?;
+        Some((ClientId::parse(client)?, NodeId::parse(node)?))
+    }
+
     /// The node that issued a token, if a node did.
     pub(crate) fn issuer(token: &str) -> Option<NodeId> {
-        NodeId::parse(token.split_once('.')?.1)
+        Some(ResumeToken::parts(token)?.1)
+    }
+
+    /// The client whose session a token names, if a node issued it.
+    pub(crate) fn client(token: &str) -> Option<ClientId> {
+        Some(ResumeToken::parts(token)?.0)
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -130,7 +146,7 @@ impl Sessions {
     /// Starts a live session for a new connection; returns its token and
     /// the signal its task watches for a takeover.
     pub(crate) fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
-        let token = ResumeToken::new(self.node.as_ref());
+        let token = ResumeToken::new(self.node.as_ref(), id);
         let takeover = Arc::new(Notify::new());
         let slot = Slot::Live {
             token: token.clone(),
@@ -170,6 +186,14 @@ impl Sessions {
                 table.slots.insert(id, taking_over);
                 None
             }
+        }
+    }
+
+    /// The token of a live session, for its record in Redis.
+    pub(crate) fn token_of(&self, id: ClientId) -> Option<ResumeToken> {
+        match self.table.lock().slots.get(&id)? {
+            Slot::Live { token, .. } => Some(token.clone()),
+            _ => None,
         }
     }
 
@@ -363,6 +387,21 @@ mod tests {
         assert!(second.grace.is_cancelled());
         assert!(sessions.expire(id, second.generation));
         assert!(!sessions.cut_short(id));
+    }
+
+    #[test]
+    fn a_cluster_token_names_its_client_and_node() {
+        let node = NodeId::parse("n1").unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let sessions = Sessions::new(8, metrics, Some(node.clone()));
+        let id = ClientIds::new().next();
+        let (token, _) = sessions.open(id);
+        assert_eq!(ResumeToken::issuer(token.as_str()), Some(node));
+        assert_eq!(ResumeToken::client(token.as_str()), Some(id));
+        assert_eq!(sessions.token_of(id), Some(token));
+        let (plain, _) = self::sessions(8).open(id);
+        assert_eq!(ResumeToken::issuer(plain.as_str()), None);
+        assert_eq!(ResumeToken::client(plain.as_str()), None);
     }
 
     #[test]

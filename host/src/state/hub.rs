@@ -12,11 +12,16 @@
 //! membership and storage to Redis for a takeover. A local client whose
 //! room another node owns is *away*: its room is recorded here, its
 //! membership lives with the owner.
+//!
+//! A proxy whose node died is an *orphan*: it stays a member, and frames
+//! for it queue here, as a suspended session's do on its own node, until
+//! its session is resumed on another node or its grace period ends.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use serde::Serialize;
@@ -25,7 +30,7 @@ use serde_json::value::RawValue;
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
 use crate::memory;
-use crate::net::{Inbox, Outbound, Outbox};
+use crate::net::{Inbox, Outbound, Outbox, QueueLimits};
 
 /// A cluster node's id: letters, digits, `-`, `_` and `.`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -82,13 +87,27 @@ enum Sink {
     Local(Outbox),
     /// A proxy: the client is connected to this node.
     Remote(NodeId),
+    /// A proxy whose node died: its frames wait here.
+    Orphan(Box<Orphan>),
+}
+
+/// The queue of a member whose node died, kept until its session is
+/// resumed on another node or ends at `until`.
+struct Orphan {
+    outbox: Outbox,
+    inbox: Inbox,
+    /// The node it was connected to, which its seat in the mirror names.
+    was: NodeId,
+    until: Instant,
 }
 
 impl Sink {
-    /// The node a proxy's client is connected to; `None` for a local one.
+    /// The node a proxy's client is (or was last) connected to; `None`
+    /// for a local one.
     fn node(&self) -> Option<&NodeId> {
         match self {
             Sink::Remote(node) => Some(node),
+            Sink::Orphan(orphan) => Some(&orphan.was),
             Sink::Local(_) => None,
         }
     }
@@ -271,22 +290,116 @@ impl Hub {
             room: None,
             away: None,
         });
-        if let Sink::Remote(edge) = &mut client.sink {
-            *edge = node.clone();
-        }
         client.identity = Some(identity);
+        self.redirect(client, id, node);
         self.peak.fetch_max(state.clients.len(), Relaxed);
     }
 
-    /// A proxy's client is connected to `edge` now (resumed there).
-    pub(crate) fn rehome(&self, id: ClientId, edge: &NodeId) {
+    /// A proxy's client is connected to `edge` now (resumed there). An
+    /// orphan's queued frames go there first, in order. False when the
+    /// client is an orphan whose queue overflowed: its session is lost.
+    pub(crate) fn rehome(&self, id: ClientId, edge: &NodeId) -> bool {
         let mut state = self.state.write();
-        if let Some(client) = state.clients.get_mut(&id)
-            && let Sink::Remote(node) = &mut client.sink
-        {
-            *node = edge.clone();
+        let Some(client) = state.clients.get_mut(&id) else {
+            return true;
+        };
+        if matches!(&client.sink, Sink::Orphan(orphan) if orphan.inbox.overflowed()) {
+            return false;
+        }
+        if self.redirect(client, id, edge) {
             self.reseat(&state, id);
         }
+        true
+    }
+
+    /// Points a proxy (or an orphan, whose queue is sent on) at `edge`;
+    /// false for a local client.
+    fn redirect(&self, client: &mut Client, id: ClientId, edge: &NodeId) -> bool {
+        let was = std::mem::replace(&mut client.sink, Sink::Remote(edge.clone()));
+        match was {
+            Sink::Remote(_) => true,
+            Sink::Orphan(mut orphan) => {
+                while let Some(message) = orphan.inbox.try_recv() {
+                    if let Some(remote) = &self.remote {
+                        remote.deliver(edge, id, message);
+                    }
+                }
+                true
+            }
+            local @ Sink::Local(_) => {
+                client.sink = local;
+                false
+            }
+        }
+    }
+
+    /// Makes a proxy whose node died an orphan: frames for it queue here
+    /// (up to `limits`) until its session is resumed on another node
+    /// ([`Hub::rehome`]) or `until`. False if it is a proxy in no room,
+    /// which has nothing to wait for.
+    pub(crate) fn orphan(&self, id: ClientId, until: Instant, limits: QueueLimits) -> bool {
+        let mut state = self.state.write();
+        let Some(client) = state.clients.get_mut(&id) else {
+            return false;
+        };
+        let (Sink::Remote(node), Some(_)) = (&client.sink, &client.room) else {
+            return false;
+        };
+        let (outbox, inbox) = crate::net::queue(limits);
+        let was = node.clone();
+        client.sink = Sink::Orphan(Box::new(Orphan {
+            outbox,
+            inbox,
+            was,
+            until,
+        }));
+        true
+    }
+
+    /// Orphans whose session has ended: past their time, or their queue
+    /// overflowed.
+    pub(crate) fn orphans_due(&self, now: Instant) -> Vec<ClientId> {
+        let state = self.state.read();
+        let due = |sink: &Sink| match sink {
+            Sink::Orphan(orphan) => orphan.until <= now || orphan.inbox.overflowed(),
+            _ => false,
+        };
+        let ids = state.clients.iter().filter(|(_, c)| due(&c.sink));
+        ids.map(|(id, _)| *id).collect()
+    }
+
+    /// A client whose session a connection of this node resumed from its
+    /// record in Redis (its node died): a member of a room here (a proxy,
+    /// or an orphan, whose queue the connection takes) stays in its room.
+    /// Returns the connection's queue.
+    pub(crate) fn resume_here(
+        &self,
+        id: ClientId,
+        identity: Option<Arc<Identity>>,
+        limits: QueueLimits,
+    ) -> Inbox {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        let (queue, room) = match memory::remove(&mut state.clients, &id) {
+            Some(Client {
+                sink: Sink::Orphan(orphan),
+                room,
+                ..
+            }) => ((orphan.outbox, orphan.inbox), room),
+            Some(client) => (crate::net::queue(limits), client.room),
+            None => (crate::net::queue(limits), None),
+        };
+        let (outbox, inbox) = queue;
+        let client = Client {
+            sink: Sink::Local(outbox),
+            identity,
+            room,
+            away: None,
+        };
+        state.clients.insert(id, client);
+        self.reseat(state, id);
+        self.peak.fetch_max(state.clients.len(), Relaxed);
+        inbox
     }
 
     /// Writes a member's seat to the mirror again (its node changed, or
@@ -441,7 +554,7 @@ impl Hub {
         let proxies = state
             .clients
             .values()
-            .filter(|c| matches!(c.sink, Sink::Remote(_)))
+            .filter(|c| !matches!(c.sink, Sink::Local(_)))
             .count();
         (state.clients.len() - proxies, proxies, state.rooms.len())
     }
@@ -655,6 +768,7 @@ impl Hub {
         let state = self.state.read();
         let depth = |c: &Client| match &c.sink {
             Sink::Local(outbox) => outbox.depth(),
+            Sink::Orphan(orphan) => orphan.outbox.depth(),
             Sink::Remote(_) => 0,
         };
         state.clients.values().map(depth).sum()
@@ -664,6 +778,7 @@ impl Hub {
     fn push(&self, id: ClientId, client: &Client, message: Outbound) {
         match &client.sink {
             Sink::Local(outbox) => outbox.push(message),
+            Sink::Orphan(orphan) => orphan.outbox.push(message),
             Sink::Remote(node) => {
                 if let Some(remote) = &self.remote {
                     remote.deliver(node, id, message);

@@ -909,6 +909,166 @@ async fn a_killed_node_leaves_no_ghosts() {
     d.expect_silence(Duration::ZERO).await;
 }
 
+/// The sessions of a killed node's clients are suspended, as on one node:
+/// each can be resumed on any survivor, keeping its id and room, and the
+/// room hears nothing of it meanwhile. Carol resumes at once, while node 3
+/// still holds its lease (the resume does not wait on the dead node);
+/// Erin after the survivors have taken the room over, and gets what Alice
+/// relayed to her meanwhile, in order. Dave never comes back: everyone
+/// hears he left once lease + grace have passed since the death.
+#[tokio::test]
+async fn a_dead_nodes_sessions_resume_on_survivors() {
+    const LEASE: u64 = 4000;
+    const GRACE: u64 = 3000;
+    let bound = Duration::from_millis(LEASE + GRACE) + Duration::from_secs(2);
+    let mut cluster = Cluster::start(3, |table| {
+        let lease = format!("lease_ms = {LEASE}\n");
+        let table = table.replace(&format!("lease_ms = {LEASE_MS}\n"), &lease);
+        let session = format!("[session]\nresume_grace_ms = {GRACE}\n");
+        chains::with_extra(&format!("{table}{session}"), &[])
+    })
+    .await;
+    wait_until_acquainted(&cluster).await;
+    // Node 3's clients join first: node 3 owns the room.
+    let mut c = Client::joined(cluster.node(3), "carol", "r").await;
+    let mut e = Client::joined(cluster.node(3), "erin", "r").await;
+    c.expect_event("room:peer-joined").await;
+    let mut d = Client::joined(cluster.node(3), "dave", "r").await;
+    c.expect_event("room:peer-joined").await;
+    e.expect_event("room:peer-joined").await;
+    let mut a = Client::joined(cluster.node(1), "alice", "r").await;
+    for member in [&mut c, &mut e, &mut d] {
+        member.expect_event("room:peer-joined").await;
+    }
+    // The mirror, written after each session's record, lists all four.
+    wait_for_listing(cluster.node(1), "r", 4).await;
+    let (carol, erin, dave) = (
+        c.client_id.clone(),
+        e.client_id.clone(),
+        d.client_id.clone(),
+    );
+    let (carol_token, erin_token) = (c.resume_token(), e.resume_token());
+
+    cluster.node_mut(3).kill9().await;
+    let died = Instant::now();
+    drop((c, e, d));
+
+    let (mut c, answer) = Client::resuming(cluster.node(1), &carol_token).await;
+    assert_resumed(&answer, &carol, json!("r"), 0);
+    eprintln!(
+        "node death to a resume on a survivor: {} ms",
+        died.elapsed().as_millis()
+    );
+    assert!(
+        live_nodes(cluster.node(1)).await.contains("node-3"),
+        "Carol's resume waited for node 3's lease to run out"
+    );
+
+    // Once the room is taken over, Carol is a member through node 1.
+    let deadline = Instant::now() + bound;
+    loop {
+        let (_, body) = room_listing(cluster.node(1), "r").await;
+        let peers = body["peers"].as_array().cloned().unwrap_or_default();
+        if peers.contains(&listed(&c, "carol", 1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Carol is not listed on node 1: {body}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    relay_both_ways(&mut a, &mut c, "carol").await;
+
+    // Erin's session waits on the room's new owner, with what is sent her.
+    let tags = ["queued-1", "queued-2"];
+    for tag in tags {
+        a.send_json(ice(&erin, tag)).await;
+    }
+    a.expect_silence(QUIET).await;
+    let (mut e, answer) = Client::resuming(cluster.node(2), &erin_token).await;
+    // Replayed with the answer if node 2 owns the room now; right after it
+    // from the owner otherwise.
+    let replayed = answer["data"]["replayed"].as_u64().unwrap_or(u64::MAX);
+    assert!(replayed == 0 || replayed == 2, "{answer}");
+    assert_resumed(&answer, &erin, json!("r"), replayed as usize);
+    for tag in tags {
+        assert_eq!(
+            e.expect_event("ice:candidate").await,
+            ice_from(&a.client_id, tag),
+            "the relays sent to Erin while her node was dead, in order"
+        );
+    }
+    relay_both_ways(&mut a, &mut e, "erin").await;
+    relay_both_ways(&mut c, &mut e, "carol and erin").await;
+
+    // Dave's session ends unresumed: the first thing anyone hears since.
+    let left = json!({ "event": "room:peer-left", "data": { "roomId": "r", "clientId": dave, "reason": "disconnected" } });
+    for (who, client) in [("alice", &mut a), ("carol", &mut c), ("erin", &mut e)] {
+        let limit = bound.saturating_sub(died.elapsed());
+        assert_eq!(client.recv_within(limit).await, left, "{who}");
+    }
+    eprintln!(
+        "node death to the peer-left of a session not resumed: {} ms (lease {LEASE} ms, grace {GRACE} ms)",
+        died.elapsed().as_millis()
+    );
+    assert_eq!(
+        room_state(&mut a).await,
+        json!({ "roomId": "r", "peers": [peer(&c, "carol"), peer(&e, "erin")] })
+    );
+    a.expect_silence(QUIET).await;
+    c.expect_silence(Duration::ZERO).await;
+    e.expect_silence(Duration::ZERO).await;
+}
+
+/// A room's plugin timers outlive its owner. Node 2 owns the room (Alice
+/// joined first) and holds the `room-ttl` timer set when the room opened;
+/// node 2 is killed; node 1, taking the room over, fires the timer from the
+/// room's mirror, not early, and Bob sees the room close.
+#[tokio::test]
+async fn a_rooms_timers_fire_after_its_owner_died() {
+    const TTL_MS: u64 = 4000;
+    let ttl = chains::with_config(chains::builtin("room-ttl"), &format!("ttl_ms = {TTL_MS}"));
+    let chain = [
+        chains::builtin("auth-jwt"),
+        ttl,
+        chains::builtin("rooms"),
+        chains::builtin("signaling"),
+    ];
+    let mut cluster = Cluster::start(2, |table| {
+        chains::config(
+            &format!("{table}[session]\nresume_grace_ms = 300\n"),
+            &chain,
+        )
+    })
+    .await;
+    let a = Client::joined(cluster.node(2), "alice", "r").await;
+    let opened = Instant::now();
+    let mut b = Client::joined(cluster.node(1), "bob", "r").await;
+    wait_for_listing(cluster.node(1), "r", 2).await;
+    let alice = a.client_id.clone();
+
+    cluster.node_mut(2).kill9().await;
+    drop(a);
+    let left = json!({ "roomId": "r", "clientId": alice, "reason": "disconnected" });
+    let limit = Duration::from_millis(TTL_MS);
+    assert_eq!(b.expect_event_within("room:peer-left", limit).await, left);
+    let closed = b
+        .expect_event_within("room:closed", Duration::from_millis(TTL_MS))
+        .await;
+    let fired = opened.elapsed();
+    assert_eq!(closed, json!({ "roomId": "r", "reason": "ttl" }));
+    assert!(
+        fired >= limit,
+        "the TTL fired early, {fired:?} after the room opened"
+    );
+    b.expect_close(4009).await;
+    eprintln!(
+        "room-ttl of {TTL_MS} ms fired {} ms after the room opened, across a takeover",
+        fired.as_millis()
+    );
+}
+
 /// `GET /admin/nodes` on any node lists every live node, the same on all
 /// of them, and keeps listing them while their heartbeats go on (for
 /// longer than a lease).
