@@ -325,10 +325,9 @@ type Mirror = (
 
 /// Rebuilds `room`, just claimed from a dead owner, from its mirror: its
 /// members on live nodes stay, in their order, with the room's storage and
-/// pending timers;
-/// members of dead nodes stay as orphans until their sessions end; the
-/// others leave it (`room:peer-left`); the members' edges hear that the
-/// room lives here now.
+/// pending timers; members of dead nodes stay as orphans until their
+/// sessions end; the others leave it (`room:peer-left`); the members'
+/// edges hear that the room lives here now.
 pub(crate) async fn take_over(cluster: &Cluster, router: &Router, room: &RoomId) {
     let hub = router.hub();
     let mut redis = cluster.redis();
@@ -348,9 +347,13 @@ pub(crate) async fn take_over(cluster: &Cluster, router: &Router, room: &RoomId)
     let mut orphans = Vec::new();
     let mut moved = Vec::new();
     let mut gone = Vec::new();
+    let mut reseat = Vec::new();
     for (client, seat) in seats {
         if hub.is_local(client) {
-            // Its seat may name the dead node it resumed from.
+            // Its seat names the dead node it resumed from.
+            if seat.node != cluster.me {
+                reseat.push(client);
+            }
         } else if seat.node == cluster.me {
             gone.push(client);
             continue;
@@ -376,8 +379,9 @@ pub(crate) async fn take_over(cluster: &Cluster, router: &Router, room: &RoomId)
         cluster.link.seat(room, *client, None);
         hub.broadcast(room, &state::peer_left(room, *client, "disconnected"), None);
     }
-    // Seats that named another node than their member's now.
-    hub.remirror(room);
+    for client in reseat {
+        hub.reseat_local(client);
+    }
     for (id, timer) in timers {
         match serde_json::from_str::<wire::TimerRecord>(&timer) {
             Ok(t) => router.restore_timer(room, id, &t.plugin, t.tag, t.due),

@@ -313,11 +313,11 @@ impl Hub {
     }
 
     /// Points a proxy (or an orphan, whose queue is sent on) at `edge`;
-    /// false for a local client.
+    /// whether its node changed (never for a local client).
     fn redirect(&self, client: &mut Client, id: ClientId, edge: &NodeId) -> bool {
         let was = std::mem::replace(&mut client.sink, Sink::Remote(edge.clone()));
         match was {
-            Sink::Remote(_) => true,
+            Sink::Remote(node) => node != *edge,
             Sink::Orphan(mut orphan) => {
                 while let Some(message) = orphan.inbox.try_recv() {
                     if let Some(remote) = &self.remote {
@@ -400,6 +400,12 @@ impl Hub {
         self.reseat(state, id);
         self.peak.fetch_max(state.clients.len(), Relaxed);
         inbox
+    }
+
+    /// Writes a local member's seat to the mirror again: a takeover read
+    /// it naming the node the client's session was resumed from.
+    pub(crate) fn reseat_local(&self, id: ClientId) {
+        self.reseat(&self.state.read(), id);
     }
 
     /// Writes a member's seat to the mirror again (its node changed, or
