@@ -34,7 +34,7 @@ use super::{Claimed, Cluster, NodeId};
 use crate::ids::{ClientId, RoomId};
 use crate::plugins::unix_millis;
 use crate::router::Router;
-use crate::state::{self, Adopted, Hub, Identity, Peer, Remote};
+use crate::state::{self, Adopted, Identity, Peer, Remote};
 
 /// The nodes alive at the last heartbeat.
 #[derive(Default)]
@@ -119,7 +119,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, cx: Arc<Inbound>, shutdown: Cance
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        end_orphans(&cx.hub, &cx.router);
+        end_orphans(&cx);
         if cluster.nodes.unsure.swap(false, Relaxed) {
             reconnecting = true;
         }
@@ -276,19 +276,21 @@ async fn bury(cluster: &Cluster, cx: &Arc<Inbound>, dead: &NodeId) {
         }
     }
     cluster.nodes.beats.write().remove(dead);
-    let (hub, router) = (Arc::clone(&cx.hub), Arc::clone(&cx.router));
+    let cx = Arc::clone(cx);
     tokio::spawn(async move {
         tokio::time::sleep_until(until).await;
-        end_orphans(&hub, &router);
+        end_orphans(&cx);
     });
 }
 
 /// Ends the sessions of orphans whose time is up, or whose queue
-/// overflowed: their rooms hear `room:peer-left`.
-fn end_orphans(hub: &Hub, router: &Router) {
-    for client in hub.orphans_due(Instant::now().into_std()) {
+/// overflowed: their rooms hear `room:peer-left`, and their records go,
+/// so that a resume of one is `RESUME_FAILED` as on one node.
+fn end_orphans(cx: &Inbound) {
+    for client in cx.hub.orphans_due(Instant::now().into_std()) {
         tracing::info!(%client, "session of a dead node's client ended unresumed");
-        router.disconnect(client);
+        cx.router.disconnect(client);
+        cx.cluster.link.directory(client, None);
     }
 }
 

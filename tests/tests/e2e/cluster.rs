@@ -1021,6 +1021,49 @@ async fn a_dead_nodes_sessions_resume_on_survivors() {
     e.expect_silence(Duration::ZERO).await;
 }
 
+/// PROTOCOL.md: a suspended session whose queue overflows `replay_limit`
+/// has ended, and its resume is `RESUME_FAILED`; so for a session of a
+/// dead node, queued on its room's owner. Carol's node dies; Bob relays to
+/// her until her queue on node 1 overflows (the relays before node 1
+/// buried node 2 went to the dead node), which ends her session with
+/// `room:peer-left` long before her grace would; then her resume fails.
+#[tokio::test]
+async fn a_dead_nodes_session_whose_queue_overflowed_cannot_be_resumed() {
+    const SESSION: &str = "[session]\nresume_grace_ms = 20000\nreplay_limit = 2\n";
+    let mut cluster = Cluster::start(2, |table| {
+        chains::with_extra(&format!("{table}{SESSION}"), &[])
+    })
+    .await;
+    let mut b = Client::joined(cluster.node(1), "bob", "r").await;
+    let c = Client::joined(cluster.node(2), "carol", "r").await;
+    b.expect_event("room:peer-joined").await;
+    wait_for_listing(cluster.node(1), "r", 2).await;
+    let (carol, token) = (c.client_id.clone(), c.resume_token());
+
+    cluster.node_mut(2).kill9().await;
+    drop(c);
+    let left = json!({ "event": "room:peer-left", "data": { "roomId": "r", "clientId": carol, "reason": "disconnected" } });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "Carol's session did not end on overflow"
+        );
+        b.send_json(ice(&carol, &format!("c{n}"))).await;
+        match timeout(Duration::from_millis(100), b.recv()).await {
+            Ok(message) => {
+                assert_eq!(message, left);
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    let (_, answer) = Client::resuming(cluster.node(1), &token).await;
+    assert_eq!(answer["event"], "error", "expected RESUME_FAILED: {answer}");
+    assert_eq!(answer["data"]["code"], "RESUME_FAILED", "{answer}");
+    assert_eq!(answer["data"]["event"], "session:resume", "{answer}");
+}
+
 /// A room's plugin timers outlive its owner. Node 2 owns the room (Alice
 /// joined first) and holds the `room-ttl` timer set when the room opened;
 /// node 2 is killed; node 1, taking the room over, fires the timer from the
