@@ -1,7 +1,9 @@
 //! The operator's HTTP API, on its own listener: health, metrics, plugins
-//! (list, hot swap, rollback), rooms, and removing a client.
+//! (list, hot swap, rollback, versions, rollouts), rooms, and removing a
+//! client.
 
 mod http;
+mod rollout;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,7 +29,8 @@ use crate::plugins::{Plugin, PluginSource, Registry, SwapError, Swapper};
 use crate::router::Router;
 use crate::state::{Hub, Peer};
 
-/// The largest component `PUT /admin/plugins/{name}` takes.
+/// The largest component `PUT /admin/plugins/{name}` and
+/// `POST /admin/plugins/{name}/versions` take.
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
 pub(crate) struct Admin {
@@ -128,7 +131,27 @@ impl Admin {
             (&Method::POST, ["admin", "plugins", name, "rollback"]) => {
                 let swapper = Arc::clone(&self.swapper);
                 let name = name.to_string();
-                swapped(tokio::task::spawn_blocking(move || swapper.rollback(&name)).await)
+                blocking(move || swapper.rollback(&name), live).await
+            }
+            (&Method::GET, ["admin", "plugins", name, "versions"]) => self.versions(name),
+            (&Method::POST, ["admin", "plugins", name, "versions"]) => {
+                let name = name.to_string();
+                self.upload(name, request).await
+            }
+            (&Method::GET, ["admin", "plugins", name, "rollout"]) => self.rollout(name),
+            (&Method::PUT, ["admin", "plugins", name, "rollout"]) => {
+                let name = name.to_string();
+                self.set_rollout(name, request).await
+            }
+            (&Method::POST, ["admin", "plugins", name, "promote"]) => {
+                let swapper = Arc::clone(&self.swapper);
+                let name = name.to_string();
+                blocking(move || swapper.promote(&name), live).await
+            }
+            (&Method::POST, ["admin", "plugins", name, "abort"]) => {
+                let swapper = Arc::clone(&self.swapper);
+                let name = name.to_string();
+                blocking(move || swapper.abort(&name), live).await
             }
             (&Method::GET, ["admin", "rooms"]) => self.rooms(),
             (&Method::GET, ["admin", "rooms", id]) => match &self.cluster {
@@ -190,24 +213,12 @@ impl Admin {
     }
 
     async fn put_plugin(&self, name: String, request: Request<Incoming>) -> Reply {
-        let bytes = match Limited::new(request.into_body(), MAX_COMPONENT_BYTES)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes().to_vec(),
-            Err(e) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("reading the component: {e}"),
-                );
-            }
-        };
-        let source = PluginSource {
-            origin: format!("upload ({} bytes)", bytes.len()),
-            bytes,
+        let source = match component(request).await {
+            Ok(source) => source,
+            Err(reply) => return reply,
         };
         let swapper = Arc::clone(&self.swapper);
-        swapped(tokio::task::spawn_blocking(move || swapper.swap(&name, source)).await)
+        blocking(move || swapper.swap(&name, source), live).await
     }
 
     fn rooms(&self) -> Reply {
@@ -297,17 +308,57 @@ async fn cluster_room(cluster: &Cluster, id: &str) -> Reply {
     }
 }
 
-fn swapped(result: Result<Result<Arc<Plugin>, SwapError>, tokio::task::JoinError>) -> Reply {
-    match result {
-        Ok(Ok(plugin)) => json_reply(StatusCode::OK, &PluginInfo::of(&plugin)),
-        Ok(Err(e @ SwapError::UnknownPlugin(_))) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Ok(Err(e @ SwapError::NoPrevious(_))) => error(StatusCode::CONFLICT, &e.to_string()),
-        Ok(Err(e @ SwapError::Invalid(_))) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
-        }
+/// A component in a request's body, with where it came from.
+async fn component(request: Request<Incoming>) -> Result<PluginSource, Reply> {
+    let bytes = body(request, MAX_COMPONENT_BYTES, "the component").await?;
+    Ok(PluginSource {
+        origin: format!("upload ({} bytes)", bytes.len()),
+        bytes,
+    })
+}
+
+/// A request's body, up to `limit` bytes; 413 beyond.
+async fn body(request: Request<Incoming>, limit: usize, what: &str) -> Result<Vec<u8>, Reply> {
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(body) => Ok(body.to_bytes().to_vec()),
+        Err(e) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("reading {what}: {e}"),
+        )),
+    }
+}
+
+/// Makes a plugin change off the async workers (it may compile) and
+/// answers with `answer` of what it returned, or with why it failed.
+async fn blocking<T: Send + 'static>(
+    change: impl FnOnce() -> Result<T, SwapError> + Send + 'static,
+    answer: impl FnOnce(T) -> Reply,
+) -> Reply {
+    match tokio::task::spawn_blocking(change).await {
+        Ok(Ok(value)) => answer(value),
+        Ok(Err(e)) => refused(&e),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("swap task failed: {e}"),
+            &format!("plugin task failed: {e}"),
         ),
     }
+}
+
+/// The version a swap, rollback, promote or abort made live.
+fn live(plugin: Arc<Plugin>) -> Reply {
+    json_reply(StatusCode::OK, &PluginInfo::of(&plugin))
+}
+
+/// A refused plugin change's answer.
+fn refused(e: &SwapError) -> Reply {
+    let status = match e {
+        SwapError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
+        SwapError::NoPrevious(_) | SwapError::NoCanary(_) | SwapError::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
+        SwapError::Invalid(_) | SwapError::UnknownVersion { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    };
+    error(status, &e.to_string())
 }

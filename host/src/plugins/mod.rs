@@ -1,7 +1,9 @@
 //! Plugins: the chain an operator configured (`entries`), the current chain
-//! and its routes (`chain`, behind the `registry`'s one pointer), hot swap
-//! and the plugins-directory watch (`swap`), the plugins shipped in the
-//! binary (`builtin`), and the wasmtime facade that loads and calls them
+//! and its routes (`chain`, behind the `registry`'s one pointer, with the
+//! versions that are not live), canary rollouts and the rooms pinned to a
+//! version (`rollout`), hot swap, uploads, rollout changes and the
+//! plugins-directory watch (`swap`), the plugins shipped in the binary
+//! (`builtin`), and the wasmtime facade that loads and calls them
 //! (`wasm`).
 //!
 //! Plugins decide; they never act. Everything they ask for comes out of a
@@ -11,12 +13,15 @@ pub mod builtin;
 mod chain;
 mod entries;
 mod registry;
+mod rollout;
 mod swap;
 mod wasm;
 
 pub use chain::Chain;
 pub(crate) use entries::load;
+pub(crate) use registry::{Policy, Role};
 pub use registry::{Registry, SwapError};
+pub(crate) use rollout::{Canary, Chains};
 pub(crate) use swap::{Announce, Swapper};
 pub use wasm::{
     AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,

@@ -1,6 +1,8 @@
 //! Hot swap: loading a new version of a chain plugin off the hot path and
 //! making it live atomically (`PUT /admin/plugins/{name}`, a changed file
-//! in the plugins directory), and rollback.
+//! in the plugins directory), and rollback. Rollouts: uploading a version
+//! without making it live, running it as a canary in some rooms, and
+//! promoting or aborting it.
 //!
 //! A version that fails to compile, link, describe itself or start leaves
 //! the running one in place. Plugin state lives in the hub's room storage,
@@ -14,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::entries::Entry;
-use super::registry::{Registry, SwapError};
+use super::registry::{Policy, Registry, SwapError, Version};
+use super::rollout::Canary;
 use super::wasm::{Loader, Plugin, PluginSource, sha256_hex};
 use crate::metrics::Metrics;
 
@@ -74,6 +77,65 @@ impl Swapper {
             announce.swapped(name, &plugin.hash, None);
         }
         result
+    }
+
+    /// Loads `source` as a version of chain entry `name` without making it
+    /// live; a version loaded already is not loaded again. Returns it, and
+    /// whether it is new to the entry's uploaded versions. Blocking.
+    pub(crate) fn upload(
+        &self,
+        name: &str,
+        source: PluginSource,
+    ) -> Result<(Arc<Plugin>, bool), SwapError> {
+        let hash = sha256_hex(&source.bytes);
+        let plugin = match self.registry.loaded(name, &hash) {
+            Some(plugin) => plugin,
+            None => Arc::new(self.load(name, &source)?),
+        };
+        let version = Version {
+            plugin: Arc::clone(&plugin),
+            bytes: source.bytes.into(),
+        };
+        let added = self.registry.upload(name, version)?;
+        if added {
+            tracing::info!(plugin = name, version = %plugin.descriptor.version, hash = %plugin.hash, from = %source.origin, "plugin version uploaded");
+        }
+        Ok((plugin, added))
+    }
+
+    /// Starts or changes the canary of `name` on this node. Building the
+    /// chains compiles schemas: call it off the async workers.
+    pub(crate) fn set_rollout(&self, name: &str, policy: Policy) -> Result<Arc<Canary>, SwapError> {
+        let canary = self.registry.set_rollout(name, policy)?;
+        tracing::info!(
+            plugin = name,
+            canary = %canary.plugin.hash,
+            version = %canary.plugin.descriptor.version,
+            percent = canary.percent,
+            rooms = canary.rooms.len(),
+            "canary set: rooms opening from now on follow it"
+        );
+        Ok(canary)
+    }
+
+    /// Makes the canary of `name` its stable version in every room, here
+    /// and (announced as a swap) on every node.
+    pub(crate) fn promote(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
+        let canary = self.registry.promote(name)?;
+        let plugin = &canary.plugin;
+        tracing::info!(plugin = name, version = %plugin.descriptor.version, hash = %plugin.hash, "canary promoted: every room runs it");
+        if let Some(announce) = self.announce.get() {
+            announce.swapped(name, &plugin.hash, Some(&canary.bytes));
+        }
+        Ok(Arc::clone(plugin))
+    }
+
+    /// Ends the canary of `name`: its rooms run the stable version from
+    /// their next event. Returns the stable version.
+    pub(crate) fn abort(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
+        let stable = self.registry.abort(name)?;
+        tracing::info!(plugin = name, stable = %stable.hash, "canary aborted: its rooms run the stable version");
+        Ok(stable)
     }
 
     /// [`Swapper::swap`] on this node only: another node announced it.

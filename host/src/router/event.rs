@@ -1,6 +1,8 @@
 //! Steps 6 to 8 of the order of checks for the events plugins handle:
 //! routing (`UNKNOWN_EVENT`), the schema of `data`, then the chain under
-//! the room's lock, and what its outcome says to do.
+//! the room's lock, and what its outcome says to do. While a canary is
+//! active the chain is the room's own (its pin), and a room opened by the
+//! event is pinned.
 
 use std::sync::Arc;
 
@@ -9,9 +11,9 @@ use super::{Router, Verdict};
 use crate::envelope::{self, Data, ErrorCode};
 use crate::ids::{ClientId, RoomId};
 use crate::net::Outbound;
-use crate::plugins::{Called, Chain, Effect, Outcome, Plugin, PluginFault, Relay};
+use crate::plugins::{Called, Chain, Chains, Effect, Outcome, Plugin, PluginFault, Relay};
 use crate::schema::{self, Normalized};
-use crate::state::NodeId;
+use crate::state::{NodeId, Pin};
 use crate::vocab::event;
 
 /// What the chain decided about an event and every plugin's queued
@@ -26,20 +28,32 @@ impl Router {
     /// for the room's owner when that is another node.
     pub(super) fn route(
         &self,
-        chain: &Chain,
+        chains: Chains<'_>,
         id: ClientId,
         cause: &Cause,
         data: Data,
         text: &str,
     ) -> Verdict {
         let name = cause.event.as_str();
+        // Its errors come after routing's, as the order of checks says.
+        let data = schema::normalize(name, data);
+        // A canary may declare events and schemas its stable version does
+        // not: with a canary active, the room's chain says what the event
+        // is.
+        let chain = match chains.rollout {
+            None => chains.stable,
+            Some(_) => {
+                let room = self.event_room(id, name, data.as_ref().ok());
+                self.room_chain(chains, room.as_ref()).0
+            }
+        };
         let plugins = chain.route(name);
         if plugins.is_empty() {
             let message = format!("no handler for `{}`", cause.event);
             self.error(id, cause, ErrorCode::UnknownEvent, &message);
             return Verdict::Open;
         }
-        let data = match schema::normalize(name, data) {
+        let data = match data {
             Ok(data) => data,
             Err(message) => {
                 self.error(id, cause, ErrorCode::InvalidMessage, &message);
@@ -64,8 +78,35 @@ impl Router {
                 Place::Claim(room) => return Verdict::Claim(room),
             }
         }
-        self.run_event(plugins, id, cause, name, data);
+        self.run_event(chains, plugins, id, cause, name, data);
         Verdict::Open
+    }
+
+    /// The room an event is about: the sender's, or the one it joins.
+    fn event_room(&self, id: ClientId, name: &str, data: Option<&Normalized>) -> Option<RoomId> {
+        self.hub
+            .room_of(id)
+            .or_else(|| data.and_then(|data| join_target(name, data)))
+    }
+
+    /// The chain `room`'s events run on, and, for a room not open yet, the
+    /// pin it gets if it opens now. Events of no room run on the stable
+    /// chain.
+    pub(super) fn room_chain<'a>(
+        &self,
+        chains: Chains<'a>,
+        room: Option<&RoomId>,
+    ) -> (&'a Chain, Option<Pin>) {
+        let (Some(rollout), Some(room)) = (chains.rollout, room) else {
+            return (chains.stable, None);
+        };
+        match self.hub.pin_of(room) {
+            Some(pin) => (rollout.chain(pin), None),
+            None => {
+                let pin = rollout.assign(room);
+                (rollout.chain(pin), Some(pin))
+            }
+        }
     }
 
     /// Cluster mode: where an event is handled. A client whose room
@@ -75,11 +116,7 @@ impl Router {
         if let Some(owner) = self.hub.away(id) {
             return Place::At(owner);
         }
-        let target = match data {
-            Normalized::Object(object) if name == event::ROOM_JOIN => schema::join_target(object),
-            _ => None,
-        };
-        match target {
+        match join_target(name, data) {
             Some(room) if !self.hub.owns(&room) && self.hub.room_of(id).is_none() => {
                 Place::Claim(room)
             }
@@ -88,9 +125,12 @@ impl Router {
     }
 
     /// Steps 7 and 8 on this node: the chain under the room's lock, and
-    /// what it decided.
+    /// what it decided. `plugins` are the event's on the chain `route`
+    /// chose; with a canary active they are looked up again under the
+    /// lock, where the room's pin cannot change.
     fn run_event(
         &self,
+        chains: Chains<'_>,
         plugins: &[Arc<Plugin>],
         id: ClientId,
         cause: &Cause,
@@ -100,10 +140,7 @@ impl Router {
         let Some(info) = self.hub.client_info(id) else {
             return;
         };
-        let room = info.room.clone().or_else(|| match &data {
-            Normalized::Object(object) if name == event::ROOM_JOIN => schema::join_target(object),
-            _ => None,
-        });
+        let room = info.room.clone().or_else(|| join_target(name, &data));
         if let Some(room) = &room {
             tracing::Span::current().record("room", tracing::field::display(room));
         }
@@ -111,6 +148,13 @@ impl Router {
         // one room's events reach plugins, and their effects reach members,
         // in one order.
         let _guard = room.as_ref().map(|room| self.hub.lock_room(room));
+        let (plugins, opening) = match chains.rollout {
+            None => (plugins, None),
+            Some(_) => {
+                let (chain, opening) = self.room_chain(chains, room.as_ref());
+                (chain.route(name), opening)
+            }
+        };
         // The client a relay event's `to` names, if it is a client id.
         let target = match &data {
             Normalized::Relay(relay) => relay.target,
@@ -132,6 +176,10 @@ impl Router {
                 run_chain(plugins, |plugin| plugin.on_event(&info, name, &json))
             }
         };
+        // The room this event opened keeps the versions that handled it.
+        if let (Some(pin), Some(room)) = (opening, &room) {
+            self.hub.pin(room, pin);
+        }
         let decided = match decided {
             Ok(decided) => decided,
             Err(fault) => {
@@ -162,6 +210,14 @@ impl Router {
             }
             self.hub.drop_proxy_if_roomless(id);
         }
+    }
+}
+
+/// The room a `room:join` names.
+fn join_target(name: &str, data: &Normalized) -> Option<RoomId> {
+    match data {
+        Normalized::Object(object) if name == event::ROOM_JOIN => schema::join_target(object),
+        _ => None,
     }
 }
 

@@ -40,7 +40,7 @@ impl Router {
             id: envelope.id.as_ref(),
             event: &envelope.event,
         };
-        let chain = self.registry.chain();
+        let live = self.registry.live();
         let span = tracing::debug_span!(
             "message",
             client = %client,
@@ -49,7 +49,7 @@ impl Router {
             id = ?envelope.id,
         );
         let _span = span.enter();
-        self.route(&chain, client, &cause, envelope.data, text)
+        self.route(live.chains(), client, &cause, envelope.data, text)
     }
 
     /// Answers a message whose room could not be placed.

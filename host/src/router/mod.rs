@@ -36,7 +36,7 @@ use crate::envelope::{Envelope, ErrorCode};
 use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::net::{Admit, Outbox, RateLimit};
-use crate::plugins::{Chain, Registry, unix_millis};
+use crate::plugins::{Chains, Registry, unix_millis};
 use crate::schema;
 use crate::session::Sessions;
 use crate::state::{self, Hub, Identity};
@@ -143,6 +143,7 @@ impl Router {
         });
         self.hub.register(id, outbox, identity.clone());
         self.enter_directory(id);
+        // A client in no room: the stable chain.
         let chain = self.registry.chain();
         if let Some(info) = self.hub.client_info(id) {
             for plugin in chain.with_hook(|p| p.descriptor.hooks.connect) {
@@ -189,11 +190,14 @@ impl Router {
             }
         }
         let _guard = info.room.as_ref().map(|room| self.hub.lock_room(room));
+        // The room's versions, read before the client's leaving may close
+        // it.
+        let live = self.registry.live();
+        let chain = self.room_chain(live.chains(), info.room.as_ref()).0;
         if let Some(room) = self.hub.unregister(id) {
             let frame = state::peer_left(&room, id, "disconnected");
             self.hub.broadcast(&room, &frame, None);
         }
-        let chain = self.registry.chain();
         for plugin in chain.with_hook(|p| p.descriptor.hooks.disconnect) {
             self.run_hook(plugin.on_disconnect(&info), id);
         }
@@ -215,9 +219,10 @@ impl Router {
             id: envelope.id.as_ref(),
             event: &envelope.event,
         };
-        // One chain for the whole message, this thread's copy of it.
-        let chain = self.registry.current();
-        self.count_in(&chain, &envelope.event);
+        // One set of chains for the whole message, this thread's copy.
+        let live = self.registry.current();
+        let chains = live.chains();
+        self.count_in(chains, &envelope.event);
         let span = tracing::debug_span!(
             "message",
             client = %conn.id,
@@ -241,10 +246,11 @@ impl Router {
                 Verdict::Open
             }
             events::SESSION_RESUME => self.check_resume(conn, &cause, &envelope.data.into_object()),
+            // Auth has no room: the stable chain.
             events::AUTH_REQUEST => {
-                self.authenticate(&chain, conn, &cause, &envelope.data.into_object())
+                self.authenticate(chains.stable, conn, &cause, &envelope.data.into_object())
             }
-            _ => self.route(&chain, conn.id, &cause, envelope.data, text),
+            _ => self.route(chains, conn.id, &cause, envelope.data, text),
         }
     }
 
@@ -272,9 +278,9 @@ impl Router {
 
     /// Counts an inbound event under its name if the protocol or the chain
     /// defines it, so clients cannot mint metric labels.
-    fn count_in(&self, chain: &Chain, event: &EventName) {
+    fn count_in(&self, chains: Chains<'_>, event: &EventName) {
         let event = event.as_str();
-        let known = schema::is_protocol_event(event) || !chain.route(event).is_empty();
+        let known = schema::is_protocol_event(event) || chains.declares(event);
         self.metrics
             .messages_in
             .inc(if known { event } else { "unknown" });

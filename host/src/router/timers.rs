@@ -1,7 +1,7 @@
 //! Room timers (`set-timer`): a task of their own that owns every pending
 //! timer, ordered by when it is due. A timer fires on the plugin of its
-//! name in the chain live at that moment, under the room's lock, and only
-//! while the room exists; shutdown drops whatever is pending.
+//! name in the room's chain live at that moment, under the room's lock,
+//! and only while the room exists; shutdown drops whatever is pending.
 //!
 //! In a cluster each timer is also written to its room's mirror until it
 //! fires, so that the node that takes a room over from a dead owner fires
@@ -121,7 +121,12 @@ impl Router {
         if let Some(link) = &self.link {
             link.timer(&timer.room, timer.id, None);
         }
-        let chain = self.registry.chain();
+        let _guard = self.hub.lock_room(&timer.room);
+        if !self.hub.room_exists(&timer.room) {
+            return;
+        }
+        let live = self.registry.live();
+        let chain = self.room_chain(live.chains(), Some(&timer.room)).0;
         let Some(plugin) = chain
             .plugins
             .iter()
@@ -129,10 +134,6 @@ impl Router {
         else {
             return;
         };
-        let _guard = self.hub.lock_room(&timer.room);
-        if !self.hub.room_exists(&timer.room) {
-            return;
-        }
         match plugin.on_timer(timer.room.as_str(), &timer.tag) {
             Ok(called) => self.apply(called.effects),
             Err(fault) => tracing::warn!(room = %timer.room, "timer: {fault}"),

@@ -164,6 +164,18 @@ struct Client {
     away: Option<NodeId>,
 }
 
+/// Which chain entries run their canary version in a room, decided when
+/// the room opened and kept for its lifetime (`plugins/rollout.rs` reads
+/// it; the hub only keeps it): a bit per position in the chain, and how
+/// many canaries had started by then, so that a bit never names a canary
+/// started later at the same position. The default, every entry on its
+/// stable version, is what a room opened with no canary active has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pin {
+    pub(crate) canaries: u64,
+    pub(crate) at: u64,
+}
+
 #[derive(Default)]
 struct Room {
     /// Oldest first.
@@ -172,6 +184,7 @@ struct Room {
     seqs: Vec<u64>,
     /// Plugin storage, by (plugin, key).
     kv: HashMap<(Arc<str>, String), String>,
+    pin: Pin,
 }
 
 #[derive(Default)]
@@ -795,6 +808,19 @@ impl Hub {
 
     pub(crate) fn room_exists(&self, room: &RoomId) -> bool {
         self.state.read().rooms.contains_key(room)
+    }
+
+    /// An open room's pin; `None` when the room is not open.
+    pub(crate) fn pin_of(&self, room: &RoomId) -> Option<Pin> {
+        Some(self.state.read().rooms.get(room)?.pin)
+    }
+
+    /// Pins a room that has just opened; a room that is not open keeps
+    /// nothing.
+    pub(crate) fn pin(&self, room: &RoomId, pin: Pin) {
+        if let Some(entry) = self.state.write().rooms.get_mut(room) {
+            entry.pin = pin;
+        }
     }
 
     /// Queues a message for a client; false when no such client is

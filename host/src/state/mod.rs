@@ -1,6 +1,6 @@
 //! The state every connection shares: the authoritative table of clients
-//! and room membership (`hub`), with each room's plugin storage, and the
-//! frames its changes announce (`frames`).
+//! and room membership (`hub`), with each room's plugin storage and pin,
+//! and the frames its changes announce (`frames`).
 //!
 //! Membership changes only here, through `Hub::join`, `Hub::leave` and
 //! `Hub::unregister`; nothing here blocks or awaits, and delivery only
@@ -10,5 +10,5 @@ mod frames;
 mod hub;
 
 pub(crate) use frames::{peer_joined, peer_left};
-pub(crate) use hub::{Adopted, JoinError, NodeId, Peer, Remote, Seat};
+pub(crate) use hub::{Adopted, JoinError, NodeId, Peer, Pin, Remote, Seat};
 pub use hub::{ClientInfo, Hub, Identity};

@@ -1,0 +1,242 @@
+//! Versions and rollouts of a chain entry: uploading a version without
+//! making it live, listing the loaded ones, and the canary policy.
+//! Promote and abort answer like a swap (`super::live`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::http::{Reply, error, json_reply};
+use super::{Admin, PluginInfo, blocking, body, component, refused};
+use crate::ids::RoomId;
+use crate::plugins::{Canary, Plugin, Policy, Role};
+
+/// The largest rollout policy `PUT /admin/plugins/{name}/rollout` takes.
+const MAX_POLICY_BYTES: usize = 1 << 20;
+/// The most rooms a policy may list.
+const MAX_LISTED_ROOMS: usize = 10_000;
+
+/// A loaded version as `/admin/plugins/{name}/versions` shows it.
+#[derive(Serialize)]
+struct VersionInfo {
+    #[serde(flatten)]
+    plugin: PluginInfo,
+    role: Role,
+}
+
+/// A canary as `/admin/plugins/{name}/rollout` shows it.
+#[derive(Serialize)]
+struct CanaryInfo {
+    #[serde(flatten)]
+    plugin: PluginInfo,
+    percent: u8,
+    /// Sorted.
+    rooms: Vec<String>,
+}
+
+impl CanaryInfo {
+    fn of(canary: &Canary) -> CanaryInfo {
+        let mut rooms: Vec<String> = canary.rooms.iter().map(|r| r.to_string()).collect();
+        rooms.sort_unstable();
+        CanaryInfo {
+            plugin: PluginInfo::of(&canary.plugin),
+            percent: canary.percent,
+            rooms,
+        }
+    }
+}
+
+/// Reads `PUT /admin/plugins/{name}/rollout`'s body:
+/// `{"canary": HASH, "percent": 0..=100, "rooms": [ROOM, ...]}`, with
+/// `percent`, `rooms` or both. The error names the field that is wrong.
+fn policy(body: &[u8]) -> Result<Policy, String> {
+    let fields: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| format!("the rollout policy is not a JSON object: {e}"))?;
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !["canary", "percent", "rooms"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{unknown}`: a policy has `canary`, `percent` and `rooms`"
+        ));
+    }
+    let canary = match fields.get("canary") {
+        Some(Value::String(hash)) => hash.clone(),
+        Some(other) => return Err(format!("`canary` must be a version's hash, not {other}")),
+        None => return Err("`canary` is missing: the hash of an uploaded version".into()),
+    };
+    let percent = match fields.get("percent") {
+        None => None,
+        Some(value) => match value.as_u64().and_then(|p| u8::try_from(p).ok()) {
+            Some(percent) if percent <= 100 => Some(percent),
+            _ => {
+                return Err(format!(
+                    "`percent` must be a whole number from 0 to 100, not {value}"
+                ));
+            }
+        },
+    };
+    let listed = match fields.get("rooms") {
+        None => None,
+        Some(Value::Array(listed)) => Some(listed),
+        Some(other) => return Err(format!("`rooms` must be a list of room ids, not {other}")),
+    };
+    if percent.is_none() && listed.is_none() {
+        return Err("give `percent` (0 to 100), `rooms` (room ids) or both".into());
+    }
+    let listed = listed.map(Vec::as_slice).unwrap_or_default();
+    if listed.len() > MAX_LISTED_ROOMS {
+        return Err(format!(
+            "`rooms` lists {} rooms: at most {MAX_LISTED_ROOMS}",
+            listed.len()
+        ));
+    }
+    let rooms = listed
+        .iter()
+        .map(|id| {
+            id.as_str()
+                .and_then(RoomId::parse)
+                .ok_or_else(|| format!("`rooms`: {id} is not a room id"))
+        })
+        .collect::<Result<HashSet<RoomId>, String>>()?;
+    Ok(Policy {
+        canary,
+        percent: percent.unwrap_or(0),
+        rooms,
+    })
+}
+
+fn rollout_reply(name: &str, stable: &Plugin, canary: Option<&Canary>) -> Reply {
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "name": name,
+            "stable": PluginInfo::of(stable),
+            "canary": canary.map(CanaryInfo::of),
+        }),
+    )
+}
+
+impl Admin {
+    pub(super) fn versions(&self, name: &str) -> Reply {
+        match self.registry.versions(name) {
+            Ok(versions) => {
+                let versions: Vec<VersionInfo> = versions
+                    .iter()
+                    .map(|(plugin, role)| VersionInfo {
+                        plugin: PluginInfo::of(plugin),
+                        role: *role,
+                    })
+                    .collect();
+                json_reply(
+                    StatusCode::OK,
+                    &json!({ "name": name, "versions": versions }),
+                )
+            }
+            Err(e) => refused(&e),
+        }
+    }
+
+    /// 201 with the version when it is new to the entry's uploads, 200
+    /// when those bytes were uploaded before.
+    pub(super) async fn upload(&self, name: String, request: Request<Incoming>) -> Reply {
+        let source = match component(request).await {
+            Ok(source) => source,
+            Err(reply) => return reply,
+        };
+        let swapper = Arc::clone(&self.swapper);
+        let upload = move || swapper.upload(&name, source);
+        blocking(upload, |(plugin, added)| {
+            let role = match self.registry.versions(&plugin.name) {
+                Ok(versions) => versions
+                    .iter()
+                    .find(|(p, _)| Arc::ptr_eq(p, &plugin))
+                    .map_or(Role::Idle, |(_, role)| *role),
+                Err(e) => return refused(&e),
+            };
+            let status = if added {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let info = VersionInfo {
+                plugin: PluginInfo::of(&plugin),
+                role,
+            };
+            json_reply(status, &info)
+        })
+        .await
+    }
+
+    pub(super) fn rollout(&self, name: &str) -> Reply {
+        match self.registry.rollout(name) {
+            Ok((stable, canary)) => rollout_reply(name, &stable, canary.as_deref()),
+            Err(e) => refused(&e),
+        }
+    }
+
+    pub(super) async fn set_rollout(&self, name: String, request: Request<Incoming>) -> Reply {
+        let policy = match body(request, MAX_POLICY_BYTES, "the rollout policy").await {
+            Ok(bytes) => match policy(&bytes) {
+                Ok(policy) => policy,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            },
+            Err(reply) => return reply,
+        };
+        let swapper = Arc::clone(&self.swapper);
+        let task_name = name.clone();
+        let set = move || swapper.set_rollout(&task_name, policy);
+        blocking(set, |_| self.rollout(&name)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(body: &str) -> String {
+        policy(body.as_bytes()).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_policy_needs_a_canary_and_a_percentage_or_rooms() {
+        let read = policy(br#"{"canary": "h", "percent": 10, "rooms": ["a", "b", "a"]}"#).unwrap();
+        assert_eq!((read.canary.as_str(), read.percent), ("h", 10));
+        assert_eq!(read.rooms.len(), 2);
+        let rooms_only = policy(br#"{"canary": "h", "rooms": ["a"]}"#).unwrap();
+        assert_eq!(rooms_only.percent, 0);
+        assert_eq!(
+            policy(br#"{"canary": "h", "percent": 100}"#)
+                .unwrap()
+                .percent,
+            100
+        );
+        assert!(refusal(r#"{"canary": "h"}"#).contains("`percent`"));
+        assert!(refusal(r#"{"percent": 10}"#).contains("`canary` is missing"));
+    }
+
+    #[test]
+    fn a_bad_policy_says_which_field_is_wrong() {
+        for (body, names) in [
+            (r#"{"canary": 7, "percent": 1}"#, "`canary`"),
+            (r#"{"canary": "h", "percent": 101}"#, "`percent`"),
+            (r#"{"canary": "h", "percent": -1}"#, "`percent`"),
+            (r#"{"canary": "h", "percent": 300}"#, "`percent`"),
+            (r#"{"canary": "h", "percent": 1.5}"#, "`percent`"),
+            (r#"{"canary": "h", "percent": "10"}"#, "`percent`"),
+            (r#"{"canary": "h", "rooms": [""]}"#, "`rooms`"),
+            (r#"{"canary": "h", "rooms": [1]}"#, "`rooms`"),
+            (r#"{"canary": "h", "rooms": "a"}"#, "`rooms`"),
+            (r#"{"canary": "h", "percent": 1, "pct": 2}"#, "`pct`"),
+            ("not json", "not a JSON object"),
+            ("[]", "not a JSON object"),
+        ] {
+            let refused = refusal(body);
+            assert!(refused.contains(names), "{body}: {refused:?}");
+        }
+    }
+}
