@@ -286,6 +286,19 @@ impl Shape {
         servers: &[SocketAddr],
         first: &Build,
         second: &Build,
+        swap: impl AsyncFnMut(usize, &Build) -> Instant,
+    ) -> Run {
+        self.run_swaps(SWAPS, servers, first, second, swap).await
+    }
+
+    /// [`Shape::run`] with `swaps` swaps: a change that can be made only
+    /// once a run (a canary's abort) is one.
+    pub async fn run_swaps(
+        &self,
+        swaps: usize,
+        servers: &[SocketAddr],
+        first: &Build,
+        second: &Build,
         mut swap: impl AsyncFnMut(usize, &Build) -> Instant,
     ) -> Run {
         let shape = *self;
@@ -351,7 +364,7 @@ impl Shape {
             until: None,
         }];
         sleep(SETTLE).await;
-        for i in 0..SWAPS {
+        for i in 0..swaps {
             let next = if i % 2 == 0 { second } else { first };
             let requested = Instant::now();
             let ended = swap(i, next).await;

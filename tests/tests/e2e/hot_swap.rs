@@ -26,13 +26,13 @@ const STAMP_V2_WASM: &str = env!("STAMP_V2_WASM");
 /// A plugin component whose `init` fails without its `ttl_ms` setting.
 const ROOM_TTL_WASM: &str = env!("ROOM_TTL_WASM");
 
-const QUIET: Duration = Duration::from_millis(300);
+pub(crate) const QUIET: Duration = Duration::from_millis(300);
 
-fn v1() -> Build {
+pub(crate) fn v1() -> Build {
     Build::read(STAMP_V1_WASM, "1.0.0", "a")
 }
 
-fn v2() -> Build {
+pub(crate) fn v2() -> Build {
     Build::read(STAMP_V2_WASM, "2.0.0", "b")
 }
 
@@ -45,7 +45,7 @@ fn config(stamp: String, cache: &Path, extra: &str) -> String {
 
 /// A server whose chain loads stamp 1.0.0 from its build path, with its own
 /// compile cache (kept alive by the returned dir).
-async fn start() -> (Server, TempDir) {
+pub(crate) async fn start() -> (Server, TempDir) {
     let cache = tempfile::tempdir().expect("cache dir");
     let stamp = from_file("stamp", STAMP_V1_WASM);
     let server = Server::start(&config(stamp, cache.path(), "")).await;
@@ -66,7 +66,7 @@ async fn swap_to(admin: &Admin, build: &Build) -> Value {
 }
 
 /// `{"name", "version", "hash", "loadedAt"}` of `build`, loaded recently.
-fn assert_plugin_info(body: &Value, build: &Build) {
+pub(crate) fn assert_plugin_info(body: &Value, build: &Build) {
     assert_eq!(body["name"], "stamp", "{body}");
     assert_eq!(body["version"], build.version, "{body}");
     assert_eq!(body["hash"], build.hash.as_str(), "{body}");
@@ -86,7 +86,7 @@ async fn swaps_total(admin: &Admin, result: &str) -> f64 {
 }
 
 /// Two clients in `room`, each past the other's `room:peer-joined`.
-async fn pair(server: &Server, room: &str) -> (Client, Client) {
+pub(crate) async fn pair(server: &Server, room: &str) -> (Client, Client) {
     let mut a = Client::joined(server, "alice", room).await;
     let b = Client::joined(server, "bob", room).await;
     a.expect_event("room:peer-joined").await;
@@ -95,7 +95,7 @@ async fn pair(server: &Server, room: &str) -> (Client, Client) {
 
 /// `from` sends `stamp:msg` to `to`; returns what `to` receives, after
 /// checking that the sender got nothing back.
-async fn stamp(from: &mut Client, to: &mut Client, seq: u64) -> Value {
+pub(crate) async fn stamp(from: &mut Client, to: &mut Client, seq: u64) -> Value {
     from.send_json(
         json!({ "event": "stamp:msg", "id": format!("s{seq}"), "data": { "to": to.client_id, "seq": seq } }),
     )
@@ -112,7 +112,7 @@ async fn stamp(from: &mut Client, to: &mut Client, seq: u64) -> Value {
 }
 
 /// One `stamp:msg` from `a` to `b`; returns the version that stamped it.
-async fn version_now(a: &mut Client, b: &mut Client, seq: u64) -> String {
+pub(crate) async fn version_now(a: &mut Client, b: &mut Client, seq: u64) -> String {
     let got = stamp(a, b, seq).await;
     got["version"]
         .as_str()
@@ -488,7 +488,7 @@ async fn swapping_back_to_a_known_version_reuses_its_cached_compilation() {
 
 /// 50 rooms of 4 clients: 200 connections that all send and receive, and
 /// 8 churners; each client knows it has everything by a `ping`.
-const LOAD: Shape = Shape {
+pub(crate) const LOAD: Shape = Shape {
     name: "hot swap under load",
     rooms: 50,
     per_room: 4,

@@ -20,6 +20,7 @@ mod plugin_check;
 mod plugin_faults;
 mod plugin_output;
 mod resume;
+mod rollout;
 mod rooms;
 mod sandbox;
 mod signaling;

@@ -1,0 +1,427 @@
+//! Safe rollouts (README, "Rolling out a plugin version"): versions
+//! uploaded without going live, a canary for a percentage of new rooms or
+//! a list of them, each room pinned to its versions for its lifetime, and
+//! promote and abort moving rooms at an event boundary with nothing
+//! dropped, duplicated or forgotten.
+//!
+//! The chain is hot_swap.rs's: auth-jwt, rooms, stamp, signaling, with
+//! `stamp` 1.0.0 (stamps `"a"`) stable and 2.0.0 (stamps `"b"`) the
+//! canary; its per-room counter lives in host storage, which versions
+//! share.
+
+use serde_json::{Value, json};
+use switchboard_e2e::swap_load::{Build, Shape};
+use switchboard_e2e::{Admin, Client, Server};
+use tokio::time::Instant;
+
+use super::hot_swap::{LOAD, QUIET, assert_plugin_info, pair, stamp, start, v1, v2, version_now};
+
+/// `POST /admin/plugins/stamp/versions` with `build`; returns the status
+/// and the body.
+async fn upload(admin: &Admin, build: &Build) -> (u16, Value) {
+    let response = admin
+        .request("POST", "/admin/plugins/stamp/versions", &build.bytes)
+        .await;
+    let status = response.status;
+    (status, response.json())
+}
+
+/// `PUT /admin/plugins/stamp/rollout` with `policy`, expecting 200;
+/// returns the rollout.
+async fn set_rollout(admin: &Admin, policy: Value) -> Value {
+    let response = admin
+        .put(
+            "/admin/plugins/stamp/rollout",
+            policy.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(response.status, 200, "PUT rollout {policy}: {response}");
+    response.json()
+}
+
+/// `POST path`, expecting 200 with `build`'s plugin info.
+async fn post_expecting(admin: &Admin, path: &str, build: &Build) {
+    let response = admin.post(path).await;
+    assert_eq!(response.status, 200, "POST {path}: {response}");
+    assert_plugin_info(&response.json(), build);
+}
+
+/// Where a room falls for the `stamp` entry, 0 to 99, as README documents
+/// it: FNV-1a (64-bit) of the room id, a 0xff byte and the entry name,
+/// modulo 100.
+fn bucket(room: &str) -> u64 {
+    let bytes = room.bytes().chain([0xff]).chain("stamp".bytes());
+    let hash = bytes.fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 100
+}
+
+/// The roles `GET /admin/plugins/stamp/versions` lists, by hash.
+async fn roles(admin: &Admin) -> Vec<(String, String)> {
+    let listing = admin.get_json("/admin/plugins/stamp/versions").await;
+    let versions = listing["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no versions array: {listing}"));
+    versions
+        .iter()
+        .map(|v| {
+            for field in ["name", "version", "hash", "loadedAt", "calls", "errors"] {
+                assert!(v.get(field).is_some(), "{field} missing: {v}");
+            }
+            (
+                v["hash"].as_str().unwrap_or_default().to_owned(),
+                v["role"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn role(build: &Build, role: &str) -> (String, String) {
+    (build.hash.clone(), role.to_owned())
+}
+
+#[tokio::test]
+async fn an_uploaded_version_is_listed_once_and_runs_nowhere() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+
+    let (status, body) = upload(&admin, &v2).await;
+    assert_eq!(status, 201, "{body}");
+    assert_plugin_info(&body, &v2);
+    assert_eq!(body["role"], "idle", "{body}");
+    let (status, again) = upload(&admin, &v2).await;
+    assert_eq!(status, 200, "the same bytes again: {again}");
+    assert_eq!(again["hash"], body["hash"]);
+    assert_eq!(
+        roles(&admin).await,
+        [role(&v1, "stable"), role(&v2, "idle")]
+    );
+
+    let (mut a, mut b) = pair(&server, "r").await;
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "a");
+    let rollout = admin.get_json("/admin/plugins/stamp/rollout").await;
+    assert_plugin_info(&rollout["stable"], &v1);
+    assert_eq!(rollout["canary"], Value::Null, "{rollout}");
+
+    let unknown = admin
+        .request("POST", "/admin/plugins/nope/versions", &v2.bytes)
+        .await;
+    assert_eq!(unknown.status, 404, "{unknown}");
+    let garbage = admin
+        .request("POST", "/admin/plugins/stamp/versions", b"not wasm")
+        .await;
+    assert_eq!(garbage.status, 422, "{garbage}");
+    assert!(garbage.json()["error"].is_string(), "{garbage}");
+}
+
+#[tokio::test]
+async fn a_canary_at_half_runs_in_half_the_rooms_each_pinned_for_its_life() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v2).await;
+    let rollout = set_rollout(&admin, json!({ "canary": v2.hash, "percent": 50 })).await;
+    assert_plugin_info(&rollout["stable"], &v1);
+    assert_plugin_info(&rollout["canary"], &v2);
+    assert_eq!(rollout["canary"]["percent"], 50, "{rollout}");
+    assert_eq!(rollout["canary"]["rooms"], json!([]), "{rollout}");
+    assert_eq!(
+        admin.get_json("/admin/plugins/stamp/rollout").await,
+        rollout
+    );
+    assert_eq!(
+        roles(&admin).await,
+        [role(&v1, "stable"), role(&v2, "canary")]
+    );
+
+    let names: Vec<String> = (0..12).map(|i| format!("canary-{i}")).collect();
+    let expected = |room: &str| if bucket(room) < 50 { "b" } else { "a" };
+    let marks: Vec<&str> = names.iter().map(|room| expected(room)).collect();
+    assert!(
+        marks.contains(&"a") && marks.contains(&"b"),
+        "the test needs rooms on both sides: {marks:?}"
+    );
+    let mut rooms = Vec::new();
+    for room in &names {
+        let (mut a, mut b) = pair(&server, room).await;
+        assert_eq!(
+            version_now(&mut a, &mut b, 0).await,
+            expected(room),
+            "{room}"
+        );
+        rooms.push((room, a, b));
+    }
+
+    // Every new room on stable, then every new room on the canary: the
+    // open rooms keep what they had.
+    for (percent, late) in [(0, "a"), (100, "b")] {
+        set_rollout(&admin, json!({ "canary": v2.hash, "percent": percent })).await;
+        for (seq, (room, a, b)) in (1..).zip(rooms.iter_mut()) {
+            let got = stamp(a, b, seq).await;
+            assert_eq!(
+                got["version"],
+                expected(room),
+                "{room} at {percent}%: {got}"
+            );
+        }
+        let (mut a, mut b) = pair(&server, &format!("late-{percent}")).await;
+        assert_eq!(version_now(&mut a, &mut b, 0).await, late, "{percent}%");
+    }
+
+    // A room that closes and opens again is pinned afresh. (A closed
+    // connection has left its room when its close handshake ends.)
+    let (room, a, b) = rooms.remove(2);
+    assert_eq!(expected(room), "a");
+    a.close(1000).await;
+    b.close(1000).await;
+    let (mut a, mut b) = pair(&server, room).await;
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "b", "{room} reopened");
+}
+
+#[tokio::test]
+async fn a_canary_for_listed_rooms_runs_only_in_those_opened_after() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let v2 = v2();
+    upload(&admin, &v2).await;
+    let (mut early_a, mut early_b) = pair(&server, "listed-early").await;
+
+    let policy = json!({ "canary": v2.hash, "rooms": ["listed", "listed-early"] });
+    let rollout = set_rollout(&admin, policy).await;
+    assert_eq!(rollout["canary"]["percent"], 0, "{rollout}");
+    assert_eq!(
+        rollout["canary"]["rooms"],
+        json!(["listed", "listed-early"])
+    );
+
+    let (mut a, mut b) = pair(&server, "listed").await;
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "b");
+    let (mut c, mut d) = pair(&server, "unlisted").await;
+    assert_eq!(version_now(&mut c, &mut d, 0).await, "a");
+    assert_eq!(
+        version_now(&mut early_a, &mut early_b, 0).await,
+        "a",
+        "a room open before the rollout keeps its version"
+    );
+}
+
+#[tokio::test]
+async fn promote_moves_every_room_and_abort_moves_the_canary_rooms_back_with_their_storage() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v1).await;
+    upload(&admin, &v2).await;
+    let (mut a, mut b) = pair(&server, "before").await;
+    set_rollout(&admin, json!({ "canary": v2.hash, "rooms": ["canary"] })).await;
+    let (mut c, mut d) = pair(&server, "canary").await;
+
+    // (room, version, count) after each message: the room's counter runs
+    // on across every move.
+    let check = async |from: &mut Client, to: &mut Client, seq: u64, version: &str, count: u64| {
+        let got = stamp(from, to, seq).await;
+        assert_eq!(
+            (&got["version"], &got["count"]),
+            (&json!(version), &json!(count)),
+            "{got}"
+        );
+    };
+    check(&mut a, &mut b, 0, "a", 1).await;
+    check(&mut c, &mut d, 0, "b", 1).await;
+
+    post_expecting(&admin, "/admin/plugins/stamp/promote", &v2).await;
+    check(&mut a, &mut b, 1, "b", 2).await;
+    check(&mut c, &mut d, 1, "b", 2).await;
+    let rollout = admin.get_json("/admin/plugins/stamp/rollout").await;
+    assert_plugin_info(&rollout["stable"], &v2);
+    assert_eq!(rollout["canary"], Value::Null);
+    let promote_again = admin.post("/admin/plugins/stamp/promote").await;
+    assert_eq!(promote_again.status, 409, "{promote_again}");
+
+    // v1 is now the canary of one new room, then aborted.
+    set_rollout(&admin, json!({ "canary": v1.hash, "rooms": ["back"] })).await;
+    let (mut e, mut f) = pair(&server, "back").await;
+    check(&mut e, &mut f, 0, "a", 1).await;
+    check(&mut a, &mut b, 2, "b", 3).await;
+    post_expecting(&admin, "/admin/plugins/stamp/abort", &v2).await;
+    check(&mut e, &mut f, 1, "b", 2).await;
+    let abort_again = admin.post("/admin/plugins/stamp/abort").await;
+    assert_eq!(abort_again.status, 409, "{abort_again}");
+
+    // The promote is a swap a rollback undoes.
+    post_expecting(&admin, "/admin/plugins/stamp/rollback", &v1).await;
+    check(&mut c, &mut d, 2, "a", 3).await;
+    for client in [&mut a, &mut c, &mut e] {
+        client.expect_silence(QUIET).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hot_swap_during_a_canary_moves_every_room_and_ends_it() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v2).await;
+    set_rollout(&admin, json!({ "canary": v2.hash, "percent": 100 })).await;
+    let (mut a, mut b) = pair(&server, "r").await;
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "b");
+
+    let response = admin.put("/admin/plugins/stamp", &v1.bytes).await;
+    assert_eq!(response.status, 200, "{response}");
+    assert_eq!(version_now(&mut a, &mut b, 1).await, "a");
+    let rollout = admin.get_json("/admin/plugins/stamp/rollout").await;
+    assert_eq!(rollout["canary"], Value::Null, "{rollout}");
+}
+
+#[tokio::test]
+async fn bad_rollout_requests_are_4xx_with_a_reason_and_change_nothing() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v2).await;
+    let before = admin.get_json("/admin/plugins/stamp/rollout").await;
+
+    let v2_hash = v2.hash.as_str();
+    let refused: [(&str, String, u16); 10] = [
+        ("not JSON", "{".into(), 400),
+        ("no canary", json!({ "percent": 5 }).to_string(), 400),
+        (
+            "no percent or rooms",
+            json!({ "canary": v2_hash }).to_string(),
+            400,
+        ),
+        (
+            "percent over 100",
+            json!({ "canary": v2_hash, "percent": 101 }).to_string(),
+            400,
+        ),
+        (
+            "negative percent",
+            json!({ "canary": v2_hash, "percent": -1 }).to_string(),
+            400,
+        ),
+        (
+            "a bad room id",
+            json!({ "canary": v2_hash, "rooms": [""] }).to_string(),
+            400,
+        ),
+        (
+            "an unknown field",
+            json!({ "canary": v2_hash, "percent": 1, "x": 1 }).to_string(),
+            400,
+        ),
+        (
+            "a version never uploaded",
+            json!({ "canary": "0".repeat(64), "percent": 1 }).to_string(),
+            422,
+        ),
+        (
+            "the stable version",
+            json!({ "canary": v1.hash, "percent": 1 }).to_string(),
+            409,
+        ),
+        (
+            "an unknown plugin",
+            json!({ "canary": v2_hash, "percent": 1 }).to_string(),
+            404,
+        ),
+    ];
+    for (what, body, status) in &refused {
+        let path = if *status == 404 {
+            "/admin/plugins/nope/rollout"
+        } else {
+            "/admin/plugins/stamp/rollout"
+        };
+        let response = admin.put(path, body.as_bytes()).await;
+        assert_eq!(response.status, *status, "{what}: {response}");
+        let reason = response.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!reason.is_empty(), "{what}: no reason in {response}");
+    }
+    assert_eq!(admin.get_json("/admin/plugins/stamp/rollout").await, before);
+
+    for action in ["promote", "abort"] {
+        let response = admin.post(&format!("/admin/plugins/stamp/{action}")).await;
+        assert_eq!(response.status, 409, "{action} with no canary: {response}");
+        let response = admin.post(&format!("/admin/plugins/nope/{action}")).await;
+        assert_eq!(
+            response.status, 404,
+            "{action} of an unknown plugin: {response}"
+        );
+    }
+
+    // The canary's policy can change while it runs.
+    set_rollout(&admin, json!({ "canary": v2.hash, "percent": 10 })).await;
+    let rollout = set_rollout(&admin, json!({ "canary": v2.hash, "percent": 20 })).await;
+    assert_eq!(rollout["canary"]["percent"], 20);
+    let (mut a, mut b) = pair(&server, "still-served").await;
+    version_now(&mut a, &mut b, 0).await;
+    a.assert_open().await;
+}
+
+// ---------------------------------------------------------------------------
+// The hot-swap guarantee under load, for promote and abort.
+
+/// One server, stamp 1.0.0 stable, both builds uploaded.
+async fn loaded() -> (Server, tempfile::TempDir, Build, Build) {
+    let (server, cache) = start().await;
+    let (v1, v2) = (v1(), v2());
+    let admin = server.admin();
+    assert_eq!(upload(&admin, &v1).await.0, 201);
+    assert_eq!(upload(&admin, &v2).await.0, 201);
+    (server, cache, v1, v2)
+}
+
+/// Twenty times: the other build becomes a canary for no room, then is
+/// promoted, moving every room at the promote's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_promotes_under_load_drop_nothing_and_switch_at_the_answer() {
+    let shape = Shape {
+        name: "promotes under load",
+        ..LOAD
+    };
+    let (server, _cache, v1, v2) = loaded().await;
+    let admin = server.admin();
+
+    let run = shape
+        .run(&[server.addr()], &v1, &v2, async |_, next| {
+            set_rollout(&admin, json!({ "canary": next.hash, "percent": 0 })).await;
+            post_expecting(&admin, "/admin/plugins/stamp/promote", next).await;
+            Instant::now()
+        })
+        .await;
+    shape.check(&run);
+    let rollout = admin.get_json("/admin/plugins/stamp/rollout").await;
+    assert_plugin_info(&rollout["stable"], &v1);
+    assert_eq!(rollout["canary"], Value::Null);
+}
+
+/// Every room opens on a canary at 100%, then the canary is aborted under
+/// load: every room moves back to stable at the abort's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abort_under_load_drops_nothing_and_switches_at_the_answer() {
+    let shape = Shape {
+        name: "abort under load",
+        min_sent: 1_000,
+        ..LOAD
+    };
+    let (server, _cache, v1, v2) = loaded().await;
+    let admin = server.admin();
+    set_rollout(&admin, json!({ "canary": v2.hash, "percent": 100 })).await;
+
+    let run = shape
+        .run_swaps(1, &[server.addr()], &v2, &v1, async |_, stable| {
+            post_expecting(&admin, "/admin/plugins/stamp/abort", stable).await;
+            Instant::now()
+        })
+        .await;
+    shape.check(&run);
+    assert_eq!(
+        roles(&admin).await,
+        [role(&v1, "stable"), role(&v2, "idle")]
+    );
+}
