@@ -826,6 +826,53 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
     assert_eq!(stamped_by(&mut d, &mut c).await, "b");
 }
 
+/// A canary's policy holds on the node it was set on (README, "Rolling
+/// out a plugin version"), for the rooms that node owns; its promote
+/// reaches every node as a hot swap does, and a node that starts later
+/// loads the promoted version.
+#[tokio::test]
+async fn a_promote_reaches_every_node_as_a_swap() {
+    let v2 = std::fs::read(STAMP_V2_WASM).expect("read stamp 2.0.0");
+    let v2_hash = sha256_hex(&v2);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let mut cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
+    let admin = cluster.node(1).admin();
+    let uploaded = admin
+        .request("POST", "/admin/plugins/stamp/versions", &v2)
+        .await;
+    assert_eq!(uploaded.status, 201, "{uploaded}");
+    let policy = json!({ "canary": v2_hash, "percent": 100 }).to_string();
+    let set = admin
+        .put("/admin/plugins/stamp/rollout", policy.as_bytes())
+        .await;
+    assert_eq!(set.status, 200, "{set}");
+
+    // Node 1 owns the first room (its first member joined there), node 2
+    // the second: only node 1 has the canary.
+    let (mut a, mut b) = pair_across(cluster.node(1), cluster.node(2), "on-1").await;
+    assert_eq!(stamped_by(&mut a, &mut b).await, "b");
+    let (mut c, mut d) = pair_across(cluster.node(2), cluster.node(1), "on-2").await;
+    assert_eq!(stamped_by(&mut c, &mut d).await, "a");
+
+    let promoted = admin.post("/admin/plugins/stamp/promote").await;
+    assert_eq!(promoted.status, 200, "{promoted}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listed_stamp(&cluster.node(2).admin()).await["hash"] != v2_hash {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 does not list the promoted stamp 10 s after the promote"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stamped_by(&mut c, &mut d).await, "b");
+    assert_eq!(stamped_by(&mut b, &mut a).await, "b");
+
+    let config = stamp_config(&cluster.table(3), cache.path());
+    cluster.launch(vec![Server::builder(&config)]).await;
+    let stamp = listed_stamp(&cluster.node(3).admin()).await;
+    assert_eq!(stamp["hash"], v2_hash.as_str(), "node 3 lists {stamp}");
+}
+
 // ---------------------------------------------------------------------------
 // Node death and the node directory.
 
