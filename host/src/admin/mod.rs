@@ -192,10 +192,32 @@ impl Admin {
             cluster.metrics.render(&mut out);
         }
         let chain = self.registry.chain();
+        let canaries = self.registry.canaries();
+        // A canary whose version string is its stable version's (another
+        // build of the same version) is told apart by its hash.
+        let canary_versions: Vec<String> = canaries
+            .iter()
+            .map(|canary| {
+                let version = &canary.plugin.descriptor.version;
+                let stable = chain.find(&canary.plugin.name);
+                if stable.is_some_and(|s| s.descriptor.version == *version) {
+                    let short: String = canary.plugin.hash.chars().take(12).collect();
+                    format!("{version}+{short}")
+                } else {
+                    version.clone()
+                }
+            })
+            .collect();
         let plugins: Vec<_> = chain
             .plugins
             .iter()
             .map(|p| (&*p.name, p.descriptor.version.as_str(), &p.stats))
+            .chain(
+                canaries
+                    .iter()
+                    .zip(&canary_versions)
+                    .map(|(c, version)| (&*c.plugin.name, version.as_str(), &c.plugin.stats)),
+            )
             .collect();
         metrics::render_calls(&mut out, &plugins);
         let mut reply = Response::new(Full::new(Bytes::from(out)));

@@ -255,6 +255,11 @@ impl Registry {
         Ok((stable, book.canaries.get(&position).cloned()))
     }
 
+    /// Every active canary, in chain order.
+    pub(crate) fn canaries(&self) -> Vec<Arc<Canary>> {
+        self.book.lock().canaries.values().cloned().collect()
+    }
+
     /// Starts a canary of `name`, or changes which new rooms its canary
     /// gets (the rooms already open keep their version).
     pub(crate) fn set_rollout(&self, name: &str, policy: Policy) -> Result<Arc<Canary>, SwapError> {

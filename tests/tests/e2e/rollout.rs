@@ -154,6 +154,17 @@ async fn a_canary_at_half_runs_in_half_the_rooms_each_pinned_for_its_life() {
         rooms.push((room, a, b));
     }
 
+    // Each version's calls are counted under its own version string.
+    let metrics = admin.metrics().await;
+    for version in ["1.0.0", "2.0.0"] {
+        let labels = [("plugin", "stamp"), ("version", version)];
+        let calls = metrics.get("switchboard_plugin_calls_total", &labels);
+        assert!(
+            calls.is_some_and(|n| n >= 1.0),
+            "stamp {version}: {calls:?}"
+        );
+    }
+
     // Every new room on stable, then every new room on the canary: the
     // open rooms keep what they had.
     for (percent, late) in [(0, "a"), (100, "b")] {
