@@ -129,9 +129,7 @@ impl Admin {
                 self.put_plugin(name, request).await
             }
             (&Method::POST, ["admin", "plugins", name, "rollback"]) => {
-                let swapper = Arc::clone(&self.swapper);
-                let name = name.to_string();
-                blocking(move || swapper.rollback(&name), live).await
+                self.change(name, Swapper::rollback).await
             }
             (&Method::GET, ["admin", "plugins", name, "versions"]) => self.versions(name),
             (&Method::POST, ["admin", "plugins", name, "versions"]) => {
@@ -144,14 +142,10 @@ impl Admin {
                 self.set_rollout(name, request).await
             }
             (&Method::POST, ["admin", "plugins", name, "promote"]) => {
-                let swapper = Arc::clone(&self.swapper);
-                let name = name.to_string();
-                blocking(move || swapper.promote(&name), live).await
+                self.change(name, Swapper::promote).await
             }
             (&Method::POST, ["admin", "plugins", name, "abort"]) => {
-                let swapper = Arc::clone(&self.swapper);
-                let name = name.to_string();
-                blocking(move || swapper.abort(&name), live).await
+                self.change(name, Swapper::abort).await
             }
             (&Method::GET, ["admin", "rooms"]) => self.rooms(),
             (&Method::GET, ["admin", "rooms", id]) => match &self.cluster {
@@ -226,6 +220,17 @@ impl Admin {
             HeaderValue::from_static("text/plain; version=0.0.4"),
         );
         reply
+    }
+
+    /// A rollback, promote or abort of `name`, off the async workers.
+    async fn change(
+        &self,
+        name: &str,
+        change: fn(&Swapper, &str) -> Result<Arc<Plugin>, SwapError>,
+    ) -> Reply {
+        let swapper = Arc::clone(&self.swapper);
+        let name = name.to_owned();
+        blocking(move || change(&swapper, &name), live).await
     }
 
     fn plugins(&self) -> Reply {

@@ -143,10 +143,11 @@ impl Rollout {
         &self.chains[set]
     }
 
-    /// Whether any chain of the rollout handles `event`: a canary may
+    /// Whether a chain with a canary in it handles `event`: a canary may
     /// declare events its stable version does not.
-    pub(crate) fn declares(&self, event: &str) -> bool {
-        self.chains
+    fn declares(&self, event: &str) -> bool {
+        let with_canaries = &self.chains[1..];
+        with_canaries
             .iter()
             .any(|chain| !chain.route(event).is_empty())
     }
@@ -252,7 +253,13 @@ mod tests {
             assert!(runs_canary(&rollout, rollout.assign(&room(id)), &v2));
         }
         assert!(Arc::ptr_eq(rollout.chain(Pin::default()), &stable));
-        assert!(rollout.declares("room:join") && rollout.declares("chat:message"));
+        let chains = Chains {
+            stable: &stable,
+            rollout: Some(&rollout),
+        };
+        // `room:lock` is only the canary's (`moderation` as `chat`).
+        assert!(chains.declares("room:lock") && chains.declares("chat:message"));
+        assert!(!chains.declares("sdp:offer") && !rollout.declares("chat:message"));
     }
 
     #[test]
