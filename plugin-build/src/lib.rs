@@ -53,7 +53,7 @@ fn build_in(
     features: &[&str],
 ) -> Vec<PathBuf> {
     let workspace = workspace_root();
-    for dir in ["wit", "guest-sdk", "vocab", "Cargo.lock"]
+    for dir in ["wit", "guest-sdk", "vocab", "recording", "Cargo.lock"]
         .iter()
         .chain(plugin_dirs)
     {
