@@ -21,6 +21,8 @@ pub struct Args {
     pub fresh_rooms: bool,
     /// Drop the connection instead of leaving and closing.
     pub abrupt: bool,
+    /// Cycles per worker, when the run is a fixed amount of work.
+    pub cycles: Option<usize>,
 }
 
 pub async fn run(
@@ -37,7 +39,7 @@ pub async fn run(
                 Arc::clone(&connector),
                 w,
                 (args.fresh_rooms, args.abrupt),
-                deadline,
+                (deadline, args.cycles.unwrap_or(usize::MAX)),
                 Arc::clone(&errors),
             ))
         })
@@ -78,16 +80,16 @@ pub async fn run(
     Ok(Report { json, human })
 }
 
-/// Cycles until the deadline; the duration of each completed cycle in us.
+/// Cycles until the deadline or the limit; the duration of each completed cycle in us.
 async fn worker(
     connector: Arc<Connector>,
     w: usize,
     (fresh_rooms, abrupt): (bool, bool),
-    deadline: Instant,
+    (deadline, limit): (Instant, usize),
     errors: Arc<Errors>,
 ) -> Vec<u32> {
     let mut cycles = Vec::new();
-    while Instant::now() < deadline {
+    while cycles.len() < limit && Instant::now() < deadline {
         let n = if fresh_rooms { cycles.len() } else { 0 };
         let (user, room) = (format!("churn-{w}-{n}"), format!("bench-churn-{w}-{n}"));
         let began = Instant::now();

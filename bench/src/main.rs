@@ -122,6 +122,11 @@ enum Command {
         /// grace period.
         #[arg(long)]
         abrupt: bool,
+        /// Stop each worker after this many cycles (or at the duration,
+        /// whichever comes first): a fixed amount of work, for counting
+        /// instructions per cycle.
+        #[arg(long)]
+        cycles: Option<usize>,
         #[arg(long)]
         pid: Option<u32>,
     },
@@ -190,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             fresh_rooms,
             abrupt,
+            cycles,
             pid,
         } => {
             let args = churn::Args {
@@ -197,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 fresh_rooms,
                 abrupt,
+                cycles,
             };
             churn::run(Arc::new(connect(url).await?), &args, pid).await?
         }
