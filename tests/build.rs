@@ -1,6 +1,6 @@
 //! Builds the plugins the end-to-end tests load from files and tells the
 //! tests where they are (`env!("MISBEHAVE_WASM")` and so on): the test
-//! plugins in `tests/plugins/`, both versions of `stamp`, and the example
+//! plugins in `tests/plugins/`, the three builds of `stamp`, and the example
 //! plugins of `plugins/`, which tests load by path as well as by their
 //! built-in names.
 
@@ -26,4 +26,7 @@ fn main() {
     // that it does not overwrite version 1.
     let v2 = plugin_build::build_variant("stamp", "tests/plugins/stamp", &["v2"], "stamp-v2");
     println!("cargo:rustc-env=STAMP_V2_WASM={}", v2.display());
+    let flaky =
+        plugin_build::build_variant("stamp", "tests/plugins/stamp", &["flaky"], "stamp-flaky");
+    println!("cargo:rustc-env=STAMP_FLAKY_WASM={}", flaky.display());
 }

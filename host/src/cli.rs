@@ -231,6 +231,7 @@ async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()>
         Duration::from_millis(config.watch.interval_ms),
         shutdown.clone(),
     ));
+    tokio::spawn(Arc::clone(app.swapper()).guard_budgets(shutdown.clone()));
     tokio::spawn(crate::memory::give_back(
         Arc::clone(app.hub()),
         shutdown.clone(),

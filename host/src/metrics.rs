@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     pub(crate) messages_out: Labelled,
     pub(crate) errors: Labelled,
     pub(crate) swaps: Labelled,
+    /// Canaries rolled back by their error budget, by plugin.
+    pub(crate) canary_rollbacks: Labelled,
 }
 
 /// The labels of the events every relayed message is counted under, in and
@@ -49,6 +51,7 @@ impl Default for Metrics {
             messages_out: Labelled::with_fixed(&relay_events()),
             errors: Labelled::default(),
             swaps: Labelled::default(),
+            canary_rollbacks: Labelled::default(),
         }
     }
 }
@@ -241,6 +244,11 @@ impl Metrics {
             ),
             (&self.errors, "switchboard_errors_total", "code"),
             (&self.swaps, "switchboard_plugin_swaps_total", "result"),
+            (
+                &self.canary_rollbacks,
+                "switchboard_canary_rollbacks_total",
+                "plugin",
+            ),
         ];
         for (counter, name, label) in families {
             family(out, name, "counter");

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::http::{Reply, error, json_reply};
 use super::{Admin, PluginInfo, blocking, body, component, refused};
 use crate::ids::RoomId;
-use crate::plugins::{Canary, Plugin, Policy, Role};
+use crate::plugins::{Budget, Canary, EntryRollout, Policy, Role, RolledBack, Tally};
 
 /// The largest rollout policy `PUT /admin/plugins/{name}/rollout` takes.
 const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -36,6 +36,9 @@ struct CanaryInfo {
     percent: u8,
     /// Sorted.
     rooms: Vec<String>,
+    budget: Option<BudgetInfo>,
+    /// Calls and failed calls since it became the canary.
+    spent: SpentInfo,
 }
 
 impl CanaryInfo {
@@ -46,22 +49,82 @@ impl CanaryInfo {
             plugin: PluginInfo::of(&canary.plugin),
             percent: canary.percent,
             rooms,
+            budget: canary.budget.map(BudgetInfo::from),
+            spent: SpentInfo::of(canary.spent()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BudgetInfo {
+    error_percent: f64,
+    min_calls: u64,
+}
+
+impl From<Budget> for BudgetInfo {
+    fn from(budget: Budget) -> BudgetInfo {
+        BudgetInfo {
+            error_percent: budget.error_percent,
+            min_calls: budget.min_calls,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SpentInfo {
+    calls: u64,
+    errors: u64,
+}
+
+impl SpentInfo {
+    fn of(tally: Tally) -> SpentInfo {
+        SpentInfo {
+            calls: tally.calls,
+            errors: tally.errors,
+        }
+    }
+}
+
+/// The last canary of an entry its budget ended.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RolledBackInfo {
+    #[serde(flatten)]
+    plugin: PluginInfo,
+    budget: BudgetInfo,
+    spent: SpentInfo,
+    /// Unix milliseconds.
+    rolled_back_at: u64,
+    reason: String,
+}
+
+impl RolledBackInfo {
+    fn of(rolled: &RolledBack) -> RolledBackInfo {
+        RolledBackInfo {
+            plugin: PluginInfo::of(&rolled.canary),
+            budget: rolled.budget.into(),
+            spent: SpentInfo::of(rolled.spent),
+            rolled_back_at: rolled.at,
+            reason: rolled.to_string(),
         }
     }
 }
 
 /// Reads `PUT /admin/plugins/{name}/rollout`'s body:
-/// `{"canary": HASH, "percent": 0..=100, "rooms": [ROOM, ...]}`, with
-/// `percent`, `rooms` or both. The error names the field that is wrong.
+/// `{"canary": HASH, "percent": 0..=100, "rooms": [ROOM, ...], "budget":
+/// {"errorPercent": 0..=100, "minCalls": N} | null}`, with `percent`,
+/// `rooms` or both; without `budget`, the default budget. The error names
+/// the field that is wrong.
 fn policy(body: &[u8]) -> Result<Policy, String> {
     let fields: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| format!("the rollout policy is not a JSON object: {e}"))?;
     if let Some(unknown) = fields
         .keys()
-        .find(|k| !["canary", "percent", "rooms"].contains(&k.as_str()))
+        .find(|k| !["canary", "percent", "rooms", "budget"].contains(&k.as_str()))
     {
         return Err(format!(
-            "unknown field `{unknown}`: a policy has `canary`, `percent` and `rooms`"
+            "unknown field `{unknown}`: a policy has `canary`, `percent`, `rooms` and `budget`"
         ));
     }
     let canary = match fields.get("canary") {
@@ -107,16 +170,55 @@ fn policy(body: &[u8]) -> Result<Policy, String> {
         canary,
         percent: percent.unwrap_or(0),
         rooms,
+        budget: budget(fields.get("budget"))?,
     })
 }
 
-fn rollout_reply(name: &str, stable: &Plugin, canary: Option<&Canary>) -> Reply {
+/// A policy's `budget`: absent is the default one, `null` none.
+fn budget(value: Option<&Value>) -> Result<Option<Budget>, String> {
+    let fields = match value {
+        None => return Ok(Some(Budget::default())),
+        Some(Value::Null) => return Ok(None),
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            return Err(format!(
+                "`budget` must be {{\"errorPercent\", \"minCalls\"}} or null, not {other}"
+            ));
+        }
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !["errorPercent", "minCalls"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `budget.{unknown}`: a budget has `errorPercent` and `minCalls`"
+        ));
+    }
+    let mut budget = Budget::default();
+    if let Some(value) = fields.get("errorPercent") {
+        budget.error_percent = value
+            .as_f64()
+            .filter(|percent| (0.0..=100.0).contains(percent))
+            .ok_or_else(|| {
+                format!("`budget.errorPercent` must be a number from 0 to 100, not {value}")
+            })?;
+    }
+    if let Some(value) = fields.get("minCalls") {
+        budget.min_calls = value.as_u64().filter(|calls| *calls > 0).ok_or_else(|| {
+            format!("`budget.minCalls` must be a whole number above 0, not {value}")
+        })?;
+    }
+    Ok(Some(budget))
+}
+
+fn rollout_reply(name: &str, rollout: &EntryRollout) -> Reply {
     json_reply(
         StatusCode::OK,
         &json!({
             "name": name,
-            "stable": PluginInfo::of(stable),
-            "canary": canary.map(CanaryInfo::of),
+            "stable": PluginInfo::of(&rollout.stable),
+            "canary": rollout.canary.as_deref().map(CanaryInfo::of),
+            "rolledBack": rollout.rolled_back.as_ref().map(RolledBackInfo::of),
         }),
     )
 }
@@ -174,7 +276,7 @@ impl Admin {
 
     pub(super) fn rollout(&self, name: &str) -> Reply {
         match self.registry.rollout(name) {
-            Ok((stable, canary)) => rollout_reply(name, &stable, canary.as_deref()),
+            Ok(rollout) => rollout_reply(name, &rollout),
             Err(e) => refused(&e),
         }
     }
@@ -207,8 +309,26 @@ mod tests {
         let read = policy(br#"{"canary": "h", "percent": 10, "rooms": ["a", "b", "a"]}"#).unwrap();
         assert_eq!((read.canary.as_str(), read.percent), ("h", 10));
         assert_eq!(read.rooms.len(), 2);
+        assert_eq!(read.budget, Some(Budget::default()), "the default budget");
         let rooms_only = policy(br#"{"canary": "h", "rooms": ["a"]}"#).unwrap();
         assert_eq!(rooms_only.percent, 0);
+        let unguarded = policy(br#"{"canary": "h", "percent": 5, "budget": null}"#).unwrap();
+        assert_eq!(unguarded.budget, None);
+        let budget =
+            r#"{"canary": "h", "percent": 5, "budget": {"errorPercent": 2.5, "minCalls": 40}}"#;
+        assert_eq!(
+            policy(budget.as_bytes()).unwrap().budget,
+            Some(Budget {
+                error_percent: 2.5,
+                min_calls: 40
+            })
+        );
+        let partial = r#"{"canary": "h", "percent": 5, "budget": {"minCalls": 7}}"#;
+        let partial = policy(partial.as_bytes()).unwrap().budget.unwrap();
+        assert_eq!(
+            (partial.error_percent, partial.min_calls),
+            (Budget::default().error_percent, 7)
+        );
         assert_eq!(
             policy(br#"{"canary": "h", "percent": 100}"#)
                 .unwrap()
@@ -232,6 +352,23 @@ mod tests {
             (r#"{"canary": "h", "rooms": [1]}"#, "`rooms`"),
             (r#"{"canary": "h", "rooms": "a"}"#, "`rooms`"),
             (r#"{"canary": "h", "percent": 1, "pct": 2}"#, "`pct`"),
+            (r#"{"canary": "h", "percent": 1, "budget": 5}"#, "`budget`"),
+            (
+                r#"{"canary": "h", "percent": 1, "budget": {"errorPercent": 101}}"#,
+                "`budget.errorPercent`",
+            ),
+            (
+                r#"{"canary": "h", "percent": 1, "budget": {"errorPercent": "1"}}"#,
+                "`budget.errorPercent`",
+            ),
+            (
+                r#"{"canary": "h", "percent": 1, "budget": {"minCalls": 0}}"#,
+                "`budget.minCalls`",
+            ),
+            (
+                r#"{"canary": "h", "percent": 1, "budget": {"rate": 1}}"#,
+                "`budget.rate`",
+            ),
             ("not json", "not a JSON object"),
             ("[]", "not a JSON object"),
         ] {

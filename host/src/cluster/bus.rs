@@ -57,11 +57,21 @@ pub(crate) enum Op {
     /// A connected client has authenticated: its session record's identity.
     Identity(ClientId, String),
     /// A swap or rollback made here: the component (if new) and the live
-    /// hash are stored, then every node is told.
+    /// hash are stored, the entry's canary, which a swap ends, is
+    /// forgotten, then every node is told.
     Swap {
         name: String,
         hash: String,
         bytes: Option<Vec<u8>>,
+        announcement: Vec<u8>,
+    },
+    /// A canary set or ended here: its component and policy are stored
+    /// (or the policy deleted), then every node is told.
+    Rollout {
+        name: String,
+        /// The policy as JSON and the canary's hash and component; `None`:
+        /// no canary.
+        canary: Option<(Vec<u8>, String, Vec<u8>)>,
         announcement: Vec<u8>,
     },
 }
@@ -329,6 +339,23 @@ impl<'a> Pipeline<'a> {
                     self.pipe.set(keys.component(&hash), bytes).ignore();
                 }
                 self.pipe.set(keys.plugin(&name), hash).ignore();
+                self.pipe.del(keys.rollout(&name)).ignore();
+                self.pipe.publish(keys.swaps(), announcement).ignore();
+            }
+            Op::Rollout {
+                name,
+                canary,
+                announcement,
+            } => {
+                match canary {
+                    Some((policy, hash, bytes)) => {
+                        self.pipe.set(keys.component(&hash), bytes).ignore();
+                        self.pipe.set(keys.rollout(&name), policy).ignore();
+                    }
+                    None => {
+                        self.pipe.del(keys.rollout(&name)).ignore();
+                    }
+                }
                 self.pipe.publish(keys.swaps(), announcement).ignore();
             }
         }

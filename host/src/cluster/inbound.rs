@@ -128,7 +128,7 @@ async fn receive(
     cx: &Arc<Inbound>,
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
     swaps_channel: &str,
-    swaps_tx: &mpsc::UnboundedSender<swaps::Swapped>,
+    swaps_tx: &mpsc::UnboundedSender<swaps::Announced>,
 ) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
@@ -138,8 +138,8 @@ async fn receive(
                 };
                 if channel == swaps_channel.as_bytes() {
                     match serde_json::from_slice(&payload) {
-                        Ok(swapped) => {
-                            let _ = swaps_tx.send(swapped);
+                        Ok(announced) => {
+                            let _ = swaps_tx.send(announced);
                         }
                         Err(e) => {
                             tracing::warn!("cluster: a swap announcement that does not parse: {e}")

@@ -167,7 +167,7 @@ impl Keys {
         format!("{}:to:{node}", self.prefix)
     }
 
-    /// Hot swaps and rollbacks, for every node.
+    /// Hot swaps, rollbacks and rollout changes, for every node.
     pub(crate) fn swaps(&self) -> String {
         format!("{}:swaps", self.prefix)
     }
@@ -175,6 +175,11 @@ impl Keys {
     /// The live version's hash of a chain entry.
     pub(crate) fn plugin(&self, name: &str) -> String {
         format!("{}:plugin:{name}", self.prefix)
+    }
+
+    /// A chain entry's canary policy (JSON), while it has one.
+    pub(crate) fn rollout(&self, name: &str) -> String {
+        format!("{}:rollout:{name}", self.prefix)
     }
 
     /// A component's bytes, by hash.

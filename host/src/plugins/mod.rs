@@ -1,14 +1,15 @@
 //! Plugins: the chain an operator configured (`entries`), the current chain
 //! and its routes (`chain`, behind the `registry`'s one pointer, with the
 //! versions that are not live), canary rollouts and the rooms pinned to a
-//! version (`rollout`), hot swap, uploads, rollout changes and the
-//! plugins-directory watch (`swap`), the plugins shipped in the binary
-//! (`builtin`), and the wasmtime facade that loads and calls them
-//! (`wasm`).
+//! version (`rollout`), a canary's error budget (`budget`), hot swap,
+//! uploads, rollout changes and the plugins-directory watch (`swap`), the
+//! plugins shipped in the binary (`builtin`), and the wasmtime facade that
+//! loads and calls them (`wasm`).
 //!
 //! Plugins decide; they never act. Everything they ask for comes out of a
 //! call as an [`Effect`] for the router to carry out.
 
+mod budget;
 pub mod builtin;
 mod chain;
 mod entries;
@@ -17,9 +18,10 @@ mod rollout;
 mod swap;
 mod wasm;
 
+pub(crate) use budget::{Budget, RolledBack, Tally};
 pub use chain::Chain;
 pub(crate) use entries::load;
-pub(crate) use registry::{Policy, Role};
+pub(crate) use registry::{EntryRollout, Policy, Role};
 pub use registry::{Registry, SwapError};
 pub(crate) use rollout::{Canary, Chains};
 pub(crate) use swap::{Announce, Swapper};

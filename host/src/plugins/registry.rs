@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use thread_local::ThreadLocal;
 
+use super::budget::{Budget, RolledBack, Tally};
 use super::chain::Chain;
 use super::rollout::{Canary, Chains, MAX_CANARIES, MAX_POSITION, Rollout};
-use super::wasm::Plugin;
+use super::wasm::{Plugin, unix_millis};
 use crate::ids::RoomId;
 
 /// The live chains, and the versions of each entry that are not live.
@@ -60,6 +61,8 @@ struct Book {
     canaries: BTreeMap<usize, Arc<Canary>>,
     /// Canaries started so far.
     started: u64,
+    /// The last canary of each entry its error budget ended.
+    rolled_back: HashMap<Arc<str>, RolledBack>,
 }
 
 impl Book {
@@ -93,11 +96,20 @@ pub(crate) enum Role {
 
 /// A canary as asked for: the hash of an uploaded version, and the new
 /// rooms that get it.
+#[derive(Clone)]
 pub(crate) struct Policy {
     pub(crate) canary: String,
     /// 0 to 100.
     pub(crate) percent: u8,
     pub(crate) rooms: HashSet<RoomId>,
+    pub(crate) budget: Option<Budget>,
+}
+
+/// An entry's rollout as the admin API shows it.
+pub(crate) struct EntryRollout {
+    pub(crate) stable: Arc<Plugin>,
+    pub(crate) canary: Option<Arc<Canary>>,
+    pub(crate) rolled_back: Option<RolledBack>,
 }
 
 /// Versions kept per plugin for rollback.
@@ -244,15 +256,16 @@ impl Registry {
         self.versions_of(&book, name)
     }
 
-    /// `name`'s stable version and its canary, if it has one.
-    pub(crate) fn rollout(
-        &self,
-        name: &str,
-    ) -> Result<(Arc<Plugin>, Option<Arc<Canary>>), SwapError> {
+    /// `name`'s stable version, its canary if it has one, and the last
+    /// canary its budget ended.
+    pub(crate) fn rollout(&self, name: &str) -> Result<EntryRollout, SwapError> {
         let book = self.book.lock();
         let position = self.position(name)?;
-        let stable = Arc::clone(&self.chain().plugins[position]);
-        Ok((stable, book.canaries.get(&position).cloned()))
+        Ok(EntryRollout {
+            stable: Arc::clone(&self.chain().plugins[position]),
+            canary: book.canaries.get(&position).cloned(),
+            rolled_back: book.rolled_back.get(name).cloned(),
+        })
     }
 
     /// Every active canary, in chain order.
@@ -273,13 +286,14 @@ impl Registry {
             )));
         }
         let running = book.canaries.get(&position).cloned();
-        let (version, started) = match &running {
+        let (version, started, tally_at_start) = match &running {
             Some(canary) if canary.plugin.hash == policy.canary => (
                 Version {
                     plugin: Arc::clone(&canary.plugin),
                     bytes: Arc::clone(&canary.bytes),
                 },
                 canary.started,
+                canary.tally_at_start,
             ),
             Some(canary) => {
                 return Err(SwapError::Conflict(format!(
@@ -307,7 +321,8 @@ impl Registry {
                         name: name.to_owned(),
                         hash: policy.canary.clone(),
                     })?;
-                (version, book.started + 1)
+                let tally = Tally::of(&version.plugin.stats);
+                (version, book.started + 1, tally)
             }
         };
         let canary = Arc::new(Canary {
@@ -316,6 +331,8 @@ impl Registry {
             percent: policy.percent,
             rooms: policy.rooms,
             started,
+            budget: policy.budget,
+            tally_at_start,
         });
         let mut canaries = book.canaries.clone();
         canaries.insert(position, Arc::clone(&canary));
@@ -350,15 +367,67 @@ impl Registry {
     pub(crate) fn abort(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
         let mut book = self.book.lock();
         let position = self.position(name)?;
-        let stable = self.chain();
+        if !book.canaries.contains_key(&position) {
+            return Err(SwapError::NoCanary(name.to_owned()));
+        }
+        self.end_canaries(&mut book, &[position])?;
+        Ok(Arc::clone(&self.chain().plugins[position]))
+    }
+
+    /// Whether some canary has failed more often than its budget allows.
+    /// Cheap: for a watch to ask often.
+    pub(crate) fn overdrawn(&self) -> bool {
+        let book = self.book.lock();
+        book.canaries.values().any(|canary| canary.overdrawn())
+    }
+
+    /// Ends every canary that has overdrawn its budget, as an abort does,
+    /// and keeps why; returns them. Judged under the lock changes take, so
+    /// an operator's change in between cannot be the one ended.
+    pub(crate) fn roll_back_overdrawn(&self) -> Result<Vec<RolledBack>, SwapError> {
+        let mut book = self.book.lock();
+        let overdrawn: Vec<(usize, Arc<Canary>)> = (book.canaries.iter())
+            .filter(|(_, canary)| canary.overdrawn())
+            .map(|(position, canary)| (*position, Arc::clone(canary)))
+            .collect();
+        if overdrawn.is_empty() {
+            return Ok(Vec::new());
+        }
+        let positions: Vec<usize> = overdrawn.iter().map(|(position, _)| *position).collect();
+        self.end_canaries(&mut book, &positions)?;
+        let at = unix_millis();
+        let rolled_back: Vec<RolledBack> = overdrawn
+            .into_iter()
+            .filter_map(|(_, canary)| {
+                Some(RolledBack {
+                    spent: canary.spent(),
+                    budget: canary.budget?,
+                    canary: Arc::clone(&canary.plugin),
+                    at,
+                })
+            })
+            .collect();
+        for rolled in &rolled_back {
+            let name = Arc::clone(&rolled.canary.name);
+            book.rolled_back.insert(name, rolled.clone());
+        }
+        Ok(rolled_back)
+    }
+
+    /// Ends the canaries at `positions`: the rooms that ran them run the
+    /// stable versions from their next event.
+    fn end_canaries(&self, book: &mut Book, positions: &[usize]) -> Result<(), SwapError> {
         let mut canaries = book.canaries.clone();
-        let canary = canaries
-            .remove(&position)
-            .ok_or_else(|| SwapError::NoCanary(name.to_owned()))?;
-        self.publish(Arc::clone(&stable), &canaries, book.started)?;
+        let ended: Vec<Arc<Canary>> = positions
+            .iter()
+            .filter_map(|position| canaries.remove(position))
+            .collect();
+        self.publish(self.chain(), &canaries, book.started)?;
         book.canaries = canaries;
-        canary.plugin.retire();
-        Ok(Arc::clone(&stable.plugins[position]))
+        for canary in ended {
+            canary.plugin.retire();
+        }
+        Ok(())
     }
 
     /// Makes `plugin` the stable version of its entry and ends the entry's
@@ -488,6 +557,7 @@ mod tests {
             canary: canary.plugin.hash.clone(),
             percent,
             rooms: HashSet::new(),
+            budget: None,
         }
     }
 
@@ -581,6 +651,7 @@ mod tests {
             canary: registry.chain().plugins[1].hash.clone(),
             percent: 10,
             rooms: HashSet::new(),
+            budget: None,
         };
         assert!(matches!(
             registry.set_rollout("chat", stable),
@@ -596,9 +667,81 @@ mod tests {
             Err(SwapError::Conflict(_))
         ));
         assert_eq!(
-            registry.rollout("chat").unwrap().1.unwrap().plugin.hash,
+            registry
+                .rollout("chat")
+                .unwrap()
+                .canary
+                .unwrap()
+                .plugin
+                .hash,
             v2.plugin.hash
         );
+    }
+
+    /// Counts `calls` calls of `version`, `failed` of them trapped.
+    fn called(version: &Version, calls: u64, failed: u64) {
+        let stats = &version.plugin.stats;
+        for _ in 0..calls {
+            stats.record(0.000_001);
+        }
+        stats.traps.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_canary_over_its_budget_is_rolled_back_and_one_within_it_is_not() {
+        let registry = registry();
+        let v1 = registry.chain().plugins[1].hash.clone();
+        let v2 = chat_version("moderation");
+        // Calls before it became the canary are not the canary's.
+        called(&v2, 50, 50);
+        registry.upload("chat", v2.clone()).unwrap();
+        let budget = Budget {
+            error_percent: 10.0,
+            min_calls: 20,
+        };
+        let budgeted = Policy {
+            budget: Some(budget),
+            ..policy(&v2, 100)
+        };
+        registry.set_rollout("chat", budgeted).unwrap();
+        let pinned = opening(&registry, "r");
+        called(&v2, 19, 2);
+        assert!(!registry.overdrawn(), "too few calls to judge");
+        called(&v2, 1, 0);
+        assert!(!registry.overdrawn(), "2 in 20 is the budget, not over it");
+        assert!(registry.roll_back_overdrawn().unwrap().is_empty());
+        assert!(registry.rollout("chat").unwrap().canary.is_some());
+
+        called(&v2, 1, 1);
+        assert!(registry.overdrawn());
+        let rolled = registry.roll_back_overdrawn().unwrap();
+        assert_eq!(rolled.len(), 1);
+        assert_eq!(
+            rolled[0].spent,
+            Tally {
+                calls: 21,
+                errors: 3
+            }
+        );
+        assert_eq!(rolled[0].budget, budget);
+        assert!(registry.live().rollout.is_none(), "no canary, no rollout");
+        assert_eq!(chat_of(&registry, pinned), v1, "its rooms went back");
+        let state = registry.rollout("chat").unwrap();
+        assert!(state.canary.is_none());
+        let kept = state.rolled_back.expect("the rollback is kept");
+        assert_eq!(kept.canary.hash, v2.plugin.hash);
+        assert!(!registry.overdrawn() && registry.roll_back_overdrawn().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_canary_without_a_budget_is_never_rolled_back() {
+        let registry = registry();
+        let v2 = chat_version("moderation");
+        registry.upload("chat", v2.clone()).unwrap();
+        registry.set_rollout("chat", policy(&v2, 100)).unwrap();
+        called(&v2, 1_000, 1_000);
+        assert!(!registry.overdrawn());
+        assert!(registry.roll_back_overdrawn().unwrap().is_empty());
     }
 
     #[test]
@@ -613,7 +756,7 @@ mod tests {
         registry
             .replace(Arc::into_inner(v3.plugin).unwrap())
             .unwrap();
-        assert!(registry.rollout("chat").unwrap().1.is_none());
+        assert!(registry.rollout("chat").unwrap().canary.is_none());
         assert_eq!(chat_of(&registry, pinned), h3);
         assert_eq!(chat_of(&registry, Pin::default()), h3);
     }

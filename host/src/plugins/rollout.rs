@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use super::budget::{Budget, Tally};
 use super::chain::Chain;
 use super::wasm::Plugin;
 use crate::ids::RoomId;
@@ -41,11 +42,27 @@ pub(crate) struct Canary {
     /// run it, even if it has the bit of its position from an earlier
     /// canary there.
     pub(crate) started: u64,
+    /// Rolls the canary back when it fails too often; `None`: only an
+    /// operator does.
+    pub(crate) budget: Option<Budget>,
+    /// The version's calls when it became the canary: its budget counts
+    /// the calls after.
+    pub(crate) tally_at_start: Tally,
 }
 
 impl Canary {
     fn takes(&self, room: &RoomId) -> bool {
         self.rooms.contains(room) || bucket(room, &self.plugin.name) < self.percent
+    }
+
+    /// Its calls and failed calls since it started.
+    pub(crate) fn spent(&self) -> Tally {
+        Tally::of(&self.plugin.stats).since(self.tally_at_start)
+    }
+
+    pub(crate) fn overdrawn(&self) -> bool {
+        self.budget
+            .is_some_and(|budget| budget.overdrawn(self.spent()))
     }
 }
 
@@ -226,6 +243,8 @@ mod tests {
             percent,
             rooms: rooms.iter().map(|r| room(r)).collect(),
             started,
+            budget: None,
+            tally_at_start: Tally::default(),
         })
     }
 

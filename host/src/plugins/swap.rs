@@ -1,8 +1,9 @@
 //! Hot swap: loading a new version of a chain plugin off the hot path and
 //! making it live atomically (`PUT /admin/plugins/{name}`, a changed file
 //! in the plugins directory), and rollback. Rollouts: uploading a version
-//! without making it live, running it as a canary in some rooms, and
-//! promoting or aborting it.
+//! without making it live, running it as a canary in some rooms,
+//! promoting or aborting it, and rolling it back when it overdraws its
+//! error budget.
 //!
 //! A version that fails to compile, link, describe itself or start leaves
 //! the running one in place. Plugin state lives in the hub's room storage,
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::entries::Entry;
@@ -20,6 +22,9 @@ use super::registry::{Policy, Registry, SwapError, Version};
 use super::rollout::Canary;
 use super::wasm::{Loader, Plugin, PluginSource, sha256_hex};
 use crate::metrics::Metrics;
+
+/// How often canaries' error budgets are read.
+const BUDGET_CHECK: Duration = Duration::from_millis(100);
 
 pub(crate) struct Swapper {
     loader: Loader,
@@ -31,11 +36,16 @@ pub(crate) struct Swapper {
     announce: OnceLock<Arc<dyn Announce>>,
 }
 
-/// Where a node's own swaps and rollbacks go to reach the others.
+/// Where a node's own swaps, rollbacks and rollout changes go to reach
+/// the others.
 pub(crate) trait Announce: Send + Sync {
     /// `name` now runs the version `hash`; `bytes` is its component when
     /// it is new (a rollback's version the other nodes have already).
     fn swapped(&self, name: &str, hash: &str, bytes: Option<&[u8]>);
+
+    /// `name`'s canary is now `canary` (its policy and component), or it
+    /// has none.
+    fn rollout(&self, name: &str, canary: Option<(&Policy, &[u8])>);
 }
 
 impl Swapper {
@@ -106,6 +116,19 @@ impl Swapper {
     /// Starts or changes the canary of `name` on this node. Building the
     /// chains compiles schemas: call it off the async workers.
     pub(crate) fn set_rollout(&self, name: &str, policy: Policy) -> Result<Arc<Canary>, SwapError> {
+        let canary = self.set_rollout_here(name, policy.clone())?;
+        if let Some(announce) = self.announce.get() {
+            announce.rollout(name, Some((&policy, &canary.bytes)));
+        }
+        Ok(canary)
+    }
+
+    /// [`Swapper::set_rollout`] on this node only.
+    pub(crate) fn set_rollout_here(
+        &self,
+        name: &str,
+        policy: Policy,
+    ) -> Result<Arc<Canary>, SwapError> {
         let canary = self.registry.set_rollout(name, policy)?;
         tracing::info!(
             plugin = name,
@@ -133,9 +156,80 @@ impl Swapper {
     /// Ends the canary of `name`: its rooms run the stable version from
     /// their next event. Returns the stable version.
     pub(crate) fn abort(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
+        let stable = self.abort_here(name)?;
+        if let Some(announce) = self.announce.get() {
+            announce.rollout(name, None);
+        }
+        Ok(stable)
+    }
+
+    /// [`Swapper::abort`] on this node only.
+    pub(crate) fn abort_here(&self, name: &str) -> Result<Arc<Plugin>, SwapError> {
         let stable = self.registry.abort(name)?;
         tracing::info!(plugin = name, stable = %stable.hash, "canary aborted: its rooms run the stable version");
         Ok(stable)
+    }
+
+    /// Makes `name`'s canary the one another node set (`None`: no canary),
+    /// replacing a different one. Blocking.
+    pub(crate) fn follow_rollout(&self, name: &str, policy: Option<Policy>) {
+        let running = match self.registry.rollout(name) {
+            Ok(rollout) => rollout.canary,
+            Err(e) => return tracing::warn!(plugin = name, "cluster: following a rollout: {e}"),
+        };
+        let replaced = match (&running, &policy) {
+            (Some(running), Some(policy)) => running.plugin.hash != policy.canary,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if replaced {
+            let _ = self.abort_here(name);
+        }
+        if let Some(policy) = policy
+            && let Err(e) = self.set_rollout_here(name, policy)
+        {
+            tracing::warn!(plugin = name, "cluster: following a rollout: {e}");
+        }
+    }
+
+    /// Rolls back every canary that overdraws its error budget, until
+    /// shutdown. The budgets are read every [`BUDGET_CHECK`]: a canary
+    /// failing on every call makes at most that much more of them.
+    pub(crate) async fn guard_budgets(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(BUDGET_CHECK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.registry.overdrawn() {
+                let swapper = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || swapper.roll_back_overdrawn()).await;
+            }
+        }
+    }
+
+    /// Ends the canaries over budget: said in the log and counted.
+    /// Blocking: it builds the next chains.
+    fn roll_back_overdrawn(&self) {
+        let rolled_back = match self.registry.roll_back_overdrawn() {
+            Ok(rolled_back) => rolled_back,
+            Err(e) => return tracing::error!("rolling back a canary over its budget: {e}"),
+        };
+        for rolled in rolled_back {
+            let canary = &rolled.canary;
+            if let Some(announce) = self.announce.get() {
+                announce.rollout(&canary.name, None);
+            }
+            self.metrics.canary_rollbacks.inc(&canary.name);
+            tracing::warn!(
+                plugin = %canary.name,
+                canary = %canary.hash,
+                version = %canary.descriptor.version,
+                "canary rolled back: {rolled}; its rooms run the stable version"
+            );
+        }
     }
 
     /// [`Swapper::swap`] on this node only: another node announced it.
@@ -163,6 +257,11 @@ impl Swapper {
     pub(crate) fn hashes(&self, name: &str) -> (Option<String>, Option<String>) {
         let live = self.registry.chain().find(name).map(|p| p.hash.clone());
         (live, self.registry.previous_hash(name))
+    }
+
+    /// Whether the version `hash` of `name` is loaded here.
+    pub(crate) fn has_version(&self, name: &str, hash: &str) -> bool {
+        self.registry.loaded(name, hash).is_some()
     }
 
     /// The chain entries' names.

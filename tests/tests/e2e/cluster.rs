@@ -34,6 +34,7 @@ use tokio::time::{Instant, sleep, timeout};
 const CHAT_WASM: &str = env!("CHAT_WASM");
 const STAMP_V1_WASM: &str = env!("STAMP_WASM");
 const STAMP_V2_WASM: &str = env!("STAMP_V2_WASM");
+const STAMP_FLAKY_WASM: &str = env!("STAMP_FLAKY_WASM");
 
 /// The Redis every machine runs.
 const REDIS_ADDR: &str = "127.0.0.1:6379";
@@ -826,12 +827,44 @@ async fn a_hot_swap_reaches_every_node_within_a_second() {
     assert_eq!(stamped_by(&mut d, &mut c).await, "b");
 }
 
-/// A canary's policy holds on the node it was set on (README, "Rolling
-/// out a plugin version"), for the rooms that node owns; its promote
-/// reaches every node as a hot swap does, and a node that starts later
-/// loads the promoted version.
+/// `path` on `node`'s admin API until `done` holds of it, for at most 10 s
+/// (`what` says what was awaited); returns the last answer.
+async fn admin_until(
+    node: &Server,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = node.admin().get_json(path).await;
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 10 s: {answer}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether a rollout answer shows the canary `hash` (`None`: no canary).
+fn canary_is(rollout: &Value, hash: Option<&str>) -> bool {
+    match hash {
+        Some(hash) => rollout["canary"]["hash"] == hash,
+        None => rollout["canary"].is_null(),
+    }
+}
+
+/// A canary set on one node runs on every node (each owns some rooms,
+/// and decides them as the others would); aborted on another node, it
+/// ends everywhere, and rooms go back to stable; a node that starts later
+/// takes the canary up before it serves; a promote reaches every node as
+/// a hot swap does, and a node that starts after it loads the promoted
+/// version.
 #[tokio::test]
-async fn a_promote_reaches_every_node_as_a_swap() {
+async fn a_canary_set_aborted_or_promoted_on_one_node_holds_on_every_node() {
     let v2 = std::fs::read(STAMP_V2_WASM).expect("read stamp 2.0.0");
     let v2_hash = sha256_hex(&v2);
     let cache = tempfile::tempdir().expect("cache dir");
@@ -846,31 +879,137 @@ async fn a_promote_reaches_every_node_as_a_swap() {
         .put("/admin/plugins/stamp/rollout", policy.as_bytes())
         .await;
     assert_eq!(set.status, 200, "{set}");
+    let rollout = "/admin/plugins/stamp/rollout";
+    let on_2 = admin_until(cluster.node(2), rollout, "node 2 runs the canary", |r| {
+        canary_is(r, Some(&v2_hash))
+    })
+    .await;
+    assert_eq!(on_2["canary"]["percent"], 100, "{on_2}");
 
     // Node 1 owns the first room (its first member joined there), node 2
-    // the second: only node 1 has the canary.
+    // the second: both open on the canary.
     let (mut a, mut b) = pair_across(cluster.node(1), cluster.node(2), "on-1").await;
     assert_eq!(stamped_by(&mut a, &mut b).await, "b");
     let (mut c, mut d) = pair_across(cluster.node(2), cluster.node(1), "on-2").await;
+    assert_eq!(stamped_by(&mut c, &mut d).await, "b");
+
+    let aborted = cluster
+        .node(2)
+        .admin()
+        .post("/admin/plugins/stamp/abort")
+        .await;
+    assert_eq!(aborted.status, 200, "{aborted}");
+    admin_until(cluster.node(1), rollout, "node 1 ends the canary", |r| {
+        canary_is(r, None)
+    })
+    .await;
+    assert_eq!(stamped_by(&mut a, &mut b).await, "a");
     assert_eq!(stamped_by(&mut c, &mut d).await, "a");
+
+    // Set again, for rooms opening from now on: a node starting later
+    // has it before it serves.
+    let set = admin
+        .put("/admin/plugins/stamp/rollout", policy.as_bytes())
+        .await;
+    assert_eq!(set.status, 200, "{set}");
+    admin_until(
+        cluster.node(2),
+        rollout,
+        "node 2 runs the canary again",
+        |r| canary_is(r, Some(&v2_hash)),
+    )
+    .await;
+    let config = stamp_config(&cluster.table(3), cache.path());
+    cluster.launch(vec![Server::builder(&config)]).await;
+    let on_3 = cluster.node(3).admin().get_json(rollout).await;
+    assert!(canary_is(&on_3, Some(&v2_hash)), "node 3: {on_3}");
+    let (mut e, mut f) = pair_across(cluster.node(3), cluster.node(1), "on-3").await;
+    assert_eq!(stamped_by(&mut e, &mut f).await, "b");
+    assert_eq!(
+        stamped_by(&mut a, &mut b).await,
+        "a",
+        "pinned before the canary"
+    );
 
     let promoted = admin.post("/admin/plugins/stamp/promote").await;
     assert_eq!(promoted.status, 200, "{promoted}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listed_stamp(&cluster.node(2).admin()).await["hash"] != v2_hash {
-        assert!(
-            Instant::now() < deadline,
-            "node 2 does not list the promoted stamp 10 s after the promote"
-        );
-        sleep(Duration::from_millis(10)).await;
+    for node in [2, 3] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while listed_stamp(&cluster.node(node).admin()).await["hash"] != v2_hash {
+            assert!(
+                Instant::now() < deadline,
+                "node {node} does not list the promoted stamp 10 s after the promote"
+            );
+            sleep(Duration::from_millis(10)).await;
+        }
+        let after = cluster.node(node).admin().get_json(rollout).await;
+        assert!(canary_is(&after, None), "node {node}: {after}");
     }
     assert_eq!(stamped_by(&mut c, &mut d).await, "b");
     assert_eq!(stamped_by(&mut b, &mut a).await, "b");
 
-    let config = stamp_config(&cluster.table(3), cache.path());
+    let config = stamp_config(&cluster.table(4), cache.path());
     cluster.launch(vec![Server::builder(&config)]).await;
-    let stamp = listed_stamp(&cluster.node(3).admin()).await;
-    assert_eq!(stamp["hash"], v2_hash.as_str(), "node 3 lists {stamp}");
+    let stamp = listed_stamp(&cluster.node(4).admin()).await;
+    assert_eq!(stamp["hash"], v2_hash.as_str(), "node 4 lists {stamp}");
+    let on_4 = cluster.node(4).admin().get_json(rollout).await;
+    assert!(canary_is(&on_4, None), "node 4: {on_4}");
+}
+
+/// A canary that overdraws its error budget in a room one node owns is
+/// rolled back there, and so on every node.
+#[tokio::test]
+async fn a_canary_its_budget_ends_on_one_node_ends_on_every_node() {
+    let flaky = std::fs::read(STAMP_FLAKY_WASM).expect("read stamp 3.0.0");
+    let flaky_hash = sha256_hex(&flaky);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
+    let admin = cluster.node(1).admin();
+    let uploaded = admin
+        .request("POST", "/admin/plugins/stamp/versions", &flaky)
+        .await;
+    assert_eq!(uploaded.status, 201, "{uploaded}");
+    let budget = json!({ "errorPercent": 1, "minCalls": 40 });
+    let policy = json!({ "canary": flaky_hash, "percent": 100, "budget": budget }).to_string();
+    let set = admin
+        .put("/admin/plugins/stamp/rollout", policy.as_bytes())
+        .await;
+    assert_eq!(set.status, 200, "{set}");
+    let rollout = "/admin/plugins/stamp/rollout";
+    admin_until(cluster.node(2), rollout, "node 2 runs the canary", |r| {
+        canary_is(r, Some(&flaky_hash))
+    })
+    .await;
+
+    // A room node 2 owns: the canary fails `seq` 0 and 20 of 40, 5%.
+    let (mut a, mut b) = pair_across(cluster.node(2), cluster.node(1), "flaky").await;
+    for seq in 0..40u64 {
+        let message = json!({ "event": "stamp:msg", "id": format!("s{seq}"), "data": { "to": b.client_id, "seq": seq } });
+        a.send_json(message).await;
+        if seq % 20 == 0 {
+            a.expect_error("PLUGIN_ERROR", Some(&format!("s{seq}")), Some("stamp:msg"))
+                .await;
+        } else {
+            let got = b.expect_event("stamp:msg").await;
+            assert_eq!(
+                (got["seq"].as_u64(), got["version"].as_str()),
+                (Some(seq), Some("c"))
+            );
+        }
+    }
+    let on_2 = admin_until(
+        cluster.node(2),
+        rollout,
+        "node 2 rolls the canary back",
+        |r| canary_is(r, None),
+    )
+    .await;
+    assert_eq!(on_2["rolledBack"]["hash"], flaky_hash.as_str(), "{on_2}");
+    admin_until(cluster.node(1), rollout, "node 1 ends the canary", |r| {
+        canary_is(r, None)
+    })
+    .await;
+    assert_eq!(stamped_by(&mut a, &mut b).await, "a");
 }
 
 // ---------------------------------------------------------------------------

@@ -46,9 +46,14 @@ fn config(stamp: String, cache: &Path, extra: &str) -> String {
 /// A server whose chain loads stamp 1.0.0 from its build path, with its own
 /// compile cache (kept alive by the returned dir).
 pub(crate) async fn start() -> (Server, TempDir) {
+    start_with("").await
+}
+
+/// [`start`] with `extra` TOML tables in the config.
+pub(crate) async fn start_with(extra: &str) -> (Server, TempDir) {
     let cache = tempfile::tempdir().expect("cache dir");
     let stamp = from_file("stamp", STAMP_V1_WASM);
-    let server = Server::start(&config(stamp, cache.path(), "")).await;
+    let server = Server::start(&config(stamp, cache.path(), extra)).await;
     (server, cache)
 }
 

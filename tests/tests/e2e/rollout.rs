@@ -14,7 +14,9 @@ use switchboard_e2e::swap_load::{Build, Shape};
 use switchboard_e2e::{Admin, Client, Server};
 use tokio::time::Instant;
 
-use super::hot_swap::{LOAD, QUIET, assert_plugin_info, pair, stamp, start, v1, v2, version_now};
+use super::hot_swap::{
+    LOAD, QUIET, assert_plugin_info, pair, stamp, start, start_with, v1, v2, version_now,
+};
 
 /// `POST /admin/plugins/stamp/versions` with `build`; returns the status
 /// and the body.
@@ -435,4 +437,176 @@ async fn abort_under_load_drops_nothing_and_switches_at_the_answer() {
         roles(&admin).await,
         [role(&v1, "stable"), role(&v2, "idle")]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Error budgets: a canary that fails too often is rolled back by itself.
+
+/// stamp 3.0.0 (stamps `"c"`): traps on every message whose `seq` is a
+/// multiple of 20, before it stores anything.
+fn flaky() -> Build {
+    Build::read(env!("STAMP_FLAKY_WASM"), "3.0.0", "c")
+}
+
+/// What one room saw of a canary failing 5% of its calls.
+#[derive(Default)]
+struct Exchange {
+    /// The version of each message delivered, in order.
+    marks: Vec<String>,
+    /// For each message answered `PLUGIN_ERROR`, how many had been
+    /// delivered before it.
+    failed_at: Vec<usize>,
+}
+
+impl Exchange {
+    fn delivered(&mut self, got: &Value, seq: u64) {
+        assert_eq!(got["seq"], seq, "in order: {got}");
+        self.marks
+            .push(got["version"].as_str().unwrap_or_default().into());
+        assert_eq!(got["count"], self.marks.len(), "the count runs on: {got}");
+    }
+
+    /// Messages delivered or failed: the `seq` of the next.
+    fn handled(&self) -> u64 {
+        (self.marks.len() + self.failed_at.len()) as u64
+    }
+
+    /// Messages in a row from stable at the end.
+    fn stable_run(&self) -> usize {
+        self.marks.iter().rev().take_while(|m| *m == "a").count()
+    }
+}
+
+/// `a` sends `b` twenty messages at a time, the first of each twenty
+/// (`seq` a multiple of 20) one the flaky version fails, until `b` has had
+/// `settled` messages in a row from stable after some from the canary, or
+/// `limit` messages. Checks that each first message is either delivered
+/// or answered `PLUGIN_ERROR` (never both, never neither), and that every
+/// other one is delivered, in order, with the room's count running on.
+async fn exchange(a: &mut Client, b: &mut Client, settled: usize, limit: u64) -> Exchange {
+    let mut seen = Exchange::default();
+    let mut first = 0;
+    while first < limit {
+        for seq in first..first + 20 {
+            let data = json!({ "to": b.client_id, "seq": seq });
+            a.send_json(json!({ "event": "stamp:msg", "id": format!("s{seq}"), "data": data }))
+                .await;
+        }
+        let got = b.expect_event("stamp:msg").await;
+        if got["seq"] == first {
+            seen.delivered(&got, first);
+        } else {
+            // Failed: answered, and the next one is what `b` got.
+            a.expect_error(
+                "PLUGIN_ERROR",
+                Some(&format!("s{first}")),
+                Some("stamp:msg"),
+            )
+            .await;
+            seen.failed_at.push(seen.marks.len());
+            seen.delivered(&got, first + 1);
+        }
+        // The other nineteen, which every version delivers.
+        while seen.handled() < first + 20 {
+            let got = b.expect_event("stamp:msg").await;
+            seen.delivered(&got, seen.handled());
+        }
+        first += 20;
+        if seen.marks.iter().any(|m| m == "c") && seen.stable_run() >= settled {
+            break;
+        }
+    }
+    seen
+}
+
+/// A canary failing one call in twenty (5%), with a budget of 2% judged
+/// from 400 calls, under traffic in eight rooms it runs in: it is rolled
+/// back by itself, every room moves back to stable at an event boundary
+/// and stays there, and no client sees anything but the failing messages'
+/// `PLUGIN_ERROR`s: every other message is delivered once, in order, with
+/// the room's count (kept by both versions) running on. The log, the
+/// metrics and the rollout say what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_over_its_error_budget_is_rolled_back_by_itself_with_nothing_dropped() {
+    const ROOMS: usize = 8;
+    // Each sender sends as fast as the rooms go: no rate limit in the way.
+    let (server, _cache) = start_with("[limits]\nrate_per_sec = 1e6\nrate_burst = 1e6").await;
+    let admin = server.admin();
+    let (v1, flaky) = (v1(), flaky());
+    assert_eq!(upload(&admin, &flaky).await.0, 201);
+    let budget = json!({ "errorPercent": 2.0, "minCalls": 400 });
+    let policy = json!({ "canary": flaky.hash, "percent": 100, "budget": budget });
+    let rollout = set_rollout(&admin, policy).await;
+    assert_eq!(rollout["canary"]["budget"], budget, "{rollout}");
+    assert_eq!(rollout["rolledBack"], Value::Null, "{rollout}");
+
+    // Every room opens (on the canary) before any traffic.
+    let mut pairs = Vec::new();
+    for room in 0..ROOMS {
+        pairs.push(pair(&server, &format!("flaky-{room}")).await);
+    }
+    let mut rooms = tokio::task::JoinSet::new();
+    for (mut a, mut b) in pairs {
+        rooms.spawn(async move {
+            let seen = exchange(&mut a, &mut b, 20, 20 * 2_000).await;
+            a.expect_silence(QUIET).await;
+            b.expect_silence(QUIET).await;
+            seen
+        });
+    }
+    let mut failed = 0;
+    while let Some(room) = rooms.join_next().await {
+        let seen = room.expect("a room's exchange failed");
+        let first_stable = seen.marks.iter().position(|m| m == "a");
+        let first_stable = first_stable.expect("the room never went back to stable");
+        assert!(
+            seen.marks[..first_stable].iter().all(|m| m == "c")
+                && seen.marks[first_stable..].iter().all(|m| m == "a"),
+            "canary, then stable for good: {:?}",
+            seen.marks
+        );
+        assert!(first_stable > 0, "the room opened on the canary");
+        assert!(
+            seen.failed_at.iter().all(|at| *at <= first_stable),
+            "only the canary fails: {:?} against {:?}",
+            seen.failed_at,
+            seen.marks
+        );
+        failed += seen.failed_at.len();
+    }
+    assert!(failed >= 2, "the canary failed {failed} times");
+
+    let rollout = admin.get_json("/admin/plugins/stamp/rollout").await;
+    assert_eq!(rollout["canary"], Value::Null, "{rollout}");
+    let rolled = &rollout["rolledBack"];
+    assert_plugin_info(rolled, &flaky);
+    assert_eq!(rolled["budget"], budget, "{rollout}");
+    let (calls, errors) = (&rolled["spent"]["calls"], &rolled["spent"]["errors"]);
+    let (calls, errors) = (calls.as_u64().unwrap_or(0), errors.as_u64().unwrap_or(0));
+    assert!(calls >= 400 && errors * 50 > calls, "{rollout}");
+    assert!(
+        errors as usize <= failed,
+        "{errors} errors, {failed} seen: {rollout}"
+    );
+    assert!(
+        rolled["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("budget")),
+        "{rollout}"
+    );
+    assert!(rolled["rolledBackAt"].is_u64(), "{rollout}");
+    assert_eq!(
+        roles(&admin).await,
+        [role(&v1, "stable"), role(&flaky, "idle")]
+    );
+    let metrics = admin.metrics().await;
+    let rollbacks =
+        metrics.get_or_zero("switchboard_canary_rollbacks_total", &[("plugin", "stamp")]);
+    assert_eq!(rollbacks, 1.0, "{}", metrics.summary());
+    let log = server.log();
+    assert!(log.contains("canary rolled back"), "{log}");
+
+    // Rooms that open now run stable: the canary is over.
+    let (mut a, mut b) = pair(&server, "after").await;
+    assert_eq!(version_now(&mut a, &mut b, 0).await, "a");
 }

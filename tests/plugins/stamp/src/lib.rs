@@ -1,9 +1,11 @@
-//! A test plugin for hot swap. Built twice from this one source: without
-//! features it is version 1.0.0 and stamps messages `"a"`; with the `v2`
-//! feature it is 2.0.0 and stamps them `"b"`. Nothing else differs, so a
-//! test that swaps one for the other sees exactly which version handled
-//! each message, and that the room's counter, kept in host storage, runs
-//! on across the swap.
+//! A test plugin for hot swap. Built three times from this one source:
+//! without features it is version 1.0.0 and stamps messages `"a"`; with
+//! the `v2` feature it is 2.0.0 and stamps them `"b"`; with `flaky` it is
+//! 3.0.0, stamps them `"c"` and traps on every message whose `seq` is a
+//! multiple of 20 (a version failing 5% of its calls, for error
+//! budgets). Nothing else differs, so a test that swaps one for another
+//! sees exactly which version handled each message, and that the room's
+//! counter, kept in host storage, runs on across the swap.
 //!
 //! `stamp:msg` `{"to": clientId, "seq": int >= 0}` from a room member goes
 //! to `to`, another member of the same room, as `stamp:msg`
@@ -19,13 +21,21 @@ use switchboard_sdk::{ClientInfo, Descriptor, ErrorCode, EventDecl, Host, Outcom
 const EVENT: &str = "stamp:msg";
 const COUNT_KEY: &str = "count";
 
-const VERSION: &str = if cfg!(feature = "v2") {
+const VERSION: &str = if cfg!(feature = "flaky") {
+    "3.0.0"
+} else if cfg!(feature = "v2") {
     "2.0.0"
 } else {
     "1.0.0"
 };
 /// What the receiver sees as `version`.
-const MARK: &str = if cfg!(feature = "v2") { "b" } else { "a" };
+const MARK: &str = if cfg!(feature = "flaky") {
+    "c"
+} else if cfg!(feature = "v2") {
+    "b"
+} else {
+    "a"
+};
 
 pub struct Stamp;
 
@@ -65,6 +75,10 @@ impl Plugin for Stamp {
             return Outcome::Pass;
         }
         match serde_json::from_str::<Msg>(data) {
+            // Before anything is stored: the count runs on without it.
+            Ok(msg) if cfg!(feature = "flaky") && msg.seq % 20 == 0 => {
+                panic!("stamp 3.0.0 fails on seq {}", msg.seq)
+            }
             Ok(msg) => deliver(host, client, msg),
             Err(e) => Outcome::reject(ErrorCode::InvalidMessage, format!("{EVENT}: {e}")),
         }
