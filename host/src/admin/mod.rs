@@ -141,6 +141,10 @@ impl Admin {
                 let name = name.to_string();
                 self.set_rollout(name, request).await
             }
+            (&Method::PUT, ["admin", "plugins", name, "rollout", "rooms", room]) => {
+                let (name, room) = (name.to_string(), room.to_string());
+                self.move_room(&name, &room, request).await
+            }
             (&Method::POST, ["admin", "plugins", name, "promote"]) => {
                 self.change(name, Swapper::promote).await
             }

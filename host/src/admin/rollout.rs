@@ -10,7 +10,7 @@ use hyper::{Request, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{Reply, error, json_reply};
+use super::http::{Reply, error, json_reply, percent_decode};
 use super::{Admin, PluginInfo, blocking, body, component, refused};
 use crate::ids::RoomId;
 use crate::plugins::{Budget, Canary, EntryRollout, Policy, Role, RolledBack, Tally};
@@ -211,6 +211,21 @@ fn budget(value: Option<&Value>) -> Result<Option<Budget>, String> {
     Ok(Some(budget))
 }
 
+/// Reads a room move's body, `{"runs": "canary" | "stable"}`: true for
+/// the canary.
+fn runs(body: &[u8]) -> Result<bool, String> {
+    let fields: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| format!("the move is not a JSON object: {e}"))?;
+    if let Some(unknown) = fields.keys().find(|k| *k != "runs") {
+        return Err(format!("unknown field `{unknown}`: a move has `runs`"));
+    }
+    match fields.get("runs").and_then(Value::as_str) {
+        Some("canary") => Ok(true),
+        Some("stable") => Ok(false),
+        _ => Err("`runs` must be \"canary\" or \"stable\"".into()),
+    }
+}
+
 fn rollout_reply(name: &str, rollout: &EntryRollout) -> Reply {
     json_reply(
         StatusCode::OK,
@@ -281,6 +296,56 @@ impl Admin {
         }
     }
 
+    /// `PUT /admin/plugins/{name}/rollout/rooms/{room}` `{"runs": "canary"
+    /// | "stable"}`: moves one open room of this node, between two of its
+    /// events, onto `name`'s canary or back to its stable version.
+    pub(super) async fn move_room(
+        &self,
+        name: &str,
+        room: &str,
+        request: Request<Incoming>,
+    ) -> Reply {
+        let to_canary = match body(request, MAX_POLICY_BYTES, "the move").await {
+            Ok(bytes) => match runs(&bytes) {
+                Ok(to_canary) => to_canary,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            },
+            Err(reply) => return reply,
+        };
+        let Some(room) = percent_decode(room).as_deref().and_then(RoomId::parse) else {
+            return error(StatusCode::NOT_FOUND, "no such room");
+        };
+        // Under the room's lock: its events run under it too, so the room
+        // moves between two of them.
+        let moved = {
+            let _guard = self.hub.lock_room(&room);
+            let Some(pin) = self.hub.pin_of(&room) else {
+                let message = format!(
+                    "room `{room}` is not open on this node (in a cluster, ask the node \
+                     GET /admin/rooms/{room} names as its owner)"
+                );
+                return error(StatusCode::NOT_FOUND, &message);
+            };
+            self.registry
+                .repin(name, pin, to_canary)
+                .map(|(moved, runs)| {
+                    self.hub.pin(&room, moved);
+                    runs
+                })
+        };
+        match moved {
+            Ok(runs) => {
+                let to = if to_canary { "canary" } else { "stable" };
+                tracing::info!(plugin = name, %room, to, hash = %runs.hash, "room moved");
+                json_reply(
+                    StatusCode::OK,
+                    &json!({ "room": room.as_str(), "runs": to, "version": PluginInfo::of(&runs) }),
+                )
+            }
+            Err(e) => refused(&e),
+        }
+    }
+
     pub(super) async fn set_rollout(&self, name: String, request: Request<Incoming>) -> Reply {
         let policy = match body(request, MAX_POLICY_BYTES, "the rollout policy").await {
             Ok(bytes) => match policy(&bytes) {
@@ -337,6 +402,24 @@ mod tests {
         );
         assert!(refusal(r#"{"canary": "h"}"#).contains("`percent`"));
         assert!(refusal(r#"{"percent": 10}"#).contains("`canary` is missing"));
+    }
+
+    #[test]
+    fn a_move_runs_the_canary_or_stable() {
+        assert_eq!(runs(br#"{"runs": "canary"}"#), Ok(true));
+        assert_eq!(runs(br#"{"runs": "stable"}"#), Ok(false));
+        for body in [r#"{"runs": "beta"}"#, "{}", r#"{"runs": 1}"#] {
+            assert!(
+                runs(body.as_bytes()).unwrap_err().contains("`runs`"),
+                "{body}"
+            );
+        }
+        assert!(
+            runs(br#"{"runs": "canary", "to": 1}"#)
+                .unwrap_err()
+                .contains("`to`")
+        );
+        assert!(runs(b"nope").unwrap_err().contains("not a JSON object"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::chain::Chain;
 use super::rollout::{Canary, Chains, MAX_CANARIES, MAX_POSITION, Rollout};
 use super::wasm::{Plugin, unix_millis};
 use crate::ids::RoomId;
+use crate::state::Pin;
 
 /// The live chains, and the versions of each entry that are not live.
 pub struct Registry {
@@ -374,6 +375,31 @@ impl Registry {
         Ok(Arc::clone(&self.chain().plugins[position]))
     }
 
+    /// The pin of an open room whose `pin` is moved to `name`'s canary
+    /// (`to_canary`) or its stable version, and the version of `name` it
+    /// runs then. Without a canary every room runs stable already.
+    pub(crate) fn repin(
+        &self,
+        name: &str,
+        pin: Pin,
+        to_canary: bool,
+    ) -> Result<(Pin, Arc<Plugin>), SwapError> {
+        let _book = self.book.lock();
+        let position = self.position(name)?;
+        let live = self.live();
+        let Some(rollout) = live.rollout.as_deref() else {
+            if to_canary {
+                return Err(SwapError::NoCanary(name.to_owned()));
+            }
+            return Ok((pin, Arc::clone(&live.stable.plugins[position])));
+        };
+        if to_canary && !rollout.has_canary_at(position) {
+            return Err(SwapError::NoCanary(name.to_owned()));
+        }
+        let moved = rollout.repin(pin, position, to_canary);
+        Ok((moved, Arc::clone(&rollout.chain(moved).plugins[position])))
+    }
+
     /// Whether some canary has failed more often than its budget allows.
     /// Cheap: for a watch to ask often.
     pub(crate) fn overdrawn(&self) -> bool {
@@ -525,7 +551,6 @@ mod tests {
     use super::*;
     use crate::plugins::testing::{load_builtin, loader};
     use crate::plugins::{PluginSource, builtin};
-    use crate::state::Pin;
 
     /// The chain `rooms`, `chat`.
     fn registry() -> Registry {
@@ -676,6 +701,32 @@ mod tests {
                 .hash,
             v2.plugin.hash
         );
+    }
+
+    #[test]
+    fn one_open_room_moves_onto_the_canary_and_back() {
+        let registry = registry();
+        let v1 = registry.chain().plugins[1].hash.clone();
+        let v2 = chat_version("moderation");
+        assert!(matches!(
+            registry.repin("chat", Pin::default(), true),
+            Err(SwapError::NoCanary(_))
+        ));
+        registry.upload("chat", v2.clone()).unwrap();
+        registry.set_rollout("chat", policy(&v2, 0)).unwrap();
+        let room = opening(&registry, "r");
+        assert_eq!(chat_of(&registry, room), v1);
+        let (moved, runs) = registry.repin("chat", room, true).unwrap();
+        assert_eq!(
+            (chat_of(&registry, moved), &runs.hash),
+            (v2.plugin.hash.clone(), &v2.plugin.hash)
+        );
+        let (back, runs) = registry.repin("chat", moved, false).unwrap();
+        assert_eq!((chat_of(&registry, back), &runs.hash), (v1.clone(), &v1));
+        assert!(matches!(
+            registry.repin("nope", room, true),
+            Err(SwapError::UnknownPlugin(_))
+        ));
     }
 
     /// Counts `calls` calls of `version`, `failed` of them trapped.

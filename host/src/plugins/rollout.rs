@@ -160,6 +160,28 @@ impl Rollout {
         &self.chains[set]
     }
 
+    pub(crate) fn has_canary_at(&self, position: usize) -> bool {
+        self.canaries.iter().any(|(p, _)| *p == position)
+    }
+
+    /// `pin` with the entry at `position` moved onto its canary
+    /// (`to_canary`) or its stable version; the room's other entries stay
+    /// on the versions they run now.
+    pub(crate) fn repin(&self, pin: Pin, position: usize, to_canary: bool) -> Pin {
+        let running = (self.canaries.iter())
+            .filter(|(p, canary)| pin.canaries & (1 << p) != 0 && canary.started <= pin.at)
+            .fold(0, |mask, (p, _)| mask | 1 << p);
+        let canaries = if to_canary {
+            running | 1 << position
+        } else {
+            running & !(1 << position)
+        };
+        Pin {
+            canaries,
+            at: self.at,
+        }
+    }
+
     /// Whether a chain with a canary in it handles `event`: a canary may
     /// declare events its stable version does not.
     fn declares(&self, event: &str) -> bool {

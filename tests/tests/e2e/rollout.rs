@@ -376,6 +376,78 @@ async fn bad_rollout_requests_are_4xx_with_a_reason_and_change_nothing() {
     a.assert_open().await;
 }
 
+/// `PUT /admin/plugins/stamp/rollout/rooms/{room}` with `runs`; returns
+/// the status and the body.
+async fn move_room(admin: &Admin, room: &str, runs: &str) -> (u16, Value) {
+    let path = format!("/admin/plugins/stamp/rollout/rooms/{room}");
+    let body = json!({ "runs": runs }).to_string();
+    let response = admin.put(&path, body.as_bytes()).await;
+    let status = response.status;
+    (status, response.json())
+}
+
+/// One open room moves onto the canary and back between two of its
+/// events, keeping its storage, while the rooms beside it stay where they
+/// are; a room that is not open, a bad body, or a canary that is not
+/// there are 4xx.
+#[tokio::test]
+async fn one_open_room_moves_onto_the_canary_and_back() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v2).await;
+    let (status, body) = move_room(&admin, "nowhere", "canary").await;
+    assert_eq!(status, 404, "{body}");
+
+    let (mut a, mut b) = pair(&server, "moved").await;
+    let (mut c, mut d) = pair(&server, "beside").await;
+    let (status, body) = move_room(&admin, "moved", "canary").await;
+    assert_eq!(status, 409, "no canary yet: {body}");
+    set_rollout(&admin, json!({ "canary": v2.hash, "percent": 0 })).await;
+    assert_eq!(stamp(&mut a, &mut b, 0).await["version"], "a");
+
+    let (status, body) = move_room(&admin, "moved", "canary").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["room"], "moved", "{body}");
+    assert_eq!(body["runs"], "canary", "{body}");
+    assert_plugin_info(&body["version"], &v2);
+    let got = stamp(&mut a, &mut b, 1).await;
+    assert_eq!(
+        (&got["version"], &got["count"]),
+        (&json!("b"), &json!(2)),
+        "{got}"
+    );
+    assert_eq!(version_now(&mut c, &mut d, 0).await, "a", "the room beside");
+
+    let (status, body) = move_room(&admin, "moved", "stable").await;
+    assert_eq!(status, 200, "{body}");
+    assert_plugin_info(&body["version"], &v1);
+    let got = stamp(&mut a, &mut b, 2).await;
+    assert_eq!(
+        (&got["version"], &got["count"]),
+        (&json!("a"), &json!(3)),
+        "{got}"
+    );
+
+    for (path, body, status) in [
+        (
+            "/admin/plugins/stamp/rollout/rooms/moved",
+            r#"{"runs": "beta"}"#,
+            400,
+        ),
+        ("/admin/plugins/stamp/rollout/rooms/moved", "[]", 400),
+        (
+            "/admin/plugins/nope/rollout/rooms/moved",
+            r#"{"runs": "canary"}"#,
+            404,
+        ),
+    ] {
+        let response = admin.put(path, body.as_bytes()).await;
+        assert_eq!(response.status, status, "{path} {body}: {response}");
+        assert!(response.json()["error"].is_string(), "{response}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The hot-swap guarantee under load, for promote and abort.
 
