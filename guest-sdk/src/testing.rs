@@ -46,12 +46,18 @@
 //! assert!(host.sent_to("c2").is_empty());
 //! ```
 
+mod replay;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use switchboard_recording::Step;
 use switchboard_vocab::ids::{ClientId, EventName, RoomId};
+
+pub use replay::{replay, replay_entry};
+pub use switchboard_recording::{Decision, Difference, ReadError, Report, Ruling};
 
 use crate::types::json_object;
 use crate::{
@@ -98,7 +104,12 @@ struct State {
     now: u64,
     /// `None`: unlimited.
     max_rooms: Option<usize>,
+    /// Rooms open besides those in `rooms`, toward `max_rooms`: a replay's
+    /// view names only the call's room.
+    other_rooms: usize,
     relay_data: String,
+    /// During a replayed call, every step it takes, as the host traces it.
+    journal: Option<Vec<Step>>,
 }
 
 impl TestHost {
@@ -276,6 +287,25 @@ impl From<RelayOutcome> for Rejected {
 }
 
 impl State {
+    /// Writes a step down during a replayed call; `step` runs only then.
+    fn journal(&mut self, step: impl FnOnce() -> Step) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(step());
+        }
+    }
+
+    /// The members of `room` but `except`, oldest first: whom a broadcast
+    /// reaches.
+    fn recipients(&self, room: &str, except: Option<&str>) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .map(|peer| peer.client_id.clone())
+            .filter(|member| Some(member.as_str()) != except)
+            .collect()
+    }
+
     fn client_mut(&mut self, id: &str) -> &mut ClientInfo {
         self.clients
             .get_mut(id)
@@ -303,17 +333,24 @@ impl State {
     /// Queues a message for every member of `room` but `except`; a room
     /// that does not exist has no one to tell.
     fn broadcast(&mut self, room: &str, event: &str, data: &Value, except: Option<&str>) {
-        let members: Vec<String> = self
-            .rooms
-            .get(room)
-            .into_iter()
-            .flatten()
-            .map(|peer| peer.client_id.clone())
-            .filter(|member| Some(member.as_str()) != except)
-            .collect();
-        for member in members {
+        for member in self.recipients(room, except) {
             self.send(&member, event, data);
         }
+    }
+
+    /// Takes a client out of its room and tells the others; returns the
+    /// room.
+    fn leave(&mut self, client: &str) -> Option<String> {
+        let room = self.clients.get_mut(client)?.room.take()?;
+        let members = self.rooms.get_mut(&room)?;
+        members.retain(|peer| peer.client_id != client);
+        if members.is_empty() {
+            self.rooms.remove(&room);
+            self.kv.retain(|(kv_room, _), _| *kv_room != room);
+        }
+        let notice = json!({"roomId": room, "clientId": client, "reason": "left"});
+        self.broadcast(&room, event::ROOM_PEER_LEFT, &notice, None);
+        Some(room)
     }
 
     /// Adds a client to a room, after the checks the host makes, in its
@@ -332,7 +369,8 @@ impl State {
         }
         let metadata = object("join_room", "metadata", metadata).get();
         let opens_a_room = !self.rooms.contains_key(room);
-        let rooms_full = self.max_rooms.is_some_and(|max| self.rooms.len() >= max);
+        let open = self.rooms.len() + self.other_rooms;
+        let rooms_full = self.max_rooms.is_some_and(|max| open >= max);
         let info = self
             .clients
             .get_mut(client)
@@ -379,14 +417,27 @@ fn message(call: &str, event: &str, data: &str) -> Value {
 impl Host for TestHost {
     fn send(&self, client: &str, event: &str, data: &str) {
         let data = message("send", event, data);
-        self.state.borrow_mut().send(client, event, &data);
+        let mut state = self.state.borrow_mut();
+        state.journal(|| Step::Send {
+            to: client.to_owned(),
+            event: event.to_owned(),
+            data: data.clone(),
+        });
+        state.send(client, event, &data);
     }
 
     fn broadcast(&self, room: &str, event: &str, data: &str, except: Option<&str>) {
         let data = message("broadcast", event, data);
-        self.state
-            .borrow_mut()
-            .broadcast(room, event, &data, except);
+        let mut state = self.state.borrow_mut();
+        let to = state.recipients(room, except);
+        state.journal(|| Step::Broadcast {
+            room: room.to_owned(),
+            event: event.to_owned(),
+            data: data.clone(),
+            except: except.map(str::to_owned),
+            to,
+        });
+        state.broadcast(room, event, &data, except);
     }
 
     /// Checks in the host's order: `PEER_NOT_FOUND` for an id that cannot
@@ -397,7 +448,14 @@ impl Host for TestHost {
     /// client without a user id.
     fn join_room(&self, client: &str, room: &str, metadata: &str) -> Result<Vec<Peer>, ErrorCode> {
         let mut state = self.state.borrow_mut();
-        let (others, peer) = state.join(client, room, metadata)?;
+        let joined = state.join(client, room, metadata);
+        state.journal(|| Step::JoinRoom {
+            client: client.to_owned(),
+            room: room.to_owned(),
+            metadata: serde_json::from_str(metadata).unwrap_or(Value::Null),
+            refused: joined.as_ref().err().map(|code| code.as_str().to_owned()),
+        });
+        let (others, peer) = joined?;
         let notice = json!({"roomId": room, "peer": peer});
         state.broadcast(room, event::ROOM_PEER_JOINED, &notice, Some(client));
         Ok(others)
@@ -405,16 +463,12 @@ impl Host for TestHost {
 
     fn leave_room(&self, client: &str) -> Option<String> {
         let mut state = self.state.borrow_mut();
-        let room = state.clients.get_mut(client)?.room.take()?;
-        let members = state.rooms.get_mut(&room)?;
-        members.retain(|peer| peer.client_id != client);
-        if members.is_empty() {
-            state.rooms.remove(&room);
-            state.kv.retain(|(kv_room, _), _| *kv_room != room);
-        }
-        let notice = json!({"roomId": room, "clientId": client, "reason": "left"});
-        state.broadcast(&room, event::ROOM_PEER_LEFT, &notice, None);
-        Some(room)
+        let left = state.leave(client);
+        state.journal(|| Step::LeaveRoom {
+            client: client.to_owned(),
+            left: left.clone(),
+        });
+        left
     }
 
     fn room_members(&self, room: &str) -> Vec<Peer> {
@@ -437,6 +491,11 @@ impl Host for TestHost {
 
     fn kv_set(&self, room: &str, key: &str, value: &str) {
         let mut state = self.state.borrow_mut();
+        state.journal(|| Step::KvSet {
+            room: room.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
         if state.rooms.contains_key(room) {
             state
                 .kv
@@ -445,16 +504,26 @@ impl Host for TestHost {
     }
 
     fn kv_delete(&self, room: &str, key: &str) {
-        let key = (room.to_owned(), key.to_owned());
-        self.state.borrow_mut().kv.remove(&key);
+        let mut state = self.state.borrow_mut();
+        state.journal(|| Step::KvDelete {
+            room: room.to_owned(),
+            key: key.to_owned(),
+        });
+        state.kv.remove(&(room.to_owned(), key.to_owned()));
     }
 
     /// Recorded unless `room` is not a valid room id, which the host
     /// ignores; a timer for a room that does not exist is recorded, and
     /// the host would skip it when it fires.
     fn set_timer(&self, room: &str, delay_ms: u32, tag: &str) {
+        let mut state = self.state.borrow_mut();
+        state.journal(|| Step::Timer {
+            room: room.to_owned(),
+            delay_ms,
+            tag: tag.to_owned(),
+        });
         if RoomId::parse(room).is_some() {
-            self.state.borrow_mut().timers.push(Timer {
+            state.timers.push(Timer {
                 room: room.to_owned(),
                 delay_ms,
                 tag: tag.to_owned(),
@@ -464,6 +533,10 @@ impl Host for TestHost {
 
     fn kick(&self, client: &str, reason: &str) {
         let mut state = self.state.borrow_mut();
+        state.journal(|| Step::Kick {
+            client: client.to_owned(),
+            reason: reason.to_owned(),
+        });
         if state.clients.contains_key(client) {
             state.kicks.push((client.to_owned(), reason.to_owned()));
         }

@@ -1,8 +1,10 @@
-//! The command line: `serve`, `token`, `check`, `compile` and `new`.
+//! The command line: `serve`, `token`, `check`, `compile`, `new` and
+//! `replay`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use crate::plugins::builtin::JWT_SECRET_VAR;
 use crate::plugins::{
     CompileCache, Import, Loader, PluginSource, Support, WIT_VERSION, unix_millis,
 };
+use crate::record::{self, Replay};
 use crate::schema;
 use crate::state::Hub;
 use crate::token::{self, Claims};
@@ -104,6 +107,24 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         switchboard: Option<PathBuf>,
     },
+    /// Ask a plugin version the calls a recording holds (`POST
+    /// /admin/recordings`) and print every decision that differs from the
+    /// recorded one. Exits 0 when none does, 1 when any does, 2 when the
+    /// replay cannot run.
+    Replay {
+        /// The recording file.
+        file: PathBuf,
+        /// The version to replay against (a component).
+        #[arg(long, value_name = "WASM")]
+        plugin: PathBuf,
+        /// The chain entry whose calls to replay (default: the name the
+        /// component describes itself with).
+        #[arg(long, value_name = "NAME")]
+        entry: Option<String>,
+        /// The version's config as JSON (default: the recorded entry's).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,8 +133,8 @@ enum LogFormat {
     Json,
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let done = match cli.command {
         Command::Serve {
             config,
             listen,
@@ -186,7 +207,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
+        // Its own exit status, its errors included (2).
+        Command::Replay {
+            file,
+            plugin,
+            entry,
+            config,
+        } => {
+            let replay = Replay {
+                file,
+                plugin,
+                entry,
+                config,
+            };
+            return Ok(record::replay(&replay));
+        }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config, plugins_dir: Option<&Path>) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@ pub struct Config {
     pub plugin_cache: PluginCache,
     pub admin: Admin,
     pub watch: Watch,
+    pub recordings: Recordings,
     /// Several nodes sharing one Redis as one server; absent, this node is
     /// the whole server.
     pub cluster: Option<Cluster>,
@@ -129,6 +130,23 @@ impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
+}
+
+/// Recordings of rooms' plugin calls (`POST /admin/recordings`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recordings {
+    /// Where recording files are written; created when the first one
+    /// starts. Relative to the working directory.
+    pub dir: PathBuf,
+}
+
+impl Default for Recordings {
+    fn default() -> Self {
+        Recordings {
+            dir: PathBuf::from("recordings"),
         }
     }
 }
@@ -273,6 +291,7 @@ impl Default for Config {
             plugin_cache: PluginCache::default(),
             admin: Admin::default(),
             watch: Watch::default(),
+            recordings: Recordings::default(),
             cluster: None,
             demo: false,
             plugins: ["auth-jwt", "rooms", "signaling"]

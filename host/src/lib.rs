@@ -7,6 +7,7 @@
 //! - `router`: the order of checks and what each event does;
 //! - `state`: the membership table and the frames it announces;
 //! - `plugins`: the chain, hot swap, the built-ins and the wasmtime facade;
+//! - `record`: recording rooms' plugin calls, and replaying them;
 //! - `admin`: the operator's HTTP API.
 //!
 //! Everything is crate-private but what the benchmarks and the binary use.
@@ -20,6 +21,7 @@ mod memory;
 mod metrics;
 mod net;
 mod plugins;
+mod record;
 mod router;
 mod scaffold;
 mod session;

@@ -9,7 +9,7 @@ use switchboard::cli;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("switchboard: {e:#}");
             ExitCode::FAILURE

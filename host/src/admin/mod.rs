@@ -1,8 +1,9 @@
 //! The operator's HTTP API, on its own listener: health, metrics, plugins
-//! (list, hot swap, rollback, versions, rollouts), rooms, and removing a
-//! client.
+//! (list, hot swap, rollback, versions, rollouts), recordings of rooms,
+//! rooms, and removing a client.
 
 mod http;
+mod recording;
 mod rollout;
 
 use std::convert::Infallible;
@@ -151,6 +152,9 @@ impl Admin {
             (&Method::POST, ["admin", "plugins", name, "abort"]) => {
                 self.change(name, Swapper::abort).await
             }
+            (&Method::GET, ["admin", "recordings"]) => self.recordings(),
+            (&Method::POST, ["admin", "recordings"]) => self.start_recording(request).await,
+            (&Method::DELETE, ["admin", "recordings", id]) => self.stop_recording(id).await,
             (&Method::GET, ["admin", "rooms"]) => self.rooms(),
             (&Method::GET, ["admin", "rooms", id]) => match &self.cluster {
                 Some(cluster) => cluster_room(cluster, id).await,

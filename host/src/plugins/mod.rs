@@ -17,6 +17,7 @@ mod registry;
 mod rollout;
 mod swap;
 mod wasm;
+mod world;
 
 pub(crate) use budget::{Budget, RolledBack, Tally};
 pub use chain::Chain;
@@ -26,10 +27,12 @@ pub use registry::{Registry, SwapError};
 pub(crate) use rollout::{Canary, Chains};
 pub(crate) use swap::{Announce, Swapper};
 pub use wasm::{
-    AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
+    Answer, AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
     default_cache_dir,
 };
 pub(crate) use wasm::{Called, Import, PluginFault, Support, WIT_VERSION, unix_millis};
+pub use world::Scratch;
+pub(crate) use world::{recorded_client, view};
 
 /// Loading the built-in plugins in unit tests.
 #[cfg(test)]
@@ -43,20 +46,34 @@ pub(crate) mod testing {
     /// A loader over an empty membership table, with a compile cache the
     /// unit tests share.
     pub(crate) fn loader() -> Loader {
+        loader_on(Arc::new(Hub::new(16)))
+    }
+
+    /// A loader whose plugins' calls reach `hub`.
+    fn loader_on(hub: Arc<Hub>) -> Loader {
         let dir = std::env::temp_dir().join("switchboard-unit-tests-cache");
         let limits = Config::default().plugin_limits;
-        Loader::new(Arc::new(Hub::new(16)), limits, CompileCache::new(Some(dir))).unwrap()
+        Loader::new(hub, limits, CompileCache::new(Some(dir))).unwrap()
     }
 
     /// The built-in plugin `name` started with the JSON `config`.
     pub(crate) fn load_builtin(name: &str, config: &str) -> anyhow::Result<Plugin> {
+        load_builtin_on(Arc::new(Hub::new(16)), name, config)
+    }
+
+    /// [`load_builtin`], its calls reaching `hub`.
+    pub(crate) fn load_builtin_on(
+        hub: Arc<Hub>,
+        name: &str,
+        config: &str,
+    ) -> anyhow::Result<Plugin> {
         let found = builtin::find(name).unwrap();
         let source = PluginSource {
             origin: format!("built-in `{name}`"),
             bytes: found.wasm.to_vec(),
         };
         let env = vec![(builtin::JWT_SECRET_VAR.to_owned(), "unit".to_owned())];
-        let loader = loader();
+        let loader = loader_on(hub);
         let limits = loader.default_limits().clone();
         loader.load(name, &source, config.to_owned(), env, limits)
     }

@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 use super::reply::Cause;
 use super::{Conn, Router, Verdict};
 use crate::envelope::ErrorCode;
+use crate::ids::RoomId;
 use crate::plugins::{AuthOutcome, Called, Chain};
+use crate::record::input;
 use crate::schema::AuthRequest;
 use crate::state::Identity;
 use crate::vocab::{CloseCode, event};
@@ -41,10 +43,18 @@ impl Router {
         let Some(info) = self.hub.client_info(conn.id) else {
             return Verdict::Open;
         };
+        // Recorded with the client's room, or the room it asks to be
+        // allowed into.
+        let room = info.room.clone();
+        let room = room.or_else(|| request.room_id.as_deref().and_then(RoomId::parse));
+        let tap = self.tap(room.as_ref());
+        let (token, room_id) = (&request.token, request.room_id.as_deref());
         let mut effects = Vec::new();
         let mut decision = AuthOutcome::Pass;
         for plugin in auth_plugins {
-            match plugin.on_auth(&info, &request.token, request.room_id.as_deref()) {
+            let input = || input::auth(&info, token, room_id);
+            let live = || plugin.on_auth(&info, token, room_id);
+            match self.call(tap.as_ref(), plugin, input, live) {
                 Ok(Called {
                     value: AuthOutcome::Pass,
                     effects: e,

@@ -12,6 +12,7 @@ use crate::envelope::{self, Data, ErrorCode};
 use crate::ids::{ClientId, RoomId};
 use crate::net::Outbound;
 use crate::plugins::{Called, Chain, Chains, Effect, Outcome, Plugin, PluginFault, Relay};
+use crate::record::input;
 use crate::schema::{self, Normalized};
 use crate::state::{NodeId, Pin};
 use crate::vocab::event;
@@ -160,6 +161,8 @@ impl Router {
             Normalized::Relay(relay) => relay.target,
             Normalized::Object(_) => None,
         };
+        let tap = self.tap(room.as_ref());
+        let tap = tap.as_ref();
         let decided = match &data {
             Normalized::Relay(relay) => {
                 let target_room = target.and_then(|to| self.hub.room_of(to));
@@ -169,11 +172,17 @@ impl Router {
                     target,
                     same_room: info.room.is_some() && target_room == info.room,
                 };
-                run_chain(plugins, |plugin| plugin.on_relay(&call, relay))
+                run_chain(plugins, |plugin| {
+                    let input = || input::relay(&call, relay);
+                    self.call(tap, plugin, input, || plugin.on_relay(&call, relay))
+                })
             }
             Normalized::Object(object) => {
                 let json = object.to_string();
-                run_chain(plugins, |plugin| plugin.on_event(&info, name, &json))
+                run_chain(plugins, |plugin| {
+                    let input = || input::event(&info, name, &json);
+                    self.call(tap, plugin, input, || plugin.on_event(&info, name, &json))
+                })
             }
         };
         // The room this event opened keeps the versions that handled it.

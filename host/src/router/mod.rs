@@ -5,7 +5,8 @@
 //! plugins handle: the chain under the room's lock and its outcome),
 //! `relay` (delivery with `to` replaced by `from`), `effects` (what plugins
 //! queued), `timers` (room timers, a task of their own) and `reply`
-//! (replies and errors, each counted), and in cluster mode `forwarded`
+//! (replies and errors, each counted), `tap` (a call on a recorded room
+//! traced and written down), and in cluster mode `forwarded`
 //! (messages whose room another node owns, or had to be claimed).
 //!
 //! Every function here is synchronous: plugin calls are short and bounded
@@ -18,6 +19,7 @@ mod forwarded;
 mod relay;
 mod reply;
 mod resume;
+mod tap;
 mod timers;
 
 #[cfg(test)]
@@ -37,6 +39,7 @@ use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::net::{Admit, Outbox, RateLimit};
 use crate::plugins::{Chains, Registry, unix_millis};
+use crate::record::{Recorder, input};
 use crate::schema;
 use crate::session::Sessions;
 use crate::state::{self, Hub, Identity};
@@ -52,6 +55,8 @@ pub struct Router {
     /// For kicks: a suspended session has no connection to close.
     sessions: Arc<Sessions>,
     timers: Timers,
+    /// The rooms being recorded (`record`).
+    recorder: Arc<Recorder>,
     auth_required: bool,
     /// `limits.events`: buckets of their own for some events.
     event_rates: HashMap<String, EventRate>,
@@ -87,6 +92,12 @@ impl Conn {
     }
 }
 
+/// At shutdown, ends every recording, so each file has its last line.
+async fn end_recordings(recorder: Arc<Recorder>, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    let _ = tokio::task::spawn_blocking(move || recorder.stop_all()).await;
+}
+
 /// Whether the connection stays open after a message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -116,12 +127,15 @@ impl Router {
         link: Option<Arc<Link>>,
         shutdown: CancellationToken,
     ) -> Arc<Router> {
+        let recorder = Arc::new(Recorder::new(config.recordings.dir.clone()));
+        tokio::spawn(end_recordings(Arc::clone(&recorder), shutdown.clone()));
         Arc::new_cyclic(|router| Router {
             hub,
             metrics,
             registry,
             sessions,
             timers: Timers::spawn(router.clone(), shutdown),
+            recorder,
             auth_required: config.auth.required,
             event_rates: config.limits.events.clone(),
             link,
@@ -130,6 +144,10 @@ impl Router {
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    pub(crate) fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
     }
 
     /// Registers a new connection and runs the connect hooks.
@@ -198,8 +216,11 @@ impl Router {
             let frame = state::peer_left(&room, id, "disconnected");
             self.hub.broadcast(&room, &frame, None);
         }
+        let tap = self.tap(info.room.as_ref());
         for plugin in chain.with_hook(|p| p.descriptor.hooks.disconnect) {
-            self.run_hook(plugin.on_disconnect(&info), id);
+            let input = || input::disconnect(&info);
+            let called = self.call(tap.as_ref(), plugin, input, || plugin.on_disconnect(&info));
+            self.run_hook(called, id);
         }
     }
 

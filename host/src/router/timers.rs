@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::Router;
 use crate::ids::RoomId;
 use crate::plugins::unix_millis;
+use crate::record::input;
 
 /// Schedules timers on the timer task.
 pub(super) struct Timers {
@@ -134,7 +135,10 @@ impl Router {
         else {
             return;
         };
-        match plugin.on_timer(timer.room.as_str(), &timer.tag) {
+        let tap = self.tap(Some(&timer.room));
+        let input = || input::timer(&timer.room, &timer.tag);
+        let live = || plugin.on_timer(timer.room.as_str(), &timer.tag);
+        match self.call(tap.as_ref(), plugin, input, live) {
             Ok(called) => self.apply(called.effects),
             Err(fault) => tracing::warn!(room = %timer.room, "timer: {fault}"),
         }

@@ -782,6 +782,23 @@ impl Hub {
             .collect()
     }
 
+    /// How many rooms are open, and how many may be (`limits.max_rooms`).
+    pub(crate) fn room_count(&self) -> (usize, usize) {
+        (self.state.read().rooms.len(), self.max_rooms)
+    }
+
+    /// Everything `plugin` stores in `room`.
+    pub(crate) fn kv_of(&self, room: &RoomId, plugin: &str) -> Vec<(String, String)> {
+        let state = self.state.read();
+        let Some(room) = state.rooms.get(room) else {
+            return Vec::new();
+        };
+        let entries = room.kv.iter().filter(|((owner, _), _)| **owner == *plugin);
+        entries
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// Messages queued for all clients and not yet written.
     pub(crate) fn queued(&self) -> usize {
         let state = self.state.read();

@@ -1,26 +1,39 @@
 //! The host interface plugins import (`interface host` in the WIT). Every
-//! call is synchronous and only reads the hub or queues an [`Effect`]. A
-//! call whose arguments break the contract traps (`contract::Breach`).
+//! call is synchronous and only reads or changes the call's world (the hub,
+//! or a scratch world) or queues an [`Effect`]. A call whose arguments break
+//! the contract traps (`contract::Breach`). During a traced call each
+//! step that sends, schedules or changes something is also written down, as
+//! the plugin asked it.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
 use serde_json::value::RawValue;
+use switchboard_recording::Step;
 
 use super::bindings::switchboard::plugin::host::Host;
 use super::bindings::types::{self, ErrorCode, LogLevel};
 use super::contract;
-use super::state::{Effect, PluginState};
+use super::outcome::error_code;
+use super::state::{Effect, PluginState, Tracing};
 use crate::envelope::{self, Frame};
 use crate::ids::{ClientId, RoomId};
-use crate::state::{self, JoinError};
+use crate::plugins::world::World;
+use crate::state::{self, Hub, JoinError};
 
 impl types::Host for PluginState {}
 
 impl Host for PluginState {
     fn send(&mut self, client: String, event: String, data: String) -> wasmtime::Result<()> {
         let frame = frame(&event, &data)?;
-        if let Some(to) = ClientId::parse(&client) {
+        let to = ClientId::parse(&client);
+        self.journal(|| Step::Send {
+            to: client,
+            event,
+            data: json(&data),
+        });
+        if let Some(to) = to {
             self.effects.push(Effect::Send(to, frame));
         }
         Ok(())
@@ -34,10 +47,26 @@ impl Host for PluginState {
         except: Option<String>,
     ) -> wasmtime::Result<()> {
         let frame = frame(&event, &data)?;
-        if let Some(room) = RoomId::parse(&room) {
-            let except = except.as_deref().and_then(ClientId::parse);
-            self.queue_broadcast(&room, frame, except);
-        }
+        let except_id = except.as_deref().and_then(ClientId::parse);
+        let Some(room_id) = RoomId::parse(&room) else {
+            self.journal(|| Step::Broadcast {
+                room,
+                event,
+                data: json(&data),
+                except,
+                to: Vec::new(),
+            });
+            return Ok(());
+        };
+        let to = self.world().member_ids(&room_id, except_id);
+        self.journal(|| Step::Broadcast {
+            room,
+            event,
+            data: json(&data),
+            except,
+            to: to.iter().map(ClientId::to_string).collect(),
+        });
+        self.effects.push(Effect::Broadcast { to, frame });
         Ok(())
     }
 
@@ -47,52 +76,69 @@ impl Host for PluginState {
         room: String,
         metadata: String,
     ) -> wasmtime::Result<Result<Vec<types::Peer>, ErrorCode>> {
-        let Some(id) = ClientId::parse(&client) else {
-            return Ok(Err(ErrorCode::PeerNotFound));
-        };
-        let Some(room) = RoomId::parse(&room) else {
-            return Ok(Err(ErrorCode::InvalidMessage));
-        };
-        let metadata = Arc::from(contract::object(&metadata)?);
-        Ok(self.join(id, room, metadata))
+        let joined = self.join_named(&client, &room, &metadata)?;
+        self.journal(|| Step::JoinRoom {
+            client,
+            room,
+            metadata: json(&metadata),
+            refused: joined
+                .as_ref()
+                .err()
+                .map(|&code| error_code(code).to_string()),
+        });
+        Ok(joined)
     }
 
     fn leave_room(&mut self, client: String) -> Option<String> {
-        let id = ClientId::parse(&client)?;
-        let room = self.hub.leave(id)?;
-        self.queue_broadcast(&room, state::peer_left(&room, id, "left"), None);
-        Some(room.to_string())
+        let left = ClientId::parse(&client).and_then(|id| self.leave(id));
+        self.journal(|| Step::LeaveRoom {
+            client,
+            left: left.clone(),
+        });
+        left
     }
 
     fn room_members(&mut self, room: String) -> Vec<types::Peer> {
         let Some(room) = RoomId::parse(&room) else {
             return Vec::new();
         };
-        self.hub.members(&room).iter().map(wit_peer).collect()
+        self.world().members(&room).iter().map(wit_peer).collect()
     }
 
     fn lookup_client(&mut self, client: String) -> Option<types::ClientInfo> {
-        let info = self.hub.client_info(ClientId::parse(&client)?)?;
+        let info = self.world().client_info(ClientId::parse(&client)?)?;
         Some(super::outcome::wit_client_info(&info))
     }
 
     fn kv_get(&mut self, room: String, key: String) -> Option<String> {
-        self.hub.kv_get(&RoomId::parse(&room)?, &self.plugin, &key)
+        let room = RoomId::parse(&room)?;
+        world(&self.hub, &mut self.tracing).kv_get(&room, &self.plugin, &key)
     }
 
     fn kv_set(&mut self, room: String, key: String, value: String) {
+        self.journal(|| Step::KvSet {
+            room: room.clone(),
+            key: key.clone(),
+            value: value.clone(),
+        });
         if let Some(room) = RoomId::parse(&room) {
-            self.hub.kv_set(&room, &self.plugin, key, value);
+            world(&self.hub, &mut self.tracing).kv_set(&room, &self.plugin, key, value);
         }
     }
 
     fn kv_delete(&mut self, room: String, key: String) {
-        if let Some(room) = RoomId::parse(&room) {
-            self.hub.kv_delete(&room, &self.plugin, &key);
+        if let Some(id) = RoomId::parse(&room) {
+            world(&self.hub, &mut self.tracing).kv_delete(&id, &self.plugin, &key);
         }
+        self.journal(|| Step::KvDelete { room, key });
     }
 
     fn set_timer(&mut self, room: String, delay_ms: u32, tag: String) {
+        self.journal(|| Step::Timer {
+            room: room.clone(),
+            delay_ms,
+            tag: tag.clone(),
+        });
         if let Some(room) = RoomId::parse(&room) {
             let plugin = Arc::clone(&self.plugin);
             self.effects.push(Effect::Timer {
@@ -105,6 +151,10 @@ impl Host for PluginState {
     }
 
     fn kick(&mut self, client: String, reason: String) {
+        self.journal(|| Step::Kick {
+            client: client.clone(),
+            reason: reason.clone(),
+        });
         if let Some(id) = ClientId::parse(&client) {
             self.effects.push(Effect::Kick(id, reason));
         }
@@ -122,7 +172,10 @@ impl Host for PluginState {
     }
 
     fn now(&mut self) -> u64 {
-        unix_millis()
+        match &self.tracing {
+            Some(tracing) => tracing.now,
+            None => unix_millis(),
+        }
     }
 
     fn relay_data(&mut self) -> String {
@@ -131,10 +184,37 @@ impl Host for PluginState {
 }
 
 impl PluginState {
+    fn world(&mut self) -> World<'_> {
+        world(&self.hub, &mut self.tracing)
+    }
+
+    /// Writes a step down if the call is traced; `step` runs only then.
+    fn journal(&mut self, step: impl FnOnce() -> Step) {
+        if let Some(tracing) = &mut self.tracing {
+            tracing.steps.push(step());
+        }
+    }
+
     /// Queues `frame` for the room's members now, but `except`.
     fn queue_broadcast(&mut self, room: &RoomId, frame: Frame, except: Option<ClientId>) {
-        let to = self.hub.member_ids(room, except);
+        let to = self.world().member_ids(room, except);
         self.effects.push(Effect::Broadcast { to, frame });
+    }
+
+    fn join_named(
+        &mut self,
+        client: &str,
+        room: &str,
+        metadata: &str,
+    ) -> wasmtime::Result<Result<Vec<types::Peer>, ErrorCode>> {
+        let Some(id) = ClientId::parse(client) else {
+            return Ok(Err(ErrorCode::PeerNotFound));
+        };
+        let Some(room) = RoomId::parse(room) else {
+            return Ok(Err(ErrorCode::InvalidMessage));
+        };
+        let metadata = Arc::from(contract::object(metadata)?);
+        Ok(self.join(id, room, metadata))
     }
 
     fn join(
@@ -143,16 +223,44 @@ impl PluginState {
         room: RoomId,
         metadata: Arc<RawValue>,
     ) -> Result<Vec<types::Peer>, ErrorCode> {
-        let (others, joined) = self.hub.join(id, &room, metadata).map_err(|e| match e {
-            JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
-            JoinError::UnknownClient => ErrorCode::NotAuthenticated,
-            JoinError::TooManyRooms => ErrorCode::RoomFull,
-        })?;
+        let (others, joined) = self
+            .world()
+            .join(id, &room, metadata)
+            .map_err(|e| match e {
+                JoinError::AlreadyInRoom => ErrorCode::AlreadyInRoom,
+                JoinError::UnknownClient => ErrorCode::NotAuthenticated,
+                JoinError::TooManyRooms => ErrorCode::RoomFull,
+            })?;
         let to = others.iter().map(|peer| peer.client_id).collect();
         let frame = state::peer_joined(&room, &joined);
         self.effects.push(Effect::Broadcast { to, frame });
         Ok(others.iter().map(wit_peer).collect())
     }
+
+    fn leave(&mut self, id: ClientId) -> Option<String> {
+        let room = self.world().leave(id)?;
+        self.queue_broadcast(&room, state::peer_left(&room, id, "left"), None);
+        Some(room.to_string())
+    }
+}
+
+/// The world a call's imports reach: a traced call's scratch world if it
+/// has one, the hub otherwise. Takes the two fields rather than the state,
+/// so the caller may still read the others.
+fn world<'a>(hub: &'a Hub, tracing: &'a mut Option<Box<Tracing>>) -> World<'a> {
+    match tracing
+        .as_mut()
+        .and_then(|tracing| tracing.scratch.as_mut())
+    {
+        Some(scratch) => World::Scratch(scratch),
+        None => World::Hub(hub),
+    }
+}
+
+/// Data a plugin handed over, already checked to be an object, as a step
+/// holds it.
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// An outbound frame from what a plugin handed over.

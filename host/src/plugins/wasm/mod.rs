@@ -23,7 +23,7 @@ pub use cache::{CompileCache, default_dir as default_cache_dir};
 pub(crate) use imports::unix_millis;
 pub use load::{Loader, PluginSource};
 pub(crate) use load::{WIT_VERSION, sha256_hex};
-pub use outcome::{AuthOutcome, Outcome, Relay};
+pub use outcome::{Answer, AuthOutcome, Outcome, Relay};
 pub use pool::{Called, Plugin, PluginFault};
 pub use provided::{Import, Support};
 pub use state::Effect;

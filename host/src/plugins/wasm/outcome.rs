@@ -3,7 +3,9 @@
 //! a value that breaks the contract (a reply with an invalid event name or
 //! data that is not an object) never becomes one: it is a [`Breach`].
 
+use serde_json::Value;
 use serde_json::value::RawValue;
+use switchboard_recording::{self as recording, Ruling};
 
 use super::bindings::types;
 use super::contract::{self, Breach};
@@ -76,6 +78,73 @@ pub enum AuthOutcome {
     Pass,
     Accept(Identity),
     Reject(String),
+}
+
+/// What any hook returned, for a call described by a recorded
+/// [`Input`](recording::Input).
+#[derive(Debug)]
+pub enum Answer {
+    /// `on-event` or `on-relay`.
+    Event(Outcome),
+    Auth(AuthOutcome),
+    /// `on-connect`, `on-disconnect`, `on-timer`.
+    Done,
+}
+
+impl Answer {
+    /// The answer as a recording holds it.
+    pub(super) fn ruling(&self) -> Ruling {
+        match self {
+            Answer::Event(outcome) => match outcome {
+                Outcome::Pass => Ruling::Pass,
+                Outcome::Reply(reply) => Ruling::Reply {
+                    event: reply.event.to_string(),
+                    data: serde_json::from_str(reply.data.get()).unwrap_or(Value::Null),
+                },
+                Outcome::Relay(to) => Ruling::Relay {
+                    to: to.map(|id| id.to_string()),
+                },
+                Outcome::Deliver => Ruling::Deliver,
+                Outcome::Reject { code, message } => Ruling::Reject {
+                    code: code.to_string(),
+                    message: message.clone(),
+                },
+                Outcome::Handled => Ruling::Handled,
+            },
+            Answer::Auth(AuthOutcome::Pass) => Ruling::Pass,
+            Answer::Auth(AuthOutcome::Accept(identity)) => Ruling::Accept {
+                user_id: identity.user_id.clone(),
+                role: identity.role.clone(),
+                room_claim: identity.room_claim.clone(),
+            },
+            Answer::Auth(AuthOutcome::Reject(reason)) => Ruling::Refuse {
+                reason: reason.clone(),
+            },
+            Answer::Done => Ruling::Done,
+        }
+    }
+}
+
+impl From<Answer> for Outcome {
+    fn from(answer: Answer) -> Outcome {
+        match answer {
+            Answer::Event(outcome) => outcome,
+            Answer::Auth(_) | Answer::Done => Outcome::Pass,
+        }
+    }
+}
+
+impl From<Answer> for AuthOutcome {
+    fn from(answer: Answer) -> AuthOutcome {
+        match answer {
+            Answer::Auth(outcome) => outcome,
+            Answer::Event(_) | Answer::Done => AuthOutcome::Pass,
+        }
+    }
+}
+
+impl From<Answer> for () {
+    fn from(_: Answer) {}
 }
 
 impl From<types::Descriptor> for Descriptor {
@@ -164,7 +233,7 @@ impl From<types::AuthOutcome> for AuthOutcome {
     }
 }
 
-fn error_code(code: types::ErrorCode) -> ErrorCode {
+pub(super) fn error_code(code: types::ErrorCode) -> ErrorCode {
     use types::ErrorCode as W;
     match code {
         W::InvalidMessage => ErrorCode::InvalidMessage,
@@ -189,6 +258,34 @@ pub(super) fn wit_client_info(info: &ClientInfo) -> types::ClientInfo {
         room_claim: identity.and_then(|i| i.room_claim.clone()),
         room: info.room.as_ref().map(|r| r.as_str().to_owned()),
     }
+}
+
+/// A recorded client record as the guest gets it.
+pub(super) fn wit_recorded_client(client: &recording::Client) -> types::ClientInfo {
+    types::ClientInfo {
+        id: client.id.clone(),
+        user_id: client.user_id.clone(),
+        role: client.role.clone(),
+        room_claim: client.room_claim.clone(),
+        room: client.room.clone(),
+    }
+}
+
+/// A recorded relay as the guest gets it; `None` for an event or a sender
+/// that the host would never have passed on.
+pub(super) fn wit_recorded_relay(
+    event: &str,
+    sender: &str,
+    target: Option<&str>,
+    same_room: bool,
+) -> Option<types::Relay> {
+    let relay = Relay {
+        event: RelayEvent::parse(event)?,
+        sender: ClientId::parse(sender)?,
+        target: target.and_then(ClientId::parse),
+        same_room,
+    };
+    Some(wit_relay(&relay))
 }
 
 pub(super) fn wit_relay(relay: &Relay) -> types::Relay {

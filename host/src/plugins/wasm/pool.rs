@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use switchboard_recording::{Decision, Input};
 use thread_local::ThreadLocal;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -21,10 +22,14 @@ use super::bindings::{Guest, Plugin as Bindings, PluginPre};
 use super::engine::EPOCH_TICK;
 use super::imports::unix_millis;
 use super::load::Prepared;
-use super::outcome::{AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_relay};
-use super::state::{Effect, PluginState};
+use super::outcome::{
+    Answer, AuthOutcome, Descriptor, Outcome, Relay, wit_client_info, wit_recorded_client,
+    wit_recorded_relay, wit_relay,
+};
+use super::state::{Effect, PluginState, Tracing};
 use crate::config::PluginLimits;
 use crate::metrics::CallStats;
+use crate::plugins::world::Scratch;
 use crate::schema;
 use crate::state::{ClientInfo, Hub};
 
@@ -73,6 +78,15 @@ pub struct Called<R> {
     pub effects: Vec<Effect>,
 }
 
+/// A traced call ([`Plugin::trace`]): what it returned, as the router acts
+/// on it, and what it decided, as a recording holds it.
+pub struct Traced {
+    pub result: Result<Called<Answer>, PluginFault>,
+    pub decision: Decision,
+    /// The scratch world it ran against, with its writes.
+    pub scratch: Option<Scratch>,
+}
+
 impl Plugin {
     pub(super) fn new(
         name: Arc<str>,
@@ -96,6 +110,16 @@ impl Plugin {
             idle: ThreadLocal::new(),
             retired: AtomicBool::new(false),
         }
+    }
+
+    /// The JSON text its instances' `init` gets.
+    pub(crate) fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// The names of the environment variables it may read.
+    pub(crate) fn env_names(&self) -> Vec<String> {
+        self.env.iter().map(|(name, _)| name.clone()).collect()
     }
 
     /// Called when another version replaces this one.
@@ -126,7 +150,7 @@ impl Plugin {
         data: &str,
     ) -> Result<Called<Outcome>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| {
+        self.call(&mut None, |guest, store| {
             let outcome = guest.call_on_event(store, &client, event, data)?;
             Ok(Outcome::try_from(outcome)?)
         })
@@ -139,7 +163,7 @@ impl Plugin {
         data: &schema::Relay,
     ) -> Result<Called<Outcome>, PluginFault> {
         let relay = wit_relay(relay);
-        self.call(|guest, store| {
+        self.call(&mut None, |guest, store| {
             data.write_data(&mut store.data_mut().relay_data);
             let outcome = guest.call_on_relay(&mut *store, relay);
             store.data_mut().relay_data.clear();
@@ -154,27 +178,68 @@ impl Plugin {
         room_id: Option<&str>,
     ) -> Result<Called<AuthOutcome>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| guest.call_on_auth(store, &client, token, room_id))
-            .map(|called| called.map(AuthOutcome::from))
+        self.call(&mut None, |guest, store| {
+            guest.call_on_auth(store, &client, token, room_id)
+        })
+        .map(|called| called.map(AuthOutcome::from))
     }
 
     pub fn on_connect(&self, client: &ClientInfo) -> Result<Called<()>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| guest.call_on_connect(store, &client))
+        self.call(&mut None, |guest, store| {
+            guest.call_on_connect(store, &client)
+        })
     }
 
     pub fn on_disconnect(&self, client: &ClientInfo) -> Result<Called<()>, PluginFault> {
         let client = wit_client_info(client);
-        self.call(|guest, store| guest.call_on_disconnect(store, &client))
+        self.call(&mut None, |guest, store| {
+            guest.call_on_disconnect(store, &client)
+        })
     }
 
     pub fn on_timer(&self, room: &str, tag: &str) -> Result<Called<()>, PluginFault> {
         let room = room.to_owned();
-        self.call(|guest, store| guest.call_on_timer(store, &room, tag))
+        self.call(&mut None, |guest, store| {
+            guest.call_on_timer(store, &room, tag)
+        })
     }
 
+    /// Calls `input` with every step it takes written down, against the
+    /// hub, or, given a `scratch` world, against that, where every write
+    /// stays; `now` is its clock. On the hub its effects are the caller's
+    /// to carry out as any call's; in a scratch world they go nowhere
+    /// unless the caller sends them.
+    pub fn trace(&self, input: &Input, now: u64, scratch: Option<Scratch>) -> Traced {
+        let mut tracing = Some(Box::new(Tracing {
+            steps: Vec::new(),
+            now,
+            scratch,
+        }));
+        let result = self.call(&mut tracing, |guest, store| call_input(guest, store, input));
+        let (steps, scratch) = tracing.map_or_else(Default::default, |tracing| {
+            let Tracing { steps, scratch, .. } = *tracing;
+            (steps, scratch)
+        });
+        let decision = match &result {
+            Ok(called) => Decision {
+                outcome: called.value.ruling(),
+                effects: steps,
+            },
+            Err(fault) => Decision::fault(&fault.reason, steps),
+        };
+        Traced {
+            result,
+            decision,
+            scratch,
+        }
+    }
+
+    /// One call on this thread's instance. `tracing` is lent to the
+    /// instance for the call and handed back, its notes taken.
     fn call<R>(
         &self,
+        tracing: &mut Option<Box<Tracing>>,
         f: impl FnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, PluginFault> {
         let idle = self.idle.get_or_default();
@@ -183,11 +248,13 @@ impl Plugin {
             None => self.instantiate()?,
         };
         let started = Instant::now();
+        instance.store.data_mut().tracing = tracing.take();
         // A host function that panics (a WASI call this host did not
         // foresee) must cost only this call, like a trap: the instance is
         // discarded below and the connection lives on.
         let result = panic::catch_unwind(AssertUnwindSafe(|| self.run(&mut instance, f)))
             .unwrap_or_else(|panic| Err(wasmtime::Error::msg(panic_message(&panic))));
+        *tracing = instance.store.data_mut().tracing.take();
         let elapsed = started.elapsed();
         self.stats.record(elapsed.as_secs_f64());
         instance.store.data().flush_output();
@@ -275,6 +342,60 @@ impl Plugin {
     }
 }
 
+/// Calls the guest export `input` names, with its arguments.
+fn call_input(
+    guest: &Guest,
+    store: &mut Store<PluginState>,
+    input: &Input,
+) -> wasmtime::Result<Answer> {
+    Ok(match input {
+        Input::Event {
+            client,
+            event,
+            data,
+        } => {
+            let client = wit_recorded_client(client);
+            let outcome = guest.call_on_event(store, &client, event, data.get())?;
+            Answer::Event(Outcome::try_from(outcome)?)
+        }
+        Input::Relay {
+            event,
+            sender,
+            target,
+            same_room,
+            data,
+        } => {
+            let relay = wit_recorded_relay(event, sender, target.as_deref(), *same_room)
+                .ok_or_else(|| wasmtime::Error::msg(format!("not a relay: {input}")))?;
+            store.data_mut().relay_data.push_str(data.get());
+            let outcome = guest.call_on_relay(&mut *store, relay);
+            store.data_mut().relay_data.clear();
+            Answer::Event(Outcome::try_from(outcome?)?)
+        }
+        Input::Auth {
+            client,
+            token,
+            room_id,
+        } => {
+            let client = wit_recorded_client(client);
+            let outcome = guest.call_on_auth(store, &client, token, room_id.as_deref())?;
+            Answer::Auth(AuthOutcome::from(outcome))
+        }
+        Input::Connect { client } => {
+            guest.call_on_connect(store, &wit_recorded_client(client))?;
+            Answer::Done
+        }
+        Input::Disconnect { client } => {
+            guest.call_on_disconnect(store, &wit_recorded_client(client))?;
+            Answer::Done
+        }
+        Input::Timer { room, tag } => {
+            guest.call_on_timer(store, room, tag)?;
+            Answer::Done
+        }
+    })
+}
+
 /// Every call starts with two ticks of grace, so the callback first runs
 /// once the call has run at least one whole tick, and then on every tick
 /// after, until it has run its budget; then it is interrupted, which traps.
@@ -304,7 +425,7 @@ fn leave_worker_thread() {
 }
 
 impl<R> Called<R> {
-    fn map<S>(self, f: impl FnOnce(R) -> S) -> Called<S> {
+    pub(crate) fn map<S>(self, f: impl FnOnce(R) -> S) -> Called<S> {
         Called {
             value: f(self.value),
             effects: self.effects,

@@ -1,6 +1,7 @@
 //! What one plugin instance's `Store` carries: its sandbox (a WASI context
 //! with nothing but the granted variables and stdout and stderr kept for
-//! the log, and memory limits) and the effects of the call under way.
+//! the log, and memory limits), the effects of the call under way, and,
+//! for a traced call, what it does written down.
 
 use std::sync::Arc;
 
@@ -8,9 +9,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use switchboard_recording::Step;
+
 use super::output::{Output, Stream};
 use crate::envelope::Frame;
 use crate::ids::{ClientId, RoomId};
+use crate::plugins::world::Scratch;
 use crate::state::Hub;
 
 /// Something a plugin asked for that goes out after its call returns, in
@@ -35,10 +39,24 @@ pub enum Effect {
     },
 }
 
+/// A traced call's notes, on its instance for the call's length: every
+/// step it takes through the imports, its clock, and the scratch world it
+/// runs against instead of the hub, if any.
+pub(super) struct Tracing {
+    pub(super) steps: Vec<Step>,
+    /// What `now` returns throughout the call, so a replay's clock can be
+    /// the recorded one.
+    pub(super) now: u64,
+    pub(super) scratch: Option<Scratch>,
+}
+
 pub(crate) struct PluginState {
     pub(super) plugin: Arc<str>,
     pub(super) hub: Arc<Hub>,
     pub(super) effects: Vec<Effect>,
+    /// `None` but during a traced call: boxed, so an untraced call moves a
+    /// pointer in and out.
+    pub(super) tracing: Option<Box<Tracing>>,
     /// Whole epoch ticks the call under way has run, at least.
     pub(super) ticks_run: u64,
     /// The data of the relay event an `on-relay` call under way decides,
@@ -69,6 +87,7 @@ impl PluginState {
             plugin,
             hub,
             effects: Vec::new(),
+            tracing: None,
             ticks_run: 0,
             relay_data: String::new(),
             limits: StoreLimitsBuilder::new()
