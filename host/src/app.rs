@@ -78,6 +78,7 @@ impl App {
             Arc::clone(&registry),
             Arc::clone(&metrics),
             entries,
+            plugins_dir.map(Path::to_path_buf),
         ));
         let sessions = Arc::new(Sessions::new(
             config.session.replay_limit,

@@ -10,7 +10,7 @@
 //! keyed by the chain name, so it carries over.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +31,9 @@ pub(crate) struct Swapper {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     entries: HashMap<String, Entry>,
+    /// The plugins directory, where `<entry>@<label>.wasm` files are
+    /// versions to upload.
+    versions_dir: Option<PathBuf>,
     /// Cluster mode: told of every swap and rollback made here, so every
     /// node makes it too.
     announce: OnceLock<Arc<dyn Announce>>,
@@ -54,12 +57,14 @@ impl Swapper {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         entries: HashMap<String, Entry>,
+        versions_dir: Option<PathBuf>,
     ) -> Swapper {
         Swapper {
             loader,
             registry,
             metrics,
             entries,
+            versions_dir,
             announce: OnceLock::new(),
         }
     }
@@ -298,8 +303,9 @@ impl Swapper {
         }
     }
 
-    /// Polls the watched plugin files and swaps in any that changed, until
-    /// shutdown.
+    /// Polls the watched plugin files and swaps in any that changed, and
+    /// uploads the versions in the plugins directory that are new or
+    /// changed, until shutdown.
     pub(crate) async fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         let mut seen: HashMap<String, Option<Stamp>> = self
             .entries
@@ -311,14 +317,18 @@ impl Swapper {
                     .map(|path| (name.clone(), stamp(path)))
             })
             .collect();
-        if seen.is_empty() {
+        if seen.is_empty() && self.versions_dir.is_none() {
             return;
         }
+        let mut versions: HashMap<PathBuf, Stamp> = HashMap::new();
         let mut tick = tokio::time::interval(interval);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if let Some(dir) = &self.versions_dir {
+                self.upload_versions(dir, &mut versions).await;
             }
             for (name, last) in &mut seen {
                 let Some(path) = self.entries[name].watched.clone() else {
@@ -334,6 +344,50 @@ impl Swapper {
                 let _ = tokio::task::spawn_blocking(move || swapper.swap_file(&name, path)).await;
             }
         }
+    }
+
+    /// Uploads every `<entry>@<label>.wasm` in `dir` that is new or
+    /// changed since `seen` (by modification time and length).
+    async fn upload_versions(self: &Arc<Self>, dir: &Path, seen: &mut HashMap<PathBuf, Stamp>) {
+        let files = match std::fs::read_dir(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                return tracing::warn!(dir = %dir.display(), "reading the plugins directory: {e}");
+            }
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            let Some(name) = self.version_of(&path) else {
+                continue;
+            };
+            let Some(now) = stamp(&path) else {
+                continue;
+            };
+            if seen.insert(path.clone(), now) == Some(now) {
+                continue;
+            }
+            let swapper = Arc::clone(self);
+            let upload = move || match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let origin = path.display().to_string();
+                    if let Err(e) = swapper.upload(&name, PluginSource { origin, bytes }) {
+                        tracing::warn!(plugin = name, path = %path.display(), "plugin version refused: {e}");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = name, path = %path.display(), "reading a plugin version: {e}")
+                }
+            };
+            let _ = tokio::task::spawn_blocking(upload).await;
+        }
+    }
+
+    /// The chain entry `path` is a version of, if it is named
+    /// `<entry>@<label>.wasm`.
+    fn version_of(&self, path: &Path) -> Option<String> {
+        let file = path.file_name()?.to_str()?.strip_suffix(".wasm")?;
+        let (name, label) = file.split_once('@')?;
+        (!label.is_empty() && self.entries.contains_key(name)).then(|| name.to_owned())
     }
 
     fn swap_file(&self, name: &str, path: PathBuf) {

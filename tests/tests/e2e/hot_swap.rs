@@ -38,7 +38,7 @@ pub(crate) fn v2() -> Build {
 
 /// The chain with `stamp` (from a file, or by name for `--plugins DIR`),
 /// compiling into `cache`.
-fn config(stamp: String, cache: &Path, extra: &str) -> String {
+pub(crate) fn config(stamp: String, cache: &Path, extra: &str) -> String {
     let preamble = format!("{extra}\n[plugin_cache]\ndir = \"{}\"", cache.display());
     chains::with_extra(&preamble, &[stamp])
 }
@@ -359,7 +359,7 @@ async fn rollback_of_a_plugin_not_in_the_chain_is_404() {
 
 /// Replaces `dir/name` with `bytes` atomically: written under another
 /// name first, then renamed over it.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!("{name}.incoming"));
     std::fs::write(&tmp, bytes).expect("write temp plugin file");
     std::fs::rename(&tmp, dir.join(name)).expect("rename plugin file into place");

@@ -10,12 +10,13 @@
 //! share.
 
 use serde_json::{Value, json};
-use switchboard_e2e::swap_load::{Build, Shape};
+use switchboard_e2e::swap_load::{Build, Shape, listed_stamp};
 use switchboard_e2e::{Admin, Client, Server};
 use tokio::time::Instant;
 
 use super::hot_swap::{
-    LOAD, QUIET, assert_plugin_info, pair, stamp, start, start_with, v1, v2, version_now,
+    LOAD, QUIET, assert_plugin_info, config, pair, replace_file, stamp, start, start_with, v1, v2,
+    version_now,
 };
 
 /// `POST /admin/plugins/stamp/versions` with `build`; returns the status
@@ -445,6 +446,67 @@ async fn one_open_room_moves_onto_the_canary_and_back() {
         let response = admin.put(path, body.as_bytes()).await;
         assert_eq!(response.status, status, "{path} {body}: {response}");
         assert!(response.json()["error"].is_string(), "{response}");
+    }
+}
+
+/// `stamp@<label>.wasm` files in the plugins directory are versions of
+/// `stamp`: uploaded at start and whenever one appears or changes, never
+/// made live by themselves, and ready to run as a canary. Files named for
+/// no chain entry, or with no label, are left alone.
+#[tokio::test]
+async fn versions_in_the_plugins_dir_are_uploaded_and_can_run_as_a_canary() {
+    let (v1, v2, flaky) = (v1(), v2(), flaky());
+    let cache = tempfile::tempdir().expect("cache dir");
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    for (name, build) in [
+        ("stamp.wasm", &v1),
+        ("stamp@two.wasm", &v2),
+        ("nope@two.wasm", &flaky),
+        ("stamp@.wasm", &flaky),
+    ] {
+        std::fs::write(plugins.path().join(name), &*build.bytes).expect("write a plugin file");
+    }
+    let config = config(
+        switchboard_e2e::chains::builtin("stamp"),
+        cache.path(),
+        "[watch]\ninterval_ms = 100\n",
+    );
+    let server = Server::builder(&config)
+        .plugins_dir(plugins.path())
+        .start()
+        .await;
+    let admin = server.admin();
+    roles_within(&admin, &[role(&v1, "stable"), role(&v2, "idle")]).await;
+
+    replace_file(plugins.path(), "stamp@three.wasm", &flaky.bytes);
+    let three = [role(&v1, "stable"), role(&v2, "idle"), role(&flaky, "idle")];
+    roles_within(&admin, &three).await;
+    let log = server.log();
+    assert!(
+        log.contains("stamp@three.wasm"),
+        "the upload names its file: {log}"
+    );
+
+    set_rollout(&admin, json!({ "canary": v2.hash, "percent": 100 })).await;
+    let (mut a, mut b) = pair(&server, "r").await;
+    assert_eq!(version_now(&mut a, &mut b, 1).await, "b");
+    assert_plugin_info(&listed_stamp(&admin).await, &v1);
+}
+
+/// Waits (up to 10 s) until `GET /admin/plugins/stamp/versions` lists
+/// exactly `expected`.
+async fn roles_within(admin: &Admin, expected: &[(String, String)]) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = roles(admin).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "versions {now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
