@@ -19,6 +19,7 @@ mod metrics;
 mod plugin_check;
 mod plugin_faults;
 mod plugin_output;
+mod recording;
 mod resume;
 mod rollout;
 mod rooms;
