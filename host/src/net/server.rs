@@ -2,8 +2,11 @@
 //! not a WebSocket upgrade on `/ws`, and handing upgraded sockets to
 //! [`connection::run`].
 
+use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::{Ready, ready};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +14,16 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::service::service_fn;
+use hyper::server::conn::http1::Parts;
+use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::connection::{self, Context};
 use super::demo::Demo;
@@ -96,25 +101,73 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let server = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = service_fn(|request| {
-                    let server = Arc::clone(&server);
-                    async move { Ok::<_, Infallible>(server.handle(request)) }
-                });
-                let http = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(server.handshake_timeout)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                if let Err(e) = http.await {
-                    tracing::debug!("http connection: {e}");
-                }
-            });
+            tokio::spawn(Arc::clone(&self).serve(stream));
         }
     }
 
-    fn handle(self: &Arc<Self>, mut request: Request<Incoming>) -> Response<Body> {
+    /// One TCP connection: HTTP until a request is upgraded, then the
+    /// WebSocket, on the same task. hyper hands the socket back once it has
+    /// written the 101 (`without_shutdown`), so a connection costs one task
+    /// and reads its socket directly, not through hyper's boxed `Upgraded`.
+    async fn serve(self: Arc<Self>, stream: TcpStream) {
+        let parts = match self.http(stream).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::debug!("http connection: {e}");
+                return;
+            }
+        };
+        // hyper also returns here after any other answer to an upgrade
+        // request, and when a plain connection ends: the socket closes.
+        let Http { server, upgraded } = parts.service;
+        let Some(_tracked) = upgraded.into_inner() else {
+            return;
+        };
+        // What the client sent after its request, copied out of hyper's
+        // read buffer (8 KiB), which is dropped here: kept, or turned into
+        // a `Vec` (which reuses it), it would stay this connection's for
+        // its life, where tungstenite reads through 1 KiB.
+        let unread = parts.read_buf.to_vec();
+        drop(parts.read_buf);
+        let ws = WebSocketStream::from_partially_read(
+            parts.io.into_inner(),
+            unread,
+            Role::Server,
+            Some(server.ws_config),
+        )
+        .await;
+        connection::run(ws, Arc::clone(&server.connection)).await;
+    }
+
+    /// hyper serving one connection until it ends or hands the socket back.
+    /// Boxed, and made here rather than in `serve`: hyper's state is freed
+    /// at the upgrade instead of sizing the task every connection keeps for
+    /// its life.
+    fn http(
+        self: Arc<Self>,
+        stream: TcpStream,
+    ) -> Pin<Box<impl Future<Output = hyper::Result<Parts<TokioIo<TcpStream>, Http>>>>> {
+        let handshake_timeout = self.handshake_timeout;
+        let http = Http {
+            server: self,
+            upgraded: Cell::new(None),
+        };
+        Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(handshake_timeout)
+                .serve_connection(TokioIo::new(stream), http)
+                .without_shutdown(),
+        )
+    }
+
+    /// The answer to one request. An accepted upgrade is counted among the
+    /// connections from here on, by the token left in `upgraded`.
+    fn handle(
+        &self,
+        request: &Request<Incoming>,
+        upgraded: &Cell<Option<TaskTrackerToken>>,
+    ) -> Response<Body> {
         let path = request.uri().path();
         if path != "/ws" {
             let demo = self.demo.as_ref();
@@ -125,7 +178,7 @@ impl Server {
         if request.method() != Method::GET {
             return method_not_allowed();
         }
-        let Some(key) = websocket_key(&request) else {
+        let Some(key) = websocket_key(request) else {
             let mut response = status(StatusCode::UPGRADE_REQUIRED);
             response
                 .headers_mut()
@@ -135,7 +188,7 @@ impl Server {
                 .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             return response;
         };
-        if !self.origin_allowed(&request) {
+        if !self.origin_allowed(request) {
             return status(StatusCode::FORBIDDEN);
         }
         if self.connections.len() >= self.max_connections {
@@ -160,20 +213,7 @@ impl Server {
             return response;
         }
         let accept = derive_accept_key(key.as_bytes());
-        let upgrade = hyper::upgrade::on(&mut request);
-        let server = Arc::clone(self);
-        self.connections.spawn(async move {
-            match upgrade.await {
-                Ok(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    let ws =
-                        WebSocketStream::from_raw_socket(io, Role::Server, Some(server.ws_config))
-                            .await;
-                    connection::run(ws, Arc::clone(&server.connection)).await;
-                }
-                Err(e) => tracing::debug!("upgrade failed: {e}"),
-            }
-        });
+        upgraded.set(Some(self.connections.token()));
         let mut response = status(StatusCode::SWITCHING_PROTOCOLS);
         let headers = response.headers_mut();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -195,6 +235,24 @@ impl Server {
                 .allowed_origins
                 .iter()
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    }
+}
+
+/// hyper's service for one TCP connection.
+struct Http {
+    server: Arc<Server>,
+    /// Set when a request was answered 101: the connection continues as
+    /// a WebSocket once hyper hands the socket back.
+    upgraded: Cell<Option<TaskTrackerToken>>,
+}
+
+impl Service<Request<Incoming>> for Http {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        ready(Ok(self.server.handle(&request, &self.upgraded)))
     }
 }
 

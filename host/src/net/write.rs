@@ -9,8 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::sleep;
 use tokio_tungstenite::WebSocketStream;
@@ -24,7 +23,7 @@ use crate::envelope::{self, Frame};
 use crate::metrics::Metrics;
 use crate::vocab::CloseCode;
 
-pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Socket = WebSocketStream<TcpStream>;
 
 /// Outbound frames written before one flush: a burst of relays for one
 /// client goes out in a few system calls, and the task gets back to its
