@@ -171,6 +171,9 @@ enum EnvelopeKey {
     Event,
     Id,
     Data,
+    /// Not a relay's envelope; cheaper than serde's unknown-field error.
+    #[serde(other)]
+    Other,
 }
 
 impl<'de> Deserialize<'de> for RelayEnvelope<'de> {
@@ -201,6 +204,7 @@ impl<'de> Deserialize<'de> for RelayEnvelope<'de> {
                             schema::once(&mut envelope.id, map.next_value::<Borrowed>()?.0)?;
                         }
                         EnvelopeKey::Data => schema::once(&mut envelope.data, map.next_value()?)?,
+                        EnvelopeKey::Other => return Err(de::Error::custom("not a relay message")),
                     }
                 }
                 Ok(envelope)

@@ -286,6 +286,11 @@ enum RelayKey {
     To,
     Sdp,
     Candidate,
+    /// Any other key: every non-relay message (`roomId`, `token`) is
+    /// tried as a relay first, and serde's own error for an unknown field
+    /// lists the expected ones through the formatting machinery.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -315,6 +320,7 @@ impl<'de> Deserialize<'de> for RelayFields<'de> {
                         RelayKey::To => once(&mut to, map.next_value::<Borrowed>()?.0)?,
                         RelayKey::Sdp => once(&mut sdp, map.next_value::<Borrowed>()?.0)?,
                         RelayKey::Candidate => once(&mut candidate, map.next_value()?)?,
+                        RelayKey::Other => return Err(de::Error::custom("not relay data")),
                     }
                 }
                 Ok(RelayFields { to, sdp, candidate })
