@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use switchboard_e2e::chains::{self, builtin, from_file};
+use std::time::Duration;
+
+use switchboard_e2e::chains::{self, builtin, from_file, with_config};
 use switchboard_e2e::server::binary_path;
 use switchboard_e2e::token::token_for_room;
 use switchboard_e2e::{Client, Server};
@@ -20,6 +22,7 @@ use tempfile::TempDir;
 
 const CHAT_WASM: &str = env!("CHAT_WASM");
 const MODERATION_WASM: &str = env!("MODERATION_WASM");
+const ROOM_TTL_WASM: &str = env!("ROOM_TTL_WASM");
 
 async fn start(dir: &Path) -> Server {
     let preamble = format!("[recordings]\ndir = {:?}", dir.display().to_string());
@@ -241,6 +244,91 @@ async fn recorded_rooms_replay_alike_on_their_version_and_differ_on_another() {
         "{stdout}"
     );
     assert!(stdout.contains("  replayed: pass"), "{stdout}");
+}
+
+/// `room-ttl` sets a timer when a join opens a room; the timer's call
+/// broadcasts `room:closed` and kicks every member: a timer, a broadcast
+/// and kicks, recorded and replayed.
+#[tokio::test]
+async fn a_room_timer_and_what_it_does_replay_alike() {
+    let dir = TempDir::new().unwrap();
+    let preamble = format!("[recordings]\ndir = {:?}", dir.path().display().to_string());
+    let room_ttl = with_config(from_file("room-ttl", ROOM_TTL_WASM), "ttl_ms = 1500");
+    let chain = [
+        builtin("auth-jwt"),
+        room_ttl,
+        builtin("rooms"),
+        builtin("signaling"),
+    ];
+    let server = Server::start(&chains::config(&preamble, &chain)).await;
+    let (status, started) = post(&server, &json!({ "rooms": ["r1"] })).await;
+    assert_eq!(status, 201, "{started}");
+    let path = Path::new(started["path"].as_str().unwrap()).to_owned();
+
+    let mut a = Client::joined(&server, "alice", "r1").await;
+    let mut b = Client::joined(&server, "bob", "r1").await;
+    a.expect_event("room:peer-joined").await;
+    for client in [&mut a, &mut b] {
+        client
+            .expect_event_within("room:closed", Duration::from_secs(5))
+            .await;
+        client.expect_close(4009).await;
+    }
+    let id = started["id"].as_u64().unwrap();
+    let stopped = server
+        .admin()
+        .delete(&format!("/admin/recordings/{id}"))
+        .await;
+    assert_eq!(stopped.status, 200, "{stopped}");
+
+    let lines = lines(&path);
+    let timer = lines
+        .iter()
+        .find(|line| line["call"]["input"]["timer"].is_object())
+        .expect("the timer's call is recorded");
+    let effects = &timer["call"]["decision"]["effects"];
+    let steps: Vec<&str> = effects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["broadcast", "kick", "kick"], "{effects}");
+    assert_eq!(effects[0]["to"], json!([a.client_id, b.client_id]));
+
+    let same = replay(&path, &["--plugin", ROOM_TTL_WASM]).await;
+    let stdout = text(&same.stdout);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&same.stderr)
+    );
+    assert!(
+        stdout.contains("room-ttl: 3 calls replayed, 0 differ"),
+        "{stdout}"
+    );
+
+    let longer = replay(
+        &path,
+        &["--plugin", ROOM_TTL_WASM, "--config", r#"{"ttl_ms":3000}"#],
+    )
+    .await;
+    let stdout = text(&longer.stdout);
+    assert_eq!(
+        longer.status.code(),
+        Some(1),
+        "{stdout}{}",
+        text(&longer.stderr)
+    );
+    assert!(
+        stdout.contains("replayed: pass; then timer \"expire\" in r1 after 3000 ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("room-ttl: 3 calls replayed, 1 differ"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
