@@ -299,3 +299,86 @@ fn write_line(out: &mut impl Write, line: &Line) -> io::Result<()> {
     serde_json::to_writer(&mut *out, line)?;
     out.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_recording::{Decision, Input, Recording as File, Ruling, View};
+
+    use super::*;
+
+    fn rooms(ids: &[&str]) -> HashSet<RoomId> {
+        ids.iter().map(|id| RoomId::parse(id).unwrap()).collect()
+    }
+
+    fn call(room: &str, tag: &str) -> Call {
+        Call {
+            seq: 0,
+            room: room.into(),
+            entry: "room-ttl".into(),
+            hash: "h".into(),
+            input: Input::Timer {
+                room: room.into(),
+                tag: tag.into(),
+            },
+            view: View::default(),
+            decision: Decision {
+                outcome: Ruling::Done,
+                effects: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_recording_writes_its_rooms_calls_in_order_and_ends_with_the_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::new(dir.path().join("made-on-start"));
+        let r1 = RoomId::parse("r1").unwrap();
+        assert!(recorder.recording(&r1).is_none());
+        let chain = Chain::new(Vec::new()).unwrap();
+        let started = recorder.start(rooms(&["r1", "r2"]), &chain).unwrap();
+        let conflict = recorder.start(rooms(&["r2", "r3"]), &chain);
+        assert!(
+            matches!(conflict, Err(StartError::AlreadyRecorded(room)) if room.as_str() == "r2")
+        );
+        assert!(recorder.recording(&RoomId::parse("r3").unwrap()).is_none());
+
+        let recording = recorder.recording(&r1).unwrap();
+        for tag in ["a", "b", "c"] {
+            recording.write(call("r1", tag));
+        }
+        assert_eq!(recorder.list()[0].calls, 3);
+        let stopped = recorder.stop(started.id).unwrap();
+        assert_eq!((stopped.calls, stopped.dropped), (3, 0));
+        assert!(
+            recorder.recording(&r1).is_none(),
+            "a stopped recording takes no calls"
+        );
+        assert!(recorder.stop(started.id).is_none());
+
+        let file = File::read(&started.path).unwrap();
+        assert_eq!(file.header.rooms, ["r1", "r2"]);
+        let tags: Vec<(u64, String)> = file
+            .calls
+            .iter()
+            .map(|call| match &call.input {
+                Input::Timer { tag, .. } => (call.seq, tag.clone()),
+                other => panic!("read back {other:?}"),
+            })
+            .collect();
+        assert_eq!(tags, [(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+        let end = file.end.unwrap();
+        assert_eq!((end.calls, end.dropped), (3, 0));
+    }
+
+    #[test]
+    fn a_recording_that_cannot_create_its_file_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let occupied = dir.path().join("a-file");
+        std::fs::write(&occupied, "").unwrap();
+        let recorder = Recorder::new(occupied);
+        let chain = Chain::new(Vec::new()).unwrap();
+        let error = recorder.start(rooms(&["r1"]), &chain).err().unwrap();
+        assert!(error.to_string().contains("a-file"), "{error}");
+        assert!(recorder.list().is_empty());
+    }
+}
