@@ -371,6 +371,26 @@ mod tests {
     }
 
     #[test]
+    fn a_line_that_finds_the_writer_behind_is_dropped_and_counted_never_waited_for() {
+        // A writer that reads nothing: the queue holds one line.
+        let (lines, _unread) = mpsc::sync_channel(1);
+        let recording = Recording {
+            id: 1,
+            rooms: rooms(&["r1"]),
+            path: PathBuf::from("unused"),
+            started_at: 0,
+            tally: Arc::default(),
+            lines,
+            writer: Mutex::new(None),
+        };
+        for tag in ["a", "b", "c"] {
+            recording.write(call("r1", tag));
+        }
+        let summary = recording.summary();
+        assert_eq!((summary.calls, summary.dropped), (1, 2));
+    }
+
+    #[test]
     fn a_recording_that_cannot_create_its_file_does_not_start() {
         let dir = tempfile::tempdir().unwrap();
         let occupied = dir.path().join("a-file");
