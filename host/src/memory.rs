@@ -59,7 +59,7 @@ pub(crate) async fn give_back(hub: Arc<Hub>, shutdown: CancellationToken) {
 
 /// glibc's `malloc_trim(0)`: true if it gave memory back.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() -> bool {
+pub(crate) fn trim() -> bool {
     unsafe extern "C" {
         fn malloc_trim(pad: usize) -> std::ffi::c_int;
     }
@@ -70,7 +70,7 @@ fn trim() -> bool {
 
 /// Other allocators give memory back by themselves, or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() -> bool {
+pub(crate) fn trim() -> bool {
     false
 }
 

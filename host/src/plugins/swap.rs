@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use parking_lot::Mutex;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::entries::Entry;
 use super::registry::{Policy, Registry, SwapError, Version};
 use super::rollout::Canary;
-use super::wasm::{Loader, Plugin, PluginSource, sha256_hex};
+use super::wasm::{Loader, Plugin, PluginSource, lower_priority, sha256_hex};
 use crate::metrics::Metrics;
 
 /// How often canaries' error budgets are read.
@@ -34,6 +35,8 @@ pub(crate) struct Swapper {
     /// The plugins directory, where `<entry>@<label>.wasm` files are
     /// versions to upload.
     versions_dir: Option<PathBuf>,
+    /// Held while a version loads.
+    loading: Mutex<()>,
     /// Cluster mode: told of every swap and rollback made here, so every
     /// node makes it too.
     announce: OnceLock<Arc<dyn Announce>>,
@@ -65,6 +68,7 @@ impl Swapper {
             metrics,
             entries,
             versions_dir,
+            loading: Mutex::new(()),
             announce: OnceLock::new(),
         }
     }
@@ -274,20 +278,38 @@ impl Swapper {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Loads a version on a live server: one load at a time, on a thread
+    /// of its own at low priority (`engine::lower_priority`), so that a
+    /// compile takes the cores only when clients leave them idle; then the
+    /// heap the compile used goes back to the system.
     fn load(&self, name: &str, source: &PluginSource) -> Result<Plugin, SwapError> {
         let entry = self
             .entries
             .get(name)
             .ok_or_else(|| SwapError::UnknownPlugin(name.to_owned()))?;
-        self.loader
-            .load(
+        let _one_at_a_time = self.loading.lock();
+        let load = || {
+            lower_priority();
+            let limits = entry.limits.clone();
+            (self.loader).load(
                 name,
                 source,
                 entry.config.clone(),
                 entry.env.clone(),
-                entry.limits.clone(),
+                limits,
             )
-            .map_err(SwapError::Invalid)
+        };
+        let loaded = std::thread::scope(|scope| {
+            let thread = std::thread::Builder::new().name(format!("load-{name}"));
+            match thread.spawn_scoped(scope, load) {
+                Ok(loading) => loading
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the load panicked"))),
+                Err(e) => Err(anyhow::anyhow!("starting a thread to load on: {e}")),
+            }
+        });
+        crate::memory::trim();
+        loaded.map_err(SwapError::Invalid)
     }
 
     fn record(&self, name: &str, origin: &str, result: &Result<Arc<Plugin>, SwapError>) {

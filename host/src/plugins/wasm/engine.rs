@@ -23,7 +23,57 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// a few warm instances, one per thread calling it).
 const MAX_INSTANCES: u32 = 256;
 
+/// The niceness of the threads that compile plugins: under load, the
+/// scheduler gives the workers that serve clients the cores first, so a
+/// compile on a live server (a hot swap of a 12 MB JavaScript component
+/// takes seconds of both cores) waits rather than delays every room. An
+/// idle machine still compiles at full speed.
+pub(crate) const COMPILE_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to
+/// [`COMPILE_NICENESS`]; a thread cannot raise it again, so only threads
+/// that do nothing but compile call this.
+pub(crate) fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        unsafe extern "C" {
+            fn gettid() -> std::ffi::c_int;
+            fn setpriority(
+                which: std::ffi::c_int,
+                who: std::ffi::c_uint,
+                prio: std::ffi::c_int,
+            ) -> std::ffi::c_int;
+        }
+        const PRIO_PROCESS: std::ffi::c_int = 0;
+        // SAFETY: neither call takes a pointer; on Linux a thread id names
+        // that one thread for `setpriority`.
+        let failed =
+            unsafe { setpriority(PRIO_PROCESS, gettid() as std::ffi::c_uint, COMPILE_NICENESS) }
+                != 0;
+        if failed {
+            tracing::debug!(
+                "could not lower a compile thread's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// wasmtime compiles a component's functions in parallel on rayon's global
+/// pool: one thread per core, made here at low priority before anything
+/// compiles (a thread keeps the priority it started with).
+fn compile_pool() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("plugin-compile-{i}"))
+        .start_handler(|_| lower_priority())
+        .build_global();
+    // Already built: by an earlier engine of this process (tests make
+    // several).
+    drop(pool);
+}
+
 pub(crate) fn engine() -> anyhow::Result<Engine> {
+    compile_pool();
     let mut pool = PoolingAllocationConfig::new();
     // Each plugin's own limit is its stores' (`StoreLimits`); the pool
     // takes any a plugin may be given. Its slots are 4 GiB of address

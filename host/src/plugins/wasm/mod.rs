@@ -20,6 +20,7 @@ mod provided;
 mod state;
 
 pub use cache::{CompileCache, default_dir as default_cache_dir};
+pub(crate) use engine::lower_priority;
 pub(crate) use imports::unix_millis;
 pub use load::{Loader, PluginSource};
 pub(crate) use load::{WIT_VERSION, sha256_hex};
