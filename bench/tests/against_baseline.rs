@@ -127,6 +127,7 @@ async fn churn_completes_cycles_without_errors() {
             concurrency: 2,
             fresh_rooms,
             abrupt,
+            cycles: None,
         };
         let report = churn::run(Arc::clone(&connector), &args, None)
             .await

@@ -143,10 +143,7 @@ impl Server {
     /// Boxed, and made here rather than in `serve`: hyper's state is freed
     /// at the upgrade instead of sizing the task every connection keeps for
     /// its life.
-    fn http(
-        self: Arc<Self>,
-        stream: TcpStream,
-    ) -> Pin<Box<impl Future<Output = hyper::Result<Parts<TokioIo<TcpStream>, Http>>>>> {
+    fn http(self: Arc<Self>, stream: TcpStream) -> Pin<Box<impl Future<Output = HttpEnd>>> {
         let handshake_timeout = self.handshake_timeout;
         let http = Http {
             server: self,
@@ -237,6 +234,10 @@ impl Server {
                 .any(|allowed| allowed.as_bytes() == origin.as_bytes())
     }
 }
+
+/// How hyper's side of a connection ends: the socket, the bytes read past
+/// the last request, and the service, which knows whether it was upgraded.
+type HttpEnd = hyper::Result<Parts<TokioIo<TcpStream>, Http>>;
 
 /// hyper's service for one TCP connection.
 struct Http {
