@@ -317,7 +317,7 @@ pub(crate) fn render_calls(out: &mut String, plugins: &[(&str, &str, &CallStats)
     }
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

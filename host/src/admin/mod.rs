@@ -5,6 +5,7 @@
 mod http;
 mod recording;
 mod rollout;
+mod shadow;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -152,6 +153,12 @@ impl Admin {
             (&Method::POST, ["admin", "plugins", name, "abort"]) => {
                 self.change(name, Swapper::abort).await
             }
+            (&Method::GET, ["admin", "plugins", name, "shadow"]) => self.shadow(name),
+            (&Method::PUT, ["admin", "plugins", name, "shadow"]) => {
+                let name = name.to_string();
+                self.start_shadow(&name, request).await
+            }
+            (&Method::DELETE, ["admin", "plugins", name, "shadow"]) => self.stop_shadow(name),
             (&Method::GET, ["admin", "recordings"]) => self.recordings(),
             (&Method::POST, ["admin", "recordings"]) => self.start_recording(request).await,
             (&Method::DELETE, ["admin", "recordings", id]) => self.stop_recording(id).await,
@@ -222,6 +229,7 @@ impl Admin {
             )
             .collect();
         metrics::render_calls(&mut out, &plugins);
+        self.render_shadows(&mut out);
         let mut reply = Response::new(Full::new(Bytes::from(out)));
         reply.headers_mut().insert(
             header::CONTENT_TYPE,

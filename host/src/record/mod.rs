@@ -6,11 +6,16 @@
 //! another version the recorded calls, each against a scratch world built
 //! from its view, and reports every decision that differs.
 //!
-//! Recording never makes a call wait: lines go to the writer over a
-//! bounded channel, and what does not fit is counted as dropped.
+//! A shadow run (`shadow`) asks a candidate version the calls the live
+//! one answers, as they happen, and counts the decisions that differ.
+//!
+//! Recording and shadows never make a call wait: lines and calls go to
+//! their threads over bounded channels, and what does not fit is counted
+//! as dropped.
 
 mod recorder;
 mod replay;
+mod shadow;
 
 use serde_json::value::RawValue;
 use switchboard_recording::{Client, Input};
@@ -21,6 +26,7 @@ use crate::state::ClientInfo;
 
 pub(crate) use recorder::{MAX_RECORDINGS, Recorder, Recording, StartError};
 pub(crate) use replay::{Replay, replay};
+pub(crate) use shadow::{EventFigures, Shadow, Shadows};
 
 /// The inputs of the calls the router records, from its own values.
 pub(crate) mod input {

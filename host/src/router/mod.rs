@@ -39,7 +39,7 @@ use crate::ids::{ClientId, CorrelationId, EventName, RoomId};
 use crate::metrics::Metrics;
 use crate::net::{Admit, Outbox, RateLimit};
 use crate::plugins::{Chains, Registry, unix_millis};
-use crate::record::{Recorder, input};
+use crate::record::{Recorder, Shadows, input};
 use crate::schema;
 use crate::session::Sessions;
 use crate::state::{self, Hub, Identity};
@@ -57,6 +57,8 @@ pub struct Router {
     timers: Timers,
     /// The rooms being recorded (`record`).
     recorder: Arc<Recorder>,
+    /// The shadow runs, by chain entry.
+    shadows: Arc<Shadows>,
     auth_required: bool,
     /// `limits.events`: buckets of their own for some events.
     event_rates: HashMap<String, EventRate>,
@@ -136,6 +138,7 @@ impl Router {
             sessions,
             timers: Timers::spawn(router.clone(), shutdown),
             recorder,
+            shadows: Arc::default(),
             auth_required: config.auth.required,
             event_rates: config.limits.events.clone(),
             link,
@@ -144,6 +147,10 @@ impl Router {
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    pub(crate) fn shadows(&self) -> &Arc<Shadows> {
+        &self.shadows
     }
 
     pub(crate) fn recorder(&self) -> &Arc<Recorder> {

@@ -1,6 +1,8 @@
-//! The one place a plugin call meets recording: a call about a room being
-//! recorded is traced, and written down with the view its plugin had;
-//! any other call goes straight to the plugin, after one atomic load.
+//! The one place a plugin call meets recording and shadow runs: a call
+//! about a room being recorded, or to an entry being shadowed, is traced,
+//! and written down with the view its plugin had, or handed with it to
+//! the shadow; any other call goes straight to the plugin, after an
+//! atomic load or two.
 
 use std::sync::Arc;
 
@@ -11,17 +13,21 @@ use crate::ids::RoomId;
 use crate::plugins::{self, Answer, Called, Plugin, PluginFault, unix_millis};
 use crate::record::{self, Recording};
 
-/// Where a room's calls are being recorded.
+/// Who watches a room's calls: the recording it is in, and (`None` if
+/// no shadow runs) the shadows of the entries called.
 pub(super) struct Tap {
-    recording: Arc<Recording>,
+    recording: Option<Arc<Recording>>,
     room: RoomId,
 }
 
 impl Router {
-    /// The recording `room`'s calls go to, if it is being recorded.
+    /// What watches `room`'s calls, if anything may.
     pub(super) fn tap(&self, room: Option<&RoomId>) -> Option<Tap> {
         let room = room?;
-        let recording = self.recorder.recording(room)?;
+        let recording = self.recorder.recording(room);
+        if recording.is_none() && !self.shadows.any() {
+            return None;
+        }
         Some(Tap {
             recording,
             room: room.clone(),
@@ -41,20 +47,31 @@ impl Router {
         let Some(tap) = tap else {
             return live();
         };
+        let shadow = self.shadows.of(&plugin.name);
+        if tap.recording.is_none() && shadow.is_none() {
+            return live();
+        }
         let input = input();
         let now = unix_millis();
         let callers = record::callers(&input);
         let view = plugins::view(&self.hub, &tap.room, &plugin.name, &callers, now);
         let traced = plugin.trace(&input, now, None);
-        tap.recording.write(Call {
-            seq: 0,
-            room: tap.room.to_string(),
-            entry: plugin.name.to_string(),
-            hash: plugin.hash.clone(),
-            input: input.redacted(),
-            view,
-            decision: traced.decision,
-        });
+        let room = tap.room.to_string();
+        if let Some(shadow) = shadow {
+            let (view, decision) = (view.clone(), traced.decision.clone());
+            shadow.ask(room.clone(), input.clone(), view, now, decision);
+        }
+        if let Some(recording) = &tap.recording {
+            recording.write(Call {
+                seq: 0,
+                room,
+                entry: plugin.name.to_string(),
+                hash: plugin.hash.clone(),
+                input: input.redacted(),
+                view,
+                decision: traced.decision,
+            });
+        }
         traced.result.map(|called| called.map(R::from))
     }
 }

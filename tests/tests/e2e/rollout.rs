@@ -744,3 +744,134 @@ async fn a_canary_over_its_error_budget_is_rolled_back_by_itself_with_nothing_dr
     let (mut a, mut b) = pair(&server, "after").await;
     assert_eq!(version_now(&mut a, &mut b, 0).await, "a");
 }
+
+// ---------------------------------------------------------------------------
+// Shadow runs: a candidate asked every call the live version answers.
+
+/// `PUT /admin/plugins/stamp/shadow` with `hash` as the candidate,
+/// expecting 200; returns the shadow.
+async fn start_shadow(admin: &Admin, hash: &str) -> Value {
+    let body = json!({ "candidate": hash }).to_string();
+    let response = admin
+        .put("/admin/plugins/stamp/shadow", body.as_bytes())
+        .await;
+    assert_eq!(response.status, 200, "PUT shadow: {response}");
+    response.json()
+}
+
+/// `GET /admin/plugins/stamp/shadow` until it has compared `calls` calls.
+async fn shadow_after(admin: &Admin, calls: u64) -> Value {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shadow = admin.get_json("/admin/plugins/stamp/shadow").await;
+        if shadow["calls"].as_u64() >= Some(calls) {
+            return shadow;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{calls} calls not compared: {shadow}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A shadow of stamp 2.0.0 beside the live 1.0.0: clients get only what
+/// the live version decides, the room's count (host storage) moves only
+/// by the live version's writes, and every `stamp:msg` is counted as a
+/// difference, with the two decisions in the sample and the metrics. A
+/// shadow of the live version itself finds no difference.
+#[tokio::test]
+async fn a_shadow_sees_every_call_and_decides_nothing() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let (v1, v2) = (v1(), v2());
+    upload(&admin, &v2).await;
+    let shadow = start_shadow(&admin, &v2.hash).await;
+    assert_plugin_info(&shadow["candidate"], &v2);
+    assert_eq!(
+        (shadow["calls"].as_u64(), shadow["differences"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    let (mut a, mut b) = pair(&server, "r").await;
+    for seq in 0..3 {
+        let got = stamp(&mut a, &mut b, seq).await;
+        assert_eq!(
+            (&got["version"], &got["count"]),
+            (&json!("a"), &json!(seq + 1)),
+            "{got}"
+        );
+    }
+    a.expect_silence(QUIET).await;
+    let shadow = shadow_after(&admin, 3).await;
+    assert_eq!(
+        shadow["events"]["stamp:msg"],
+        json!({ "calls": 3, "differences": 3 }),
+        "{shadow}"
+    );
+    assert_eq!(shadow["differences"], 3, "{shadow}");
+    assert_eq!(shadow["dropped"], 0, "{shadow}");
+    let sample = shadow["sample"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sample.len(), 3, "{shadow}");
+    for difference in &sample {
+        assert_eq!(
+            (&difference["event"], &difference["room"]),
+            (&json!("stamp:msg"), &json!("r"))
+        );
+        let (live, candidate) = (difference["live"].as_str(), difference["shadow"].as_str());
+        assert!(
+            live.is_some_and(|l| l.contains(r#""version":"a""#)),
+            "{difference}"
+        );
+        assert!(
+            candidate.is_some_and(|s| s.contains(r#""version":"b""#)),
+            "{difference}"
+        );
+    }
+    let metrics = admin.metrics().await;
+    let labels = [("plugin", "stamp"), ("event", "stamp:msg")];
+    assert_eq!(
+        metrics.get_or_zero("switchboard_shadow_differences_total", &labels),
+        3.0
+    );
+    assert_eq!(
+        metrics.get_or_zero("switchboard_shadow_calls_total", &labels),
+        3.0
+    );
+
+    let stopped = admin.delete("/admin/plugins/stamp/shadow").await;
+    assert_eq!(stopped.status, 200, "{stopped}");
+    assert_eq!(stopped.json()["calls"], 3, "{stopped}");
+    let gone = admin.get("/admin/plugins/stamp/shadow").await;
+    assert_eq!(gone.status, 404, "{gone}");
+
+    // The live version against itself.
+    start_shadow(&admin, &v1.hash).await;
+    for seq in 3..6 {
+        assert_eq!(stamp(&mut a, &mut b, seq).await["count"], seq + 1);
+    }
+    let shadow = shadow_after(&admin, 3).await;
+    assert_eq!(
+        (shadow["calls"].as_u64(), shadow["differences"].as_u64()),
+        (Some(3), Some(0)),
+        "{shadow}"
+    );
+
+    for (path, body, status) in [
+        ("/admin/plugins/stamp/shadow", r#"{"candidate": 1}"#, 400),
+        (
+            "/admin/plugins/stamp/shadow",
+            r#"{"candidate": "0000"}"#,
+            422,
+        ),
+        (
+            "/admin/plugins/nope/shadow",
+            r#"{"candidate": "0000"}"#,
+            404,
+        ),
+    ] {
+        let response = admin.put(path, body.as_bytes()).await;
+        assert_eq!(response.status, status, "{path} {body}: {response}");
+        assert!(response.json()["error"].is_string(), "{response}");
+    }
+}
