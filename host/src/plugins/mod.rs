@@ -30,7 +30,9 @@ pub use wasm::{
     Answer, AuthOutcome, CompileCache, Effect, Loader, Outcome, Plugin, PluginSource, Relay,
     default_cache_dir,
 };
-pub(crate) use wasm::{Called, Import, PluginFault, Support, WIT_VERSION, unix_millis};
+pub(crate) use wasm::{
+    Called, Import, PluginFault, Support, WIT_VERSION, lower_priority, unix_millis,
+};
 pub use world::Scratch;
 pub(crate) use world::{recorded_client, view};
 

@@ -5,23 +5,26 @@
 //! stored: its writes stay in its scratch world.
 //!
 //! The live call only takes a view and hands the call over: the
-//! candidate runs on a thread of the shadow's own, fed through a bounded
-//! queue; a call that finds it full is dropped and counted, never waited
-//! for.
+//! candidate runs on a thread of the shadow's own, at low priority, which
+//! takes what was queued every [`POLL`] rather than being woken for each
+//! call (a wake is a system call on the live path); a call that finds the
+//! queue full is dropped and counted, never waited for.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use switchboard_recording::{Decision, Input, View};
 
-use crate::plugins::{Plugin, Scratch};
+use crate::plugins::{Plugin, Scratch, lower_priority};
 
 /// Calls queued for a shadow's thread before more are dropped.
 const QUEUE: usize = 4096;
+/// How often the shadow's thread takes the calls queued.
+const POLL: Duration = Duration::from_millis(5);
 /// Differences kept for the admin API, the latest ones.
 const SAMPLE: usize = 32;
 
@@ -36,7 +39,7 @@ pub(crate) struct Shadows {
 /// One entry's candidate, its queue and what the comparisons found.
 pub(crate) struct Shadow {
     pub(crate) candidate: Arc<Plugin>,
-    queue: SyncSender<Asked>,
+    queue: Mutex<Vec<Asked>>,
     figures: Mutex<Figures>,
     dropped: AtomicU64,
 }
@@ -92,17 +95,16 @@ impl Shadows {
     /// Starts shadowing `candidate`'s entry with it, replacing a shadow
     /// the entry had; returns the one it replaced.
     pub(crate) fn start(&self, candidate: Arc<Plugin>) -> anyhow::Result<Option<Arc<Shadow>>> {
-        let (queue, asked) = mpsc::sync_channel(QUEUE);
         let shadow = Arc::new(Shadow {
             candidate: Arc::clone(&candidate),
-            queue,
+            queue: Mutex::default(),
             figures: Mutex::default(),
             dropped: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shadow);
         std::thread::Builder::new()
             .name(format!("shadow-{}", candidate.name))
-            .spawn(move || worker.answer(asked))?;
+            .spawn(move || worker.answer())?;
         // Its calls want a warm instance, which an idle version does not
         // keep.
         candidate.revive();
@@ -112,7 +114,8 @@ impl Shadows {
         Ok(replaced)
     }
 
-    /// Stops `entry`'s shadow; its thread ends once its queue is empty.
+    /// Stops `entry`'s shadow; its thread ends at its next look at the
+    /// queue.
     pub(crate) fn stop(&self, entry: &str) -> Option<Arc<Shadow>> {
         let mut by_entry = self.by_entry.write();
         let stopped = by_entry.remove(entry);
@@ -142,9 +145,10 @@ impl Shadow {
             now,
             live,
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(asked)
-        {
+        let mut queue = self.queue.lock();
+        if queue.len() < QUEUE {
+            queue.push(asked);
+        } else {
             self.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -158,19 +162,25 @@ impl Shadow {
     }
 
     /// The shadow's thread: answers each call as the candidate, until the
-    /// shadow is stopped (its sender dropped with it).
-    fn answer(self: Arc<Self>, asked: Receiver<Asked>) {
-        // Holding the shadow keeps its own sender alive: hold it weakly
-        // while waiting, so stopping the shadow ends this loop.
+    /// shadow is stopped.
+    fn answer(self: Arc<Self>) {
+        // The candidate's calls take the cores the live ones leave idle.
+        lower_priority();
+        // Held weakly between looks, so that stopping the shadow (dropping
+        // the last strong hold) ends this loop.
         let weak = Arc::downgrade(&self);
         drop(self);
-        while let Ok(call) = asked.recv() {
+        loop {
+            std::thread::sleep(POLL);
             let Some(shadow) = weak.upgrade() else {
                 return;
             };
-            let scratch = Scratch::from_view(&call.view);
-            let decided = shadow.candidate.trace(&call.input, call.now, Some(scratch));
-            shadow.record(&call, decided.decision);
+            let asked = std::mem::take(&mut *shadow.queue.lock());
+            for call in asked {
+                let scratch = Scratch::from_view(&call.view);
+                let decided = shadow.candidate.trace(&call.input, call.now, Some(scratch));
+                shadow.record(&call, decided.decision);
+            }
         }
     }
 
