@@ -55,6 +55,20 @@ async fn replay(file: &Path, args: &[&str]) -> Output {
         .expect("run switchboard replay")
 }
 
+/// `switchboard replay FILE ARGS`, expecting exit status `code`; returns
+/// what it printed.
+async fn replay_exiting(file: &Path, args: &[&str], code: i32) -> String {
+    let output = replay(file, args).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    stdout
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -187,32 +201,19 @@ async fn recorded_rooms_replay_alike_on_their_version_and_differ_on_another() {
     assert_eq!(chat["view"]["room"]["members"].as_array().unwrap().len(), 2);
 
     // The version that made it.
-    let same = replay(&path, &["--plugin", CHAT_WASM]).await;
-    let stdout = text(&same.stdout);
-    assert_eq!(
-        same.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&same.stderr)
-    );
+    let stdout = replay_exiting(&path, &["--plugin", CHAT_WASM], 0).await;
     assert!(
         stdout.contains("chat: 2 calls replayed, 0 differ"),
         "{stdout}"
     );
 
     // The same plugin with another config: "hello there" is too long now.
-    let config = replay(
+    let stdout = replay_exiting(
         &path,
         &["--plugin", CHAT_WASM, "--config", r#"{"max_chars":4}"#],
+        1,
     )
     .await;
-    let stdout = text(&config.stdout);
-    assert_eq!(
-        config.status.code(),
-        Some(1),
-        "{stdout}{}",
-        text(&config.stderr)
-    );
     assert!(
         stdout.contains("call 3 in room r1: chat:message from"),
         "{stdout}"
@@ -231,14 +232,7 @@ async fn recorded_rooms_replay_alike_on_their_version_and_differ_on_another() {
     );
 
     // Another plugin in the chat entry's place: it passes on chat.
-    let other = replay(&path, &["--plugin", MODERATION_WASM, "--entry", "chat"]).await;
-    let stdout = text(&other.stdout);
-    assert_eq!(
-        other.status.code(),
-        Some(1),
-        "{stdout}{}",
-        text(&other.stderr)
-    );
+    let stdout = replay_exiting(&path, &["--plugin", MODERATION_WASM, "--entry", "chat"], 1).await;
     assert!(
         stdout.contains("call 3 in room r1") && stdout.contains("call 8 in room r2"),
         "{stdout}"
@@ -296,31 +290,18 @@ async fn a_room_timer_and_what_it_does_replay_alike() {
     assert_eq!(steps, ["broadcast", "kick", "kick"], "{effects}");
     assert_eq!(effects[0]["to"], json!([a.client_id, b.client_id]));
 
-    let same = replay(&path, &["--plugin", ROOM_TTL_WASM]).await;
-    let stdout = text(&same.stdout);
-    assert_eq!(
-        same.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&same.stderr)
-    );
+    let stdout = replay_exiting(&path, &["--plugin", ROOM_TTL_WASM], 0).await;
     assert!(
         stdout.contains("room-ttl: 3 calls replayed, 0 differ"),
         "{stdout}"
     );
 
-    let longer = replay(
+    let stdout = replay_exiting(
         &path,
         &["--plugin", ROOM_TTL_WASM, "--config", r#"{"ttl_ms":3000}"#],
+        1,
     )
     .await;
-    let stdout = text(&longer.stdout);
-    assert_eq!(
-        longer.status.code(),
-        Some(1),
-        "{stdout}{}",
-        text(&longer.stderr)
-    );
     assert!(
         stdout.contains("replayed: pass; then timer \"expire\" in r1 after 3000 ms"),
         "{stdout}"
