@@ -8,7 +8,14 @@
 //! # use switchboard_sdk::{Descriptor, Plugin};
 //! # struct Rooms;
 //! # impl Plugin for Rooms {
-//! #     fn describe() -> Descriptor { unimplemented!() }
+//! #     fn describe() -> Descriptor {
+//! #         Descriptor {
+//! #             name: "rooms".into(),
+//! #             version: "1.0.0".into(),
+//! #             events: Vec::new(),
+//! #             hooks: Vec::new(),
+//! #         }
+//! #     }
 //! #     fn new(_: &str) -> Result<Self, String> { Ok(Rooms) }
 //! # }
 //! use switchboard_sdk::testing::replay;
