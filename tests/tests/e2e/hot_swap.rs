@@ -38,7 +38,7 @@ pub(crate) fn v2() -> Build {
 
 /// The chain with `stamp` (from a file, or by name for `--plugins DIR`),
 /// compiling into `cache`.
-pub(crate) fn config(stamp: String, cache: &Path, extra: &str) -> String {
+fn config(stamp: String, cache: &Path, extra: &str) -> String {
     let preamble = format!("{extra}\n[plugin_cache]\ndir = \"{}\"", cache.display());
     chains::with_extra(&preamble, &[stamp])
 }
@@ -47,6 +47,13 @@ pub(crate) fn config(stamp: String, cache: &Path, extra: &str) -> String {
 /// compile cache (kept alive by the returned dir).
 pub(crate) async fn start() -> (Server, TempDir) {
     start_with("").await
+}
+
+/// A server whose `stamp` is `stamp.wasm` in `plugins`, watched every
+/// 100 ms, compiling into `cache`.
+pub(crate) async fn start_watching(plugins: &Path, cache: &Path) -> Server {
+    let config = config(builtin("stamp"), cache, "[watch]\ninterval_ms = 100\n");
+    Server::builder(&config).plugins_dir(plugins).start().await
 }
 
 /// [`start`] with `extra` TOML tables in the config.
@@ -390,15 +397,7 @@ async fn a_new_file_in_the_plugins_dir_is_swapped_in_and_a_bad_one_is_refused() 
     let cache = tempfile::tempdir().expect("cache dir");
     let plugins = tempfile::tempdir().expect("plugins dir");
     std::fs::write(plugins.path().join("stamp.wasm"), &*v1.bytes).expect("write stamp.wasm");
-    let config = config(
-        builtin("stamp"),
-        cache.path(),
-        "[watch]\ninterval_ms = 100\n",
-    );
-    let server = Server::builder(&config)
-        .plugins_dir(plugins.path())
-        .start()
-        .await;
+    let server = start_watching(plugins.path(), cache.path()).await;
     let admin = server.admin();
     let (mut a, mut b) = pair(&server, "r").await;
 

@@ -15,8 +15,8 @@ use switchboard_e2e::{Admin, Client, Server};
 use tokio::time::Instant;
 
 use super::hot_swap::{
-    LOAD, QUIET, assert_plugin_info, config, pair, replace_file, stamp, start, start_with, v1, v2,
-    version_now,
+    LOAD, QUIET, assert_plugin_info, pair, replace_file, stamp, start, start_watching, start_with,
+    v1, v2, version_now,
 };
 
 /// `POST /admin/plugins/stamp/versions` with `build`; returns the status
@@ -466,15 +466,7 @@ async fn versions_in_the_plugins_dir_are_uploaded_and_can_run_as_a_canary() {
     ] {
         std::fs::write(plugins.path().join(name), &*build.bytes).expect("write a plugin file");
     }
-    let config = config(
-        switchboard_e2e::chains::builtin("stamp"),
-        cache.path(),
-        "[watch]\ninterval_ms = 100\n",
-    );
-    let server = Server::builder(&config)
-        .plugins_dir(plugins.path())
-        .start()
-        .await;
+    let server = start_watching(plugins.path(), cache.path()).await;
     let admin = server.admin();
     roles_within(&admin, &[role(&v1, "stable"), role(&v2, "idle")]).await;
 
