@@ -153,12 +153,12 @@ impl Admin {
             (&Method::POST, ["admin", "plugins", name, "abort"]) => {
                 self.change(name, Swapper::abort).await
             }
-            (&Method::GET, ["admin", "plugins", name, "shadow"]) => self.shadow(name),
+            (&Method::GET, ["admin", "plugins", name, "shadow"]) => self.shadow(name).await,
             (&Method::PUT, ["admin", "plugins", name, "shadow"]) => {
                 let name = name.to_string();
                 self.start_shadow(&name, request).await
             }
-            (&Method::DELETE, ["admin", "plugins", name, "shadow"]) => self.stop_shadow(name),
+            (&Method::DELETE, ["admin", "plugins", name, "shadow"]) => self.stop_shadow(name).await,
             (&Method::GET, ["admin", "recordings"]) => self.recordings(),
             (&Method::POST, ["admin", "recordings"]) => self.start_recording(request).await,
             (&Method::DELETE, ["admin", "recordings", id]) => self.stop_recording(id).await,

@@ -1,7 +1,9 @@
 //! Recordings of rooms' plugin calls: start one for chosen rooms (the
 //! server names the file, under `[recordings] dir`), list them with their
 //! counts, stop one (its file closed with its last line). The request's
-//! JSON is checked into a 400 that says what is wrong.
+//! JSON is checked into a 400 that says what is wrong. In cluster mode
+//! the node that starts a recording writes its file, every node sends it
+//! its calls about the rooms, and any node lists or stops it.
 
 use std::collections::HashSet;
 
@@ -60,11 +62,29 @@ impl Admin {
             Err(message) => return error(StatusCode::BAD_REQUEST, &message),
         };
         let recorder = std::sync::Arc::clone(self.router.recorder());
+        let id = match &self.cluster {
+            Some(cluster) => match cluster.recording_id().await {
+                Ok(id) => id,
+                Err(e) => {
+                    let message = format!("numbering the recording in Redis: {e}");
+                    return error(StatusCode::SERVICE_UNAVAILABLE, &message);
+                }
+            },
+            None => recorder.next_id(),
+        };
+        let node = self.cluster.as_ref().map(|cluster| cluster.me().clone());
         let chain = self.registry.chain();
         // It creates the file.
-        let started = tokio::task::spawn_blocking(move || recorder.start(rooms, &chain)).await;
+        let started =
+            tokio::task::spawn_blocking(move || recorder.start(id, rooms, &chain, node.as_ref()))
+                .await;
         match started {
-            Ok(Ok(summary)) => json_reply(StatusCode::CREATED, &summary),
+            Ok(Ok(summary)) => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.recording_started(&summary.listing);
+                }
+                json_reply(StatusCode::CREATED, &summary)
+            }
             Ok(Err(e @ (StartError::AlreadyRecorded(_) | StartError::TooMany))) => {
                 error(StatusCode::CONFLICT, &e.to_string())
             }
@@ -93,7 +113,19 @@ impl Admin {
         let recorder = std::sync::Arc::clone(self.router.recorder());
         // It waits for the writer to finish the file.
         match tokio::task::spawn_blocking(move || recorder.stop(id)).await {
-            Ok(Some(summary)) => json_reply(StatusCode::OK, &summary),
+            Ok(Some(summary)) => {
+                let me = self.cluster.as_ref().map(|cluster| cluster.me());
+                if let Some(cluster) = &self.cluster {
+                    cluster.recording_stopped(id);
+                }
+                // Another node writes the file: it closes it when it
+                // hears.
+                let status = match summary.written_by(me) {
+                    true => StatusCode::OK,
+                    false => StatusCode::ACCEPTED,
+                };
+                json_reply(status, &summary)
+            }
             Ok(None) => error(StatusCode::NOT_FOUND, "no such recording"),
             Err(e) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,7 +1,10 @@
 //! Shadow runs of a chain entry: start one with an uploaded version as
-//! the candidate, read what its comparisons found, stop it.
+//! the candidate, read what its comparisons found, stop it. In cluster
+//! mode a shadow started or stopped on one node is on every node, and its
+//! figures are every node's.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -10,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::http::{Reply, error, json_reply};
 use super::{Admin, PluginInfo, body, refused};
 use crate::metrics;
-use crate::plugins::{Role, SwapError};
-use crate::record::{EventFigures, Shadow};
+use crate::plugins::SwapError;
+use crate::record::{EventFigures, Report, Shadow};
 
 /// The largest body `PUT /admin/plugins/{name}/shadow` takes.
 const MAX_REQUEST_BYTES: usize = 4096;
@@ -32,17 +35,25 @@ fn candidate(body: &[u8]) -> Result<String, String> {
     }
 }
 
-/// A shadow as the admin API shows it.
-fn shadow_reply(name: &str, shadow: &Shadow) -> Reply {
-    let figures = shadow.figures();
+/// A shadow as the admin API shows it, with the figures of the other
+/// nodes' shadows of the same candidate, as they last reported them.
+fn shadow_reply(name: &str, shadow: &Shadow, others: Vec<Report>) -> Reply {
+    let mut figures = shadow.figures();
+    let mut dropped = shadow.dropped();
+    let nodes = 1 + others.len();
+    for report in others {
+        figures.merge(report.figures);
+        dropped += report.dropped;
+    }
     json_reply(
         StatusCode::OK,
         &json!({
             "name": name,
             "candidate": PluginInfo::of(&shadow.candidate),
+            "nodes": nodes,
             "calls": figures.calls,
             "differences": figures.differences,
-            "dropped": shadow.dropped(),
+            "dropped": dropped,
             "events": figures.events,
             "sample": figures.sample,
         }),
@@ -106,46 +117,65 @@ impl Admin {
             return refused(&e);
         };
         let shadows = self.router.shadows();
-        if let Err(e) = shadows.start(candidate) {
+        if let Err(e) = shadows.start(Arc::clone(&candidate)) {
             let message = format!("starting the shadow's thread: {e:#}");
             return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
         }
         tracing::info!(plugin = name, candidate = %hash, "shadow started");
+        if let Some(cluster) = &self.cluster {
+            let bytes = self.registry.component(name, &hash);
+            cluster.shadow_started(name, &hash, bytes.as_deref());
+        }
         match shadows.of(name) {
-            Some(shadow) => shadow_reply(name, &shadow),
+            Some(shadow) => shadow_reply(name, &shadow, Vec::new()),
             None => error(StatusCode::CONFLICT, "the shadow was stopped meanwhile"),
         }
     }
 
-    pub(super) fn shadow(&self, name: &str) -> Reply {
+    pub(super) async fn shadow(&self, name: &str) -> Reply {
         match self.router.shadows().of(name) {
-            Some(shadow) => shadow_reply(name, &shadow),
-            None => error(
-                StatusCode::NOT_FOUND,
-                &format!("plugin `{name}` has no shadow"),
-            ),
+            Some(shadow) => {
+                let others = self.other_reports(name, &shadow).await;
+                shadow_reply(name, &shadow, others)
+            }
+            None => no_shadow(name),
         }
     }
 
-    /// Stops the shadow and answers with its last figures.
-    pub(super) fn stop_shadow(&self, name: &str) -> Reply {
-        let Some(shadow) = self.router.shadows().stop(name) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("plugin `{name}` has no shadow"),
-            );
+    /// Stops the shadow (on every node) and answers with its last figures.
+    pub(super) async fn stop_shadow(&self, name: &str) -> Reply {
+        let Some(shadow) = self.router.shadows().stop(name, &self.registry) else {
+            return no_shadow(name);
         };
-        // A candidate no room runs keeps no instances again.
-        let idle = self.registry.versions(name).is_ok_and(|versions| {
-            (versions.iter())
-                .any(|(p, role)| p.hash == shadow.candidate.hash && *role == Role::Idle)
-        });
-        if idle {
-            shadow.candidate.retire();
-        }
         tracing::info!(plugin = name, candidate = %shadow.candidate.hash, "shadow stopped");
-        shadow_reply(name, &shadow)
+        let others = self.other_reports(name, &shadow).await;
+        if let Some(cluster) = &self.cluster {
+            cluster.shadow_stopped(name);
+        }
+        shadow_reply(name, &shadow, others)
     }
+
+    /// In cluster mode, what the other nodes' shadows of `shadow`'s
+    /// candidate last reported.
+    async fn other_reports(&self, name: &str, shadow: &Shadow) -> Vec<Report> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        match cluster.shadow_reports(name, &shadow.candidate.hash).await {
+            Ok(reports) => reports,
+            Err(e) => {
+                tracing::warn!(plugin = name, "reading other nodes' shadow figures: {e}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn no_shadow(name: &str) -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("plugin `{name}` has no shadow"),
+    )
 }
 
 #[cfg(test)]

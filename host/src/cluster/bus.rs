@@ -74,6 +74,21 @@ pub(crate) enum Op {
         canary: Option<(Vec<u8>, String, Vec<u8>)>,
         announcement: Vec<u8>,
     },
+    /// A recording started here (its listing as JSON) or stopped
+    /// (`None`): stored or deleted, then every node is told.
+    Recording {
+        id: u64,
+        listing: Option<String>,
+        announcement: Vec<u8>,
+    },
+    /// A shadow started here (its candidate's hash, and component if the
+    /// other nodes may lack it) or stopped (`None`): stored or deleted
+    /// with its figures, then every node is told.
+    Shadow {
+        name: String,
+        candidate: Option<(String, Option<Vec<u8>>)>,
+        announcement: Vec<u8>,
+    },
 }
 
 /// What a client's session record holds, from its edge.
@@ -354,6 +369,36 @@ impl<'a> Pipeline<'a> {
                     }
                     None => {
                         self.pipe.del(keys.rollout(&name)).ignore();
+                    }
+                }
+                self.pipe.publish(keys.swaps(), announcement).ignore();
+            }
+            Op::Recording {
+                id,
+                listing,
+                announcement,
+            } => {
+                match listing {
+                    Some(listing) => self.pipe.hset(keys.recordings(), id, listing).ignore(),
+                    None => self.pipe.hdel(keys.recordings(), id).ignore(),
+                };
+                self.pipe.publish(keys.swaps(), announcement).ignore();
+            }
+            Op::Shadow {
+                name,
+                candidate,
+                announcement,
+            } => {
+                self.pipe.del(keys.shadow_reports(&name)).ignore();
+                match candidate {
+                    Some((hash, bytes)) => {
+                        if let Some(bytes) = bytes {
+                            self.pipe.set(keys.component(&hash), bytes).ignore();
+                        }
+                        self.pipe.set(keys.shadow(&name), hash).ignore();
+                    }
+                    None => {
+                        self.pipe.del(keys.shadow(&name)).ignore();
                     }
                 }
                 self.pipe.publish(keys.swaps(), announcement).ignore();

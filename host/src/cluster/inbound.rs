@@ -82,11 +82,7 @@ impl Subscription {
 
 pub(crate) async fn run(cx: Arc<Inbound>, mut subscription: Subscription) {
     let (swaps_tx, swaps_rx) = mpsc::unbounded_channel();
-    tokio::spawn(swaps::run(
-        Arc::clone(&cx.cluster),
-        Arc::clone(&cx.swapper),
-        swaps_rx,
-    ));
+    tokio::spawn(swaps::run(Arc::clone(&cx), swaps_rx));
     let swaps_channel = cx.cluster.keys.swaps();
     let every = Duration::from_millis(cx.cluster.settings.heartbeat_ms);
     loop {
@@ -244,6 +240,10 @@ async fn dispatch(cx: &Arc<Inbound>, message: Message) {
             owner,
             room,
         } => hub.set_away(client, Some(owner), room),
+        Message::Recorded { id, call } => match serde_json::from_str(call.get()) {
+            Ok(call) => router.recorder().take(id, call),
+            Err(e) => tracing::warn!(id, "cluster: a recorded call that does not parse: {e}"),
+        },
     }
 }
 

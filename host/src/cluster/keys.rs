@@ -182,6 +182,27 @@ impl Keys {
         format!("{}:rollout:{name}", self.prefix)
     }
 
+    /// The running recordings, by id: a [`crate::record::Listing`] as
+    /// JSON each.
+    pub(crate) fn recordings(&self) -> String {
+        format!("{}:recordings", self.prefix)
+    }
+
+    /// The candidate's hash of a chain entry's shadow, while it runs.
+    pub(crate) fn shadow(&self, name: &str) -> String {
+        format!("{}:shadow:{name}", self.prefix)
+    }
+
+    /// Each node's last report of a shadow's figures, by node.
+    pub(crate) fn shadow_reports(&self, name: &str) -> String {
+        format!("{}:shadow:{name}:reports", self.prefix)
+    }
+
+    /// The last recording id given out.
+    pub(crate) fn recording_ids(&self) -> String {
+        format!("{}:recording-ids", self.prefix)
+    }
+
     /// A component's bytes, by hash.
     pub(crate) fn component(&self, hash: &str) -> String {
         format!("{}:component:{hash}", self.prefix)

@@ -12,6 +12,9 @@
 //! - `inbound`: what arrives on this node's channel, dispatched.
 //! - `nodes`: leases, heartbeats, the live node list, death and takeover.
 //! - `swaps`: hot swaps and rollbacks reaching every node.
+//! - `recordings`: a recording's file on one node, the others' calls sent
+//!   to it.
+//! - `shadows`: a shadow on every node, its figures added up.
 //! - `wire`: the messages nodes exchange.
 
 mod bus;
@@ -20,6 +23,8 @@ mod keys;
 mod link;
 mod metrics;
 mod nodes;
+mod recordings;
+mod shadows;
 mod swaps;
 mod wire;
 
@@ -333,6 +338,7 @@ impl Cluster {
             Arc::clone(&self.metrics),
         ));
         swaps::catch_up(self, &swapper).await?;
+        recordings::catch_up(self, router.recorder()).await?;
         swapper.announce_to(Arc::new(swaps::Announcer::new(self)));
         let cx = Arc::new(inbound::Inbound {
             cluster: Arc::clone(self),
@@ -341,8 +347,11 @@ impl Cluster {
             swapper,
             sessions,
         });
+        shadows::catch_up(&cx).await;
         nodes::beat(self, &cx).await?;
         tokio::spawn(inbound::run(Arc::clone(&cx), subscription));
+        let shadows = Arc::clone(cx.router.shadows());
+        tokio::spawn(shadows::report(Arc::clone(self), shadows, shutdown.clone()));
         tokio::spawn(nodes::run(Arc::clone(self), cx, shutdown));
         tracing::info!(node = %self.me, prefix = %self.settings.prefix, "cluster: joined");
         Ok(())

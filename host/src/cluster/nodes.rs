@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::inbound::Inbound;
 use super::link::kv_field;
 use super::wire::{self, Seat};
-use super::{Claimed, Cluster, NodeId};
+use super::{Claimed, Cluster, NodeId, recordings};
 use crate::ids::{ClientId, RoomId};
 use crate::plugins::unix_millis;
 use crate::router::Router;
@@ -234,6 +234,7 @@ async fn bury(cluster: &Cluster, cx: &Arc<Inbound>, dead: &NodeId) {
             .await;
         tracing::warn!(node = %dead, reaped = ?reaped, "cluster: a node died");
     }
+    recordings::forget_node(cluster, cx.router.recorder(), dead, first == 1).await;
     for client in cx.hub.proxies_of(dead) {
         if !cx
             .hub

@@ -1,4 +1,6 @@
-//! Hot swaps, rollbacks and canaries reaching every node. The node that
+//! Hot swaps, rollbacks and canaries reaching every node, on the swaps
+//! channel, which also carries the starts and stops of recordings
+//! (`recordings`) and shadows (`shadows`). The node that
 //! makes a swap stores the component under its hash, records the hash as
 //! the entry's live version, and announces it on the swaps channel; every
 //! other node makes the same change, one at a time, in the order
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::bus::Op;
-use super::{Cluster, NodeId};
+use super::inbound::Inbound;
+use super::{Cluster, NodeId, recordings, shadows};
 use crate::ids::RoomId;
 use crate::plugins::{Announce, Budget, PluginSource, Policy, Swapper};
 
@@ -31,6 +34,11 @@ pub(crate) enum Announcement {
     Swapped { name: String, hash: String },
     /// `name`'s canary changed: the stored policy says to what.
     Rollout { name: String },
+    /// The recording `id` started or stopped: Redis has it while it runs.
+    Recording { id: u64 },
+    /// `name`'s shadow started or stopped: Redis has its candidate while
+    /// it runs.
+    Shadow { name: String },
 }
 
 /// An announcement and the node that made it.
@@ -92,12 +100,17 @@ impl Announcer {
 
 impl Announcer {
     fn announcement(&self, what: Announcement) -> Vec<u8> {
-        let announced = Announced {
-            what,
-            from: self.me.clone(),
-        };
-        serde_json::to_vec(&announced).unwrap_or_default()
+        announcement(&self.me, what)
     }
+}
+
+/// `what`, announced by `from`, as the swaps channel carries it.
+pub(super) fn announcement(from: &NodeId, what: Announcement) -> Vec<u8> {
+    let announced = Announced {
+        what,
+        from: from.clone(),
+    };
+    serde_json::to_vec(&announced).unwrap_or_default()
 }
 
 impl Announce for Announcer {
@@ -145,19 +158,20 @@ pub(crate) async fn catch_up(cluster: &Cluster, swapper: &Arc<Swapper>) -> anyho
     Ok(())
 }
 
-/// Applies announced swaps one at a time, in order.
-pub(crate) async fn run(
-    cluster: Arc<Cluster>,
-    swapper: Arc<Swapper>,
-    mut announced: mpsc::UnboundedReceiver<Announced>,
-) {
+/// Applies announced changes one at a time, in order.
+pub(crate) async fn run(cx: Arc<Inbound>, mut announced: mpsc::UnboundedReceiver<Announced>) {
+    let (cluster, swapper) = (&cx.cluster, &cx.swapper);
     while let Some(announced) = announced.recv().await {
         if announced.from == cluster.me {
             continue;
         }
         match announced.what {
-            Announcement::Swapped { name, hash } => follow(&cluster, &swapper, &name, &hash).await,
-            Announcement::Rollout { name } => follow_rollout(&cluster, &swapper, &name).await,
+            Announcement::Swapped { name, hash } => follow(cluster, swapper, &name, &hash).await,
+            Announcement::Rollout { name } => follow_rollout(cluster, swapper, &name).await,
+            Announcement::Recording { id } => {
+                recordings::follow(cluster, cx.router.recorder(), id).await
+            }
+            Announcement::Shadow { name } => shadows::follow(&cx, &name).await,
         }
     }
 }
@@ -199,7 +213,7 @@ async fn follow_rollout(cluster: &Cluster, swapper: &Arc<Swapper>, name: &str) {
 }
 
 /// The component stored under `hash`, or why not in the log.
-async fn component(cluster: &Cluster, name: &str, hash: &str) -> Option<PluginSource> {
+pub(super) async fn component(cluster: &Cluster, name: &str, hash: &str) -> Option<PluginSource> {
     let mut redis = cluster.redis();
     let bytes: Option<Vec<u8>> = match redis.get(cluster.keys.component(hash)).await {
         Ok(bytes) => bytes,

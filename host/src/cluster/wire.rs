@@ -87,6 +87,9 @@ pub(crate) enum Message {
         #[serde(with = "room_id::optional")]
         room: Option<RoomId>,
     },
+    /// To the node that writes the recording `id`: a call this node made,
+    /// for its file (a `switchboard-recording` call line).
+    Recorded { id: u64, call: Box<RawValue> },
 }
 
 /// A pending plugin timer in its room's mirror.

@@ -224,6 +224,21 @@ impl Registry {
             .find(|plugin| plugin.hash == hash)
     }
 
+    /// The component of `name`'s uploaded version or canary `hash`, for
+    /// the other nodes of a cluster.
+    pub(crate) fn component(&self, name: &str, hash: &str) -> Option<Arc<[u8]>> {
+        let book = self.book.lock();
+        let uploaded = book.uploaded.get(name).into_iter().flatten();
+        if let Some(version) = uploaded.into_iter().find(|v| v.plugin.hash == hash) {
+            return Some(Arc::clone(&version.bytes));
+        }
+        let canary = book
+            .canaries
+            .values()
+            .find(|c| *c.plugin.name == *name && c.plugin.hash == hash);
+        canary.map(|canary| Arc::clone(&canary.bytes))
+    }
+
     /// Keeps `version` among `name`'s uploaded versions; false if it is
     /// there already.
     pub(crate) fn upload(&self, name: &str, version: Version) -> Result<bool, SwapError> {

@@ -273,6 +273,10 @@ impl Swapper {
         self.registry.loaded(name, hash).is_some()
     }
 
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     /// The chain entries' names.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)

@@ -186,11 +186,18 @@ impl World<'_> {
     }
 }
 
-/// What a call of `entry` about `room` can see of the hub now: `room` with
-/// its members and the entry's storage, the members' and `callers'`
-/// client records, the room count and limit, and `now`.
-pub(crate) fn view(hub: &Hub, room: &RoomId, entry: &str, callers: &[ClientId], now: u64) -> View {
-    let members = hub.members(room);
+/// What a call of `entry` about `room` (if it is about one) can see of
+/// the hub now: `room` with its members and the entry's storage, the
+/// members' and `callers'` client records, the room count and limit, and
+/// `now`.
+pub(crate) fn view(
+    hub: &Hub,
+    room: Option<&RoomId>,
+    entry: &str,
+    callers: &[ClientId],
+    now: u64,
+) -> View {
+    let members = room.map(|room| hub.members(room)).unwrap_or_default();
     let mut ids: Vec<ClientId> = callers.to_vec();
     for member in &members {
         if !ids.contains(&member.client_id) {
@@ -203,7 +210,7 @@ pub(crate) fn view(hub: &Hub, room: &RoomId, entry: &str, callers: &[ClientId], 
         .map(|info| recorded_client(&info))
         .collect();
     let (open_rooms, max_rooms) = hub.room_count();
-    let room = (!members.is_empty()).then(|| RoomView {
+    let room = room.filter(|_| !members.is_empty()).map(|room| RoomView {
         id: room.to_string(),
         members: members.iter().map(member).collect(),
         kv: hub.kv_of(room, entry).into_iter().collect(),
@@ -401,7 +408,7 @@ mod tests {
                 data: RawValue::from_string(data.into()).unwrap(),
             };
             let members = hub.member_ids(&r1, None);
-            let view = view(&hub, &r1, &plugin.name, &[client], 5);
+            let view = view(&hub, Some(&r1), &plugin.name, &[client], 5);
             let scratch = plugin.trace(&input, 5, Some(Scratch::from_view(&view)));
             assert_eq!(
                 hub.member_ids(&r1, None),
@@ -442,7 +449,7 @@ mod tests {
         let entry: Arc<str> = "rooms".into();
         hub.kv_set(&r1, &entry, "k".into(), "v".into());
         hub.kv_set(&r1, &"other".into(), "k".into(), "not rooms'".into());
-        let view = view(&hub, &r1, "rooms", &[a], 7);
+        let view = view(&hub, Some(&r1), "rooms", &[a], 7);
         assert_eq!((view.now, view.open_rooms, view.max_rooms), (7, 1, 16));
         assert_eq!(view.clients.len(), 1, "the caller is a member: listed once");
         assert_eq!(view.clients[0].role.as_deref(), Some("moderator"));

@@ -24,9 +24,9 @@ use crate::ids::{ClientId, RoomId};
 use crate::plugins::recorded_client;
 use crate::state::ClientInfo;
 
-pub(crate) use recorder::{MAX_RECORDINGS, Recorder, Recording, StartError};
+pub(crate) use recorder::{Forward, Listing, MAX_RECORDINGS, Recorder, Recording, StartError};
 pub(crate) use replay::{Replay, replay};
-pub(crate) use shadow::{EventFigures, Shadow, Shadows};
+pub(crate) use shadow::{EventFigures, Report, Shadow, Shadows};
 
 /// The inputs of the calls the router records, from its own values.
 pub(crate) mod input {
@@ -59,6 +59,12 @@ pub(crate) mod input {
             client: recorded_client(info),
             token: token.to_owned(),
             room_id: room_id.map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn connect(info: &ClientInfo) -> Input {
+        Input::Connect {
+            client: recorded_client(info),
         }
     }
 

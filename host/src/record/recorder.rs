@@ -6,6 +6,12 @@
 //! dropped and counted, and the count is in the listing and the file's
 //! last line. With nothing recorded, a call asks [`Recorder::recording`]
 //! and pays one atomic load.
+//!
+//! In cluster mode one node writes a recording's file and every other node
+//! *follows* it: its calls about the recording's rooms (the rooms it owns)
+//! go, on the same kind of thread, to a sender the cluster gives, which
+//! publishes them to the writing node; that node [`Recorder::take`]s them
+//! into its file.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -17,11 +23,12 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_recording::{Call, End, Entry, FORMAT_VERSION, Header, Line};
 
 use crate::ids::RoomId;
 use crate::plugins::{Chain, unix_millis};
+use crate::state::NodeId;
 
 /// Lines a recording's writer may fall behind by before calls' lines are
 /// dropped.
@@ -39,12 +46,30 @@ pub(crate) struct Recorder {
     next_id: AtomicU64,
 }
 
+/// What names a recording, on every node that takes part in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Listing {
+    pub(crate) id: u64,
+    /// The file, on the node that writes it.
+    pub(crate) path: String,
+    /// Sorted.
+    pub(crate) rooms: Vec<String>,
+    pub(crate) started_at: u64,
+    /// Cluster mode: the node that writes the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<String>,
+}
+
+/// Hands a followed recording's line to the node that writes its file.
+pub(crate) type Forward = Box<dyn FnMut(&Call) + Send>;
+
 /// One active recording.
 pub(crate) struct Recording {
-    pub(crate) id: u64,
+    listing: Listing,
     rooms: HashSet<RoomId>,
-    path: PathBuf,
-    started_at: u64,
+    /// Whether this node writes the file (else it follows the recording).
+    writes: bool,
     tally: Arc<Tally>,
     lines: SyncSender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -63,15 +88,22 @@ enum Message {
     End,
 }
 
-/// A recording as the admin API shows it.
+/// Where a recording's thread puts its lines.
+enum Out {
+    /// The file, its header first and its end last.
+    File(File, Header),
+    /// The node that writes the file.
+    Node(Forward),
+}
+
+/// A recording as the admin API shows it: `calls` and `dropped` count the
+/// lines this node wrote to the file or, following a recording another
+/// node writes, sent to that node.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Summary {
-    pub(crate) id: u64,
-    pub(crate) path: String,
-    /// Sorted.
-    pub(crate) rooms: Vec<String>,
-    pub(crate) started_at: u64,
+    #[serde(flatten)]
+    pub(crate) listing: Listing,
     pub(crate) calls: u64,
     pub(crate) dropped: u64,
 }
@@ -106,64 +138,94 @@ impl Recorder {
         recordings.iter().find(|r| r.rooms.contains(room)).cloned()
     }
 
-    /// Starts recording `rooms` to a new file, its header naming `chain`.
-    /// Creates the file, so not on an async worker.
+    /// An id for a new recording on a server of one node (a cluster
+    /// numbers its recordings in Redis).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Starts recording `rooms` to a new file, its header naming `chain`;
+    /// `node` is this node, in cluster mode. Creates the file, so not on
+    /// an async worker.
     pub(crate) fn start(
         &self,
+        id: u64,
         rooms: HashSet<RoomId>,
         chain: &Chain,
+        node: Option<&NodeId>,
     ) -> Result<Summary, StartError> {
         let mut recordings = self.recordings.write();
-        if recordings.len() >= MAX_RECORDINGS {
-            return Err(StartError::TooMany);
-        }
-        let mut taken = recordings.iter().flat_map(|r| &r.rooms);
-        if let Some(room) = taken.find(|room| rooms.contains(*room)) {
-            return Err(StartError::AlreadyRecorded(room.clone()));
-        }
-        let id = self.next_id.fetch_add(1, Relaxed);
+        check_room_for(&recordings, &rooms)?;
         let started_at = unix_millis();
         let path = self.dir.join(format!("recording-{started_at}-{id}.jsonl"));
         let file = create(&self.dir, &path).map_err(StartError::File)?;
-        let mut sorted: Vec<String> = rooms.iter().map(RoomId::to_string).collect();
-        sorted.sort_unstable();
+        let listing = Listing {
+            id,
+            path: path.display().to_string(),
+            rooms: sorted(&rooms),
+            started_at,
+            node: node.map(NodeId::to_string),
+        };
         let header = Header {
             format: FORMAT_VERSION,
             started_at,
-            rooms: sorted,
+            rooms: listing.rooms.clone(),
             chain: chain.plugins.iter().map(|p| entry(p)).collect(),
         };
-        let (lines, queue) = mpsc::sync_channel(QUEUE_LINES);
-        let tally = Arc::new(Tally::default());
-        let writer = spawn_writer(id, file, header, queue, Arc::clone(&tally), &path)
+        let recording = Recording::spawn(listing, rooms, Out::File(file, header))
             .map_err(|e| StartError::File(e.into()))?;
-        let recording = Arc::new(Recording {
-            id,
-            rooms,
-            path,
-            started_at,
-            tally,
-            lines,
-            writer: Mutex::new(Some(writer)),
-        });
         let summary = recording.summary();
+        tracing::info!(id, path = %summary.listing.path, rooms = ?summary.listing.rooms, "recording started");
         recordings.push(recording);
         self.active.store(recordings.len(), Relaxed);
-        tracing::info!(id, path = %summary.path, rooms = ?summary.rooms, "recording started");
         Ok(summary)
+    }
+
+    /// Cluster mode: takes part in a recording another node writes, this
+    /// node's lines for it handed to `send`. Nothing if it takes part
+    /// already.
+    pub(crate) fn follow(&self, listing: Listing, send: Forward) -> Result<(), StartError> {
+        let rooms: HashSet<RoomId> = listing
+            .rooms
+            .iter()
+            .filter_map(|r| RoomId::parse(r))
+            .collect();
+        let mut recordings = self.recordings.write();
+        if recordings.iter().any(|r| r.listing.id == listing.id) {
+            return Ok(());
+        }
+        // Two recordings started at once on two nodes may share a room:
+        // the one started first here gets its calls.
+        let id = listing.id;
+        let recording = Recording::spawn(listing, rooms, Out::Node(send))
+            .map_err(|e| StartError::File(e.into()))?;
+        recordings.push(recording);
+        self.active.store(recordings.len(), Relaxed);
+        tracing::debug!(id, "following a recording another node writes");
+        Ok(())
+    }
+
+    /// Cluster mode: a line another node sent for a recording whose file
+    /// this node writes; counted like the node's own.
+    pub(crate) fn take(&self, id: u64, call: Call) {
+        let recordings = self.recordings.read();
+        if let Some(recording) = recordings.iter().find(|r| r.listing.id == id && r.writes) {
+            recording.write(call);
+        }
     }
 
     pub(crate) fn list(&self) -> Vec<Summary> {
         self.recordings.read().iter().map(|r| r.summary()).collect()
     }
 
-    /// Stops a recording and closes its file once its writer has written
-    /// every line queued and the end; `None` if there is no such
-    /// recording. Waits for the writer, so not on an async worker.
+    /// Stops a recording and, if this node writes it, closes its file once
+    /// its writer has written every line queued and the end; `None` if
+    /// there is no such recording. Waits for the writer, so not on an
+    /// async worker.
     pub(crate) fn stop(&self, id: u64) -> Option<Summary> {
         let recording = {
             let mut recordings = self.recordings.write();
-            let at = recordings.iter().position(|r| r.id == id)?;
+            let at = recordings.iter().position(|r| r.listing.id == id)?;
             let recording = recordings.remove(at);
             self.active.store(recordings.len(), Relaxed);
             recording
@@ -186,14 +248,68 @@ impl Recorder {
 
     /// Stops every recording (at shutdown), so each file has its end.
     pub(crate) fn stop_all(&self) {
-        let ids: Vec<u64> = self.recordings.read().iter().map(|r| r.id).collect();
-        for id in ids {
+        for id in self.ids(|_| true) {
             self.stop(id);
         }
     }
+
+    /// Cluster mode: stops following the recordings `node` writes (it has
+    /// died or left).
+    pub(crate) fn stop_following(&self, node: &NodeId) {
+        let node = node.as_str();
+        for id in self.ids(|r| r.listing.node.as_deref() == Some(node)) {
+            self.stop(id);
+        }
+    }
+
+    fn ids(&self, which: impl Fn(&Recording) -> bool) -> Vec<u64> {
+        let recordings = self.recordings.read();
+        recordings
+            .iter()
+            .filter(|r| which(r))
+            .map(|r| r.listing.id)
+            .collect()
+    }
+}
+
+/// Refuses a recording beyond the limit, or of a room another records.
+fn check_room_for(
+    recordings: &[Arc<Recording>],
+    rooms: &HashSet<RoomId>,
+) -> Result<(), StartError> {
+    if recordings.len() >= MAX_RECORDINGS {
+        return Err(StartError::TooMany);
+    }
+    let mut taken = recordings.iter().flat_map(|r| &r.rooms);
+    match taken.find(|room| rooms.contains(*room)) {
+        Some(room) => Err(StartError::AlreadyRecorded(room.clone())),
+        None => Ok(()),
+    }
+}
+
+fn sorted(rooms: &HashSet<RoomId>) -> Vec<String> {
+    let mut sorted: Vec<String> = rooms.iter().map(RoomId::to_string).collect();
+    sorted.sort_unstable();
+    sorted
 }
 
 impl Recording {
+    /// A recording and its thread, which puts its lines to `out`.
+    fn spawn(listing: Listing, rooms: HashSet<RoomId>, out: Out) -> io::Result<Arc<Recording>> {
+        let (lines, queue) = mpsc::sync_channel(QUEUE_LINES);
+        let tally = Arc::new(Tally::default());
+        let writes = matches!(out, Out::File(..));
+        let writer = spawn_writer(&listing, out, queue, Arc::clone(&tally))?;
+        Ok(Arc::new(Recording {
+            listing,
+            rooms,
+            writes,
+            tally,
+            lines,
+            writer: Mutex::new(Some(writer)),
+        }))
+    }
+
     /// Hands a call's line to the writer, or counts it dropped.
     pub(crate) fn write(&self, call: Call) {
         let counter = match self.lines.try_send(Message::Call(Box::new(call))) {
@@ -204,16 +320,18 @@ impl Recording {
     }
 
     fn summary(&self) -> Summary {
-        let mut rooms: Vec<String> = self.rooms.iter().map(RoomId::to_string).collect();
-        rooms.sort_unstable();
         Summary {
-            id: self.id,
-            path: self.path.display().to_string(),
-            rooms,
-            started_at: self.started_at,
+            listing: self.listing.clone(),
             calls: self.tally.queued.load(Relaxed),
             dropped: self.tally.dropped.load(Relaxed),
         }
+    }
+}
+
+impl Summary {
+    /// Whether the node that answers with it writes the file.
+    pub(crate) fn written_by(&self, node: Option<&NodeId>) -> bool {
+        self.listing.node.as_deref() == node.map(NodeId::as_str)
     }
 }
 
@@ -234,23 +352,51 @@ fn create(dir: &Path, path: &Path) -> anyhow::Result<File> {
 }
 
 fn spawn_writer(
-    id: u64,
-    file: File,
-    header: Header,
+    listing: &Listing,
+    out: Out,
     queue: Receiver<Message>,
     tally: Arc<Tally>,
-    path: &Path,
 ) -> io::Result<JoinHandle<()>> {
-    let path = path.to_owned();
+    let (id, path) = (listing.id, listing.path.clone());
     std::thread::Builder::new()
         .name(format!("recording-{id}"))
         .spawn(move || {
-            if let Err(e) = write_all(file, header, &queue, &tally) {
+            let written = match out {
+                Out::File(file, header) => write_all(file, header, &queue, &tally),
+                Out::Node(send) => {
+                    send_all(send, &queue);
+                    Ok(())
+                }
+            };
+            if let Err(e) = written {
                 // The queue's receiver goes with this thread: later lines
                 // count as dropped.
-                tracing::warn!(id, path = %path.display(), "recording stopped writing: {e}");
+                tracing::warn!(id, path, "recording stopped writing: {e}");
             }
         })
+}
+
+/// The next line queued; `None` at the end. `caught_up` runs before a
+/// wait for more.
+fn next(
+    queue: &Receiver<Message>,
+    caught_up: impl FnOnce() -> io::Result<()>,
+) -> io::Result<Option<Box<Call>>> {
+    let message = match queue.try_recv() {
+        Ok(message) => message,
+        Err(TryRecvError::Empty) => {
+            caught_up()?;
+            match queue.recv() {
+                Ok(message) => message,
+                Err(_) => return Ok(None),
+            }
+        }
+        Err(TryRecvError::Disconnected) => return Ok(None),
+    };
+    Ok(match message {
+        Message::Call(call) => Some(call),
+        Message::End => None,
+    })
 }
 
 /// The writer: the header, each call as it comes, numbered, and the end.
@@ -265,26 +411,10 @@ fn write_all(
     let mut out = BufWriter::new(file);
     write_line(&mut out, &Line::Header(header))?;
     let mut written = 0;
-    loop {
-        let message = match queue.try_recv() {
-            Ok(message) => message,
-            Err(TryRecvError::Empty) => {
-                out.flush()?;
-                match queue.recv() {
-                    Ok(message) => message,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
-        match message {
-            Message::Call(mut call) => {
-                written += 1;
-                call.seq = written;
-                write_line(&mut out, &Line::Call(call))?;
-            }
-            Message::End => break,
-        }
+    while let Some(mut call) = next(queue, || out.flush())? {
+        written += 1;
+        call.seq = written;
+        write_line(&mut out, &Line::Call(call))?;
     }
     let end = End {
         ended_at: unix_millis(),
@@ -293,6 +423,14 @@ fn write_all(
     };
     write_line(&mut out, &Line::End(end))?;
     out.flush()
+}
+
+/// A follower's thread: each call as it comes to the writing node (which
+/// numbers it).
+fn send_all(mut send: Forward, queue: &Receiver<Message>) {
+    while let Ok(Some(call)) = next(queue, || Ok(())) {
+        send(&call);
+    }
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> io::Result<()> {
@@ -335,8 +473,8 @@ mod tests {
         let r1 = RoomId::parse("r1").unwrap();
         assert!(recorder.recording(&r1).is_none());
         let chain = Chain::new(Vec::new()).unwrap();
-        let started = recorder.start(rooms(&["r1", "r2"]), &chain).unwrap();
-        let conflict = recorder.start(rooms(&["r2", "r3"]), &chain);
+        let started = (recorder.start(1, rooms(&["r1", "r2"]), &chain, None)).unwrap();
+        let conflict = recorder.start(2, rooms(&["r2", "r3"]), &chain, None);
         assert!(
             matches!(conflict, Err(StartError::AlreadyRecorded(room)) if room.as_str() == "r2")
         );
@@ -347,15 +485,15 @@ mod tests {
             recording.write(call("r1", tag));
         }
         assert_eq!(recorder.list()[0].calls, 3);
-        let stopped = recorder.stop(started.id).unwrap();
+        let stopped = recorder.stop(started.listing.id).unwrap();
         assert_eq!((stopped.calls, stopped.dropped), (3, 0));
         assert!(
             recorder.recording(&r1).is_none(),
             "a stopped recording takes no calls"
         );
-        assert!(recorder.stop(started.id).is_none());
+        assert!(recorder.stop(started.listing.id).is_none());
 
-        let file = File::read(&started.path).unwrap();
+        let file = File::read(&started.listing.path).unwrap();
         assert_eq!(file.header.rooms, ["r1", "r2"]);
         let tags: Vec<(u64, String)> = file
             .calls
@@ -375,10 +513,15 @@ mod tests {
         // A writer that reads nothing: the queue holds one line.
         let (lines, _unread) = mpsc::sync_channel(1);
         let recording = Recording {
-            id: 1,
+            listing: Listing {
+                id: 1,
+                path: "unused".into(),
+                rooms: vec!["r1".into()],
+                started_at: 0,
+                node: None,
+            },
             rooms: rooms(&["r1"]),
-            path: PathBuf::from("unused"),
-            started_at: 0,
+            writes: true,
             tally: Arc::default(),
             lines,
             writer: Mutex::new(None),
@@ -397,8 +540,57 @@ mod tests {
         std::fs::write(&occupied, "").unwrap();
         let recorder = Recorder::new(occupied);
         let chain = Chain::new(Vec::new()).unwrap();
-        let error = recorder.start(rooms(&["r1"]), &chain).err().unwrap();
+        let error = recorder
+            .start(1, rooms(&["r1"]), &chain, None)
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("a-file"), "{error}");
         assert!(recorder.list().is_empty());
+    }
+
+    #[test]
+    fn a_followed_recording_sends_its_lines_and_the_writing_node_takes_them_into_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Chain::new(Vec::new()).unwrap();
+        let writer_node = NodeId::parse("node-a").unwrap();
+        let writing = Recorder::new(dir.path().to_owned());
+        let started = (writing.start(7, rooms(&["r1"]), &chain, Some(&writer_node))).unwrap();
+        assert!(started.written_by(Some(&writer_node)));
+
+        // The other node: what it sends reaches the writing node as the
+        // cluster would carry it, as JSON.
+        let following = Recorder::new(dir.path().join("unused"));
+        let (sent, arrived) = mpsc::channel::<String>();
+        let send: Forward = Box::new(move |call: &Call| {
+            let _ = sent.send(serde_json::to_string(call).unwrap());
+        });
+        following.follow(started.listing.clone(), send).unwrap();
+        assert!(!following.list()[0].written_by(None));
+        let room = RoomId::parse("r1").unwrap();
+        following
+            .recording(&room)
+            .unwrap()
+            .write(call("r1", "theirs"));
+        let line = arrived
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        writing.take(7, serde_json::from_str(&line).unwrap());
+        writing.recording(&room).unwrap().write(call("r1", "mine"));
+
+        let followed = following.stop(7).unwrap();
+        assert_eq!(
+            (followed.calls, followed.listing.node.as_deref()),
+            (1, Some("node-a"))
+        );
+        assert!(!followed.written_by(None));
+        assert_eq!(writing.stop(7).unwrap().calls, 2);
+        let file = File::read(&started.listing.path).unwrap();
+        let tags: Vec<&str> = (file.calls.iter())
+            .map(|call| match &call.input {
+                Input::Timer { tag, .. } => tag.as_str(),
+                other => panic!("read back {other:?}"),
+            })
+            .collect();
+        assert_eq!(tags, ["theirs", "mine"]);
     }
 }

@@ -1,5 +1,5 @@
 //! Shadow runs: a candidate version of a chain entry is asked every call
-//! the live version answers about a room (the same input, against a
+//! the live version answers (the same input, against a
 //! scratch world built from the view the live call had), and the two
 //! decisions are compared. Nothing the candidate decides is sent or
 //! stored: its writes stay in its scratch world.
@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_recording::{Decision, Input, View};
 
-use crate::plugins::{Plugin, Scratch, lower_priority};
+use crate::plugins::{Plugin, Registry, Role, Scratch, lower_priority, unix_millis};
 
 /// Calls queued for a shadow's thread before more are dropped.
 const QUEUE: usize = 4096;
@@ -46,7 +46,8 @@ pub(crate) struct Shadow {
 
 /// A call the live version answered, for the candidate to answer too.
 struct Asked {
-    room: String,
+    /// `None`: a call about no room.
+    room: Option<String>,
     input: Input,
     view: View,
     now: u64,
@@ -54,7 +55,7 @@ struct Asked {
 }
 
 /// What a shadow has compared so far.
-#[derive(Clone, Default, Serialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Figures {
     pub(crate) calls: u64,
     pub(crate) differences: u64,
@@ -64,17 +65,29 @@ pub(crate) struct Figures {
     pub(crate) sample: VecDeque<Difference>,
 }
 
-#[derive(Clone, Default, Serialize)]
+/// A node's figures of a shadow, as it reports them to the other nodes.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Report {
+    /// The candidate's hash.
+    pub(crate) candidate: String,
+    pub(crate) figures: Figures,
+    pub(crate) dropped: u64,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub(crate) struct EventFigures {
     pub(crate) calls: u64,
     pub(crate) differences: u64,
 }
 
 /// One call the versions decided differently.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Difference {
+    /// When the candidate answered, in Unix milliseconds.
+    pub(crate) at: u64,
     pub(crate) event: String,
-    pub(crate) room: String,
+    /// `None`: a call about no room.
+    pub(crate) room: Option<String>,
     pub(crate) live: String,
     pub(crate) shadow: String,
 }
@@ -115,12 +128,22 @@ impl Shadows {
     }
 
     /// Stops `entry`'s shadow; its thread ends at its next look at the
-    /// queue.
-    pub(crate) fn stop(&self, entry: &str) -> Option<Arc<Shadow>> {
-        let mut by_entry = self.by_entry.write();
-        let stopped = by_entry.remove(entry);
-        self.active.store(by_entry.len(), Relaxed);
-        stopped
+    /// queue. A candidate no room runs keeps no instances again.
+    pub(crate) fn stop(&self, entry: &str, registry: &Registry) -> Option<Arc<Shadow>> {
+        let stopped = {
+            let mut by_entry = self.by_entry.write();
+            let stopped = by_entry.remove(entry);
+            self.active.store(by_entry.len(), Relaxed);
+            stopped?
+        };
+        let idle = registry.versions(entry).is_ok_and(|versions| {
+            (versions.iter())
+                .any(|(p, role)| p.hash == stopped.candidate.hash && *role == Role::Idle)
+        });
+        if idle {
+            stopped.candidate.retire();
+        }
+        Some(stopped)
     }
 
     /// Every running shadow, by entry.
@@ -137,7 +160,14 @@ impl Shadows {
 impl Shadow {
     /// Hands a call the live version answered to the candidate. Never
     /// waits: with the queue full, the call is counted as dropped.
-    pub(crate) fn ask(&self, room: String, input: Input, view: View, now: u64, live: Decision) {
+    pub(crate) fn ask(
+        &self,
+        room: Option<String>,
+        input: Input,
+        view: View,
+        now: u64,
+        live: Decision,
+    ) {
         let asked = Asked {
             room,
             input,
@@ -159,6 +189,14 @@ impl Shadow {
 
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+
+    pub(crate) fn report(&self) -> Report {
+        Report {
+            candidate: self.candidate.hash.clone(),
+            figures: self.figures(),
+            dropped: self.dropped(),
+        }
     }
 
     /// The shadow's thread: answers each call as the candidate, until the
@@ -199,11 +237,30 @@ impl Shadow {
             figures.sample.pop_front();
         }
         figures.sample.push_back(Difference {
+            at: unix_millis(),
             event: label(&call.input),
             room: call.room.clone(),
             live: call.live.to_string(),
             shadow: shadow.to_string(),
         });
+    }
+}
+
+impl Figures {
+    /// Adds another node's figures of the same shadow; the sample keeps
+    /// the latest differences of both.
+    pub(crate) fn merge(&mut self, other: Figures) {
+        self.calls += other.calls;
+        self.differences += other.differences;
+        for (event, counts) in other.events {
+            let mine = self.events.entry(event).or_default();
+            mine.calls += counts.calls;
+            mine.differences += counts.differences;
+        }
+        let mut sample: Vec<Difference> = self.sample.drain(..).chain(other.sample).collect();
+        sample.sort_by_key(|difference| difference.at);
+        let skip = sample.len().saturating_sub(SAMPLE);
+        self.sample = sample.into_iter().skip(skip).collect();
     }
 }
 
@@ -215,5 +272,46 @@ pub(crate) fn label(input: &Input) -> String {
         Input::Connect { .. } => "connect".into(),
         Input::Disconnect { .. } => "disconnect".into(),
         Input::Timer { .. } => "timer".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(node: &str, calls: u64, differences: &[u64]) -> Figures {
+        let mut figures = Figures {
+            calls,
+            differences: differences.len() as u64,
+            ..Figures::default()
+        };
+        let event = figures.events.entry("chat:message".into()).or_default();
+        (event.calls, event.differences) = (calls, differences.len() as u64);
+        figures.sample = (differences.iter())
+            .map(|&at| Difference {
+                at,
+                event: "chat:message".into(),
+                room: Some(node.into()),
+                live: "done".into(),
+                shadow: "refused".into(),
+            })
+            .collect();
+        figures
+    }
+
+    #[test]
+    fn merged_figures_add_up_and_keep_the_latest_differences_of_both() {
+        let mut mine = figures("a", 10, &[1, 3]);
+        mine.merge(figures("b", 5, &[2]));
+        assert_eq!((mine.calls, mine.differences), (15, 3));
+        let event = &mine.events["chat:message"];
+        assert_eq!((event.calls, event.differences), (15, 3));
+        let at: Vec<u64> = mine.sample.iter().map(|d| d.at).collect();
+        assert_eq!(at, [1, 2, 3]);
+
+        let many: Vec<u64> = (100..100 + SAMPLE as u64).collect();
+        mine.merge(figures("c", 0, &many));
+        assert_eq!(mine.sample.len(), SAMPLE);
+        assert_eq!(mine.sample.front().map(|d| d.at), Some(100));
     }
 }

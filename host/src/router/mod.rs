@@ -171,8 +171,11 @@ impl Router {
         // A client in no room: the stable chain.
         let chain = self.registry.chain();
         if let Some(info) = self.hub.client_info(id) {
+            let tap = self.tap(None);
             for plugin in chain.with_hook(|p| p.descriptor.hooks.connect) {
-                self.run_hook(plugin.on_connect(&info), id);
+                let input = || input::connect(&info);
+                let called = self.call(tap.as_ref(), plugin, input, || plugin.on_connect(&info));
+                self.run_hook(called, id);
             }
         }
         Conn {

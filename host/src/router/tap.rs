@@ -1,5 +1,6 @@
 //! The one place a plugin call meets recording and shadow runs: a call
-//! about a room being recorded, or to an entry being shadowed, is traced,
+//! about a room being recorded, or to an entry being shadowed (about a
+//! room or not: a connect, the auth of a client in no room), is traced,
 //! and written down with the view its plugin had, or handed with it to
 //! the shadow; any other call goes straight to the plugin, after an
 //! atomic load or two.
@@ -13,24 +14,24 @@ use crate::ids::RoomId;
 use crate::plugins::{self, Answer, Called, Plugin, PluginFault, unix_millis};
 use crate::record::{self, Recording};
 
-/// Who watches a room's calls: the recording it is in, and (`None` if
-/// no shadow runs) the shadows of the entries called.
+/// Who watches the calls about a room, or about no room: the recording
+/// the room is in, and (`None` if no shadow runs) the shadows of the
+/// entries called.
 pub(super) struct Tap {
     recording: Option<Arc<Recording>>,
-    room: RoomId,
+    room: Option<RoomId>,
 }
 
 impl Router {
-    /// What watches `room`'s calls, if anything may.
+    /// What watches the calls about `room`, if anything may.
     pub(super) fn tap(&self, room: Option<&RoomId>) -> Option<Tap> {
-        let room = room?;
-        let recording = self.recorder.recording(room);
+        let recording = room.and_then(|room| self.recorder.recording(room));
         if recording.is_none() && !self.shadows.any() {
             return None;
         }
         Some(Tap {
             recording,
-            room: room.clone(),
+            room: room.cloned(),
         })
     }
 
@@ -54,14 +55,16 @@ impl Router {
         let input = input();
         let now = unix_millis();
         let callers = record::callers(&input);
-        let view = plugins::view(&self.hub, &tap.room, &plugin.name, &callers, now);
+        let room = tap.room.as_ref();
+        let view = plugins::view(&self.hub, room, &plugin.name, &callers, now);
         let traced = plugin.trace(&input, now, None);
-        let room = tap.room.to_string();
+        let room = room.map(RoomId::to_string);
         if let Some(shadow) = shadow {
             let (view, decision) = (view.clone(), traced.decision.clone());
             shadow.ask(room.clone(), input.clone(), view, now, decision);
         }
-        if let Some(recording) = &tap.recording {
+        // Only a call about a room has a recording.
+        if let (Some(recording), Some(room)) = (&tap.recording, room) {
             recording.write(Call {
                 seq: 0,
                 room,

@@ -1012,6 +1012,182 @@ async fn a_canary_its_budget_ends_on_one_node_ends_on_every_node() {
     assert_eq!(stamped_by(&mut a, &mut b).await, "a");
 }
 
+/// `GET /admin/recordings` on `node` until the recording `id` is listed
+/// (`true`) or not (`false`); returns the listing.
+async fn recording_listed(node: &Server, id: u64, listed: bool) -> Value {
+    let what = format!("recording {id} listed: {listed}");
+    admin_until(node, "/admin/recordings", &what, |answer| {
+        let recordings = answer["recordings"].as_array().cloned().unwrap_or_default();
+        recordings.iter().any(|r| r["id"] == id) == listed
+    })
+    .await
+}
+
+/// A recording started on node 1 of a room node 2 owns: node 2 follows
+/// it and sends the room's calls to node 1's file; stopped through node 2
+/// (202: node 1 writes the file), it ends on both, and the file holds
+/// every call of the room, in order, and replays alike on its version.
+#[tokio::test]
+async fn a_recording_started_on_one_node_holds_the_calls_another_node_made() {
+    let (dir, cache) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let recordings = format!(
+        "[recordings]\ndir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let cluster = Cluster::start(2, |table| {
+        stamp_config(&format!("{table}{recordings}"), cache.path())
+    })
+    .await;
+    // Node 2 owns the room: its first member joins there.
+    let (mut a, mut b) = pair_across(cluster.node(2), cluster.node(1), "rec").await;
+
+    let body = json!({ "rooms": ["rec"] }).to_string();
+    let response = (cluster.node(1).admin())
+        .request("POST", "/admin/recordings", body.as_bytes())
+        .await;
+    assert_eq!(response.status, 201, "{response}");
+    let started = response.json();
+    let id = started["id"].as_u64().expect("an id");
+    let writer = started["node"]
+        .as_str()
+        .expect("the writing node")
+        .to_owned();
+    let path = std::path::PathBuf::from(started["path"].as_str().expect("a path"));
+    let on_2 = recording_listed(cluster.node(2), id, true).await;
+    assert_eq!(on_2["recordings"][0]["node"], writer.as_str(), "{on_2}");
+
+    for _ in 0..3 {
+        assert_eq!(stamped_by(&mut a, &mut b).await, "a");
+        assert_eq!(stamped_by(&mut b, &mut a).await, "a");
+    }
+    let stopped = (cluster.node(2).admin())
+        .delete(&format!("/admin/recordings/{id}"))
+        .await;
+    assert_eq!(stopped.status, 202, "{stopped}");
+    recording_listed(cluster.node(1), id, false).await;
+
+    // Every call of the room was made on node 2, and is in the file, once
+    // node 1 has written its end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        let file = std::fs::read_to_string(&path).expect("read the recording");
+        if file.lines().last().is_some_and(|l| l.contains(r#""end""#)) {
+            break file;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the file has no end 10 s after the stop: {file}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    };
+    let lines: Vec<Value> = (file.lines())
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let calls: Vec<&Value> = lines.iter().filter_map(|l| l.get("call")).collect();
+    assert_eq!(stopped.json()["calls"], calls.len(), "{stopped}\n{file}");
+    let seqs: Vec<u64> = calls.iter().filter_map(|c| c["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=calls.len() as u64).collect::<Vec<_>>(), "{file}");
+    assert!(calls.iter().all(|c| c["room"] == "rec"), "{file}");
+    let stamps: Vec<&&Value> = calls.iter().filter(|c| c["entry"] == "stamp").collect();
+    assert_eq!(stamps.len(), 6, "{file}");
+    for call in stamps {
+        assert_eq!(call["input"]["event"]["event"], "stamp:msg", "{call}");
+    }
+    let end = &lines.last().expect("lines")["end"];
+    assert_eq!(
+        (&end["calls"], &end["dropped"]),
+        (&json!(calls.len()), &json!(0)),
+        "{file}"
+    );
+    let replayed = Command::new(switchboard_e2e::server::binary_path())
+        .arg("replay")
+        .arg(&path)
+        .args(["--plugin", STAMP_V1_WASM])
+        .output()
+        .await
+        .expect("run switchboard replay");
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replayed.stdout)
+    );
+}
+
+/// A shadow started on node 1 runs on node 2 too, against the rooms each
+/// owns; node 1's figures add node 2's; stopped on node 2, it ends on
+/// both.
+#[tokio::test]
+async fn a_shadow_started_on_one_node_compares_every_nodes_calls() {
+    let v2 = std::fs::read(STAMP_V2_WASM).expect("read stamp 2.0.0");
+    let v2_hash = sha256_hex(&v2);
+    let cache = TempDir::new().unwrap();
+    let cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
+    let admin = cluster.node(1).admin();
+    let uploaded = admin
+        .request("POST", "/admin/plugins/stamp/versions", &v2)
+        .await;
+    assert_eq!(uploaded.status, 201, "{uploaded}");
+    let body = json!({ "candidate": v2_hash }).to_string();
+    let started = admin
+        .put("/admin/plugins/stamp/shadow", body.as_bytes())
+        .await;
+    assert_eq!(started.status, 200, "{started}");
+    let shadow = "/admin/plugins/stamp/shadow";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let on_2 = cluster.node(2).admin().get(shadow).await;
+        if on_2.status == 200 {
+            assert_eq!(on_2.json()["candidate"]["hash"], v2_hash.as_str(), "{on_2}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 has no shadow 10 s after node 1 started one: {on_2}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+
+    // One room each node owns, two messages in each.
+    let (mut a, mut b) = pair_across(cluster.node(1), cluster.node(2), "on-1").await;
+    let (mut c, mut d) = pair_across(cluster.node(2), cluster.node(1), "on-2").await;
+    for _ in 0..2 {
+        assert_eq!(stamped_by(&mut a, &mut b).await, "a");
+        assert_eq!(stamped_by(&mut c, &mut d).await, "a");
+    }
+    let figures = admin_until(
+        cluster.node(1),
+        shadow,
+        "node 1 adds node 2's figures",
+        |s| s["events"]["stamp:msg"]["calls"] == 4,
+    )
+    .await;
+    assert_eq!(
+        (
+            &figures["nodes"],
+            &figures["events"]["stamp:msg"]["differences"]
+        ),
+        (&json!(2), &json!(4)),
+        "{figures}"
+    );
+    let rooms: BTreeSet<&str> = (figures["sample"].as_array().into_iter().flatten())
+        .filter(|d| d["event"] == "stamp:msg")
+        .filter_map(|d| d["room"].as_str())
+        .collect();
+    assert_eq!(rooms, BTreeSet::from(["on-1", "on-2"]), "{figures}");
+
+    let stopped = cluster.node(2).admin().delete(shadow).await;
+    assert_eq!(stopped.status, 200, "{stopped}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.get(shadow).await.status != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still shadows 10 s after the stop"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Node death and the node directory.
 

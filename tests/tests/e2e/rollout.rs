@@ -867,3 +867,41 @@ async fn a_shadow_sees_every_call_and_decides_nothing() {
         assert!(response.json()["error"].is_string(), "{response}");
     }
 }
+
+/// Calls about no room are shadowed too: the authentication of a client
+/// that names no room, compared by a shadow of `auth-jwt` against itself,
+/// with `room` null in what it counts.
+#[tokio::test]
+async fn a_shadow_compares_calls_about_no_room() {
+    let (server, _cache) = start().await;
+    let admin = server.admin();
+    let listing = admin.get_json("/admin/plugins").await;
+    let auth = (listing["plugins"].as_array().into_iter().flatten())
+        .find(|p| p["name"] == "auth-jwt")
+        .unwrap_or_else(|| panic!("auth-jwt not listed: {listing}"));
+    let body = json!({ "candidate": auth["hash"] }).to_string();
+    let path = "/admin/plugins/auth-jwt/shadow";
+    let started = admin.put(path, body.as_bytes()).await;
+    assert_eq!(started.status, 200, "{started}");
+
+    for user in ["ann", "ben"] {
+        Client::authed(&server, user).await;
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let shadow = loop {
+        let shadow = admin.get_json(path).await;
+        if shadow["events"]["auth"]["calls"].as_u64() >= Some(2) {
+            break shadow;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "2 auth calls not compared: {shadow}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        shadow["events"]["auth"],
+        json!({ "calls": 2, "differences": 0 }),
+        "{shadow}"
+    );
+}
