@@ -1,8 +1,8 @@
 //! Builds the plugins the end-to-end tests load from files and tells the
 //! tests where they are (`env!("MISBEHAVE_WASM")` and so on): the test
-//! plugins in `tests/plugins/`, the three builds of `stamp`, and the example
-//! plugins of `plugins/`, which tests load by path as well as by their
-//! built-in names.
+//! plugins in `tests/plugins/`, the three builds of `stamp`, and `rooms` and
+//! the example plugins of `plugins/`, which tests load by path (or swap in)
+//! as well as by their built-in names.
 
 fn main() {
     let packages = [
@@ -11,6 +11,7 @@ fn main() {
         ("sandbox", "tests/plugins/sandbox", "SANDBOX_WASM"),
         ("script", "tests/plugins/script", "SCRIPT_WASM"),
         ("stamp", "tests/plugins/stamp", "STAMP_WASM"),
+        ("rooms", "plugins/rooms", "ROOMS_WASM"),
         ("chat", "plugins/chat", "CHAT_WASM"),
         ("moderation", "plugins/moderation", "MODERATION_WASM"),
         ("room-ttl", "plugins/room-ttl", "ROOM_TTL_WASM"),

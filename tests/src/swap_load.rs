@@ -1,9 +1,12 @@
-//! DESIGN.md, "Hot swap", under load: hot swaps of `stamp` (2.0.0, 1.0.0,
-//! 2.0.0, ...) while every client of many rooms sends `stamp:msg` 20 times
-//! a second and churners come and go. Nothing is dropped or duplicated,
-//! the room counters (host storage) run on without a gap, and every
+//! DESIGN.md, "Hot swap", under load: hot swaps of a chain entry between
+//! two builds (`stamp` 2.0.0, 1.0.0, 2.0.0, ...; or the Rust and the
+//! JavaScript `rooms`) while every client of many rooms sends `stamp:msg`
+//! 20 times a second and churners come and go. Nothing is dropped or
+//! duplicated, the room counters (host storage) run on without a gap, every
 //! message was stamped by a version that may have been live between its
-//! send and its receipt.
+//! send and its receipt, and every churner's join was admitted or refused
+//! as a version that may have been live between the request and its answer
+//! decides.
 //!
 //! One run serves both the single-node test (hot_swap.rs) and the cluster
 //! one (cluster.rs): a [`Shape`] says how many rooms, clients and churners
@@ -16,6 +19,10 @@
 //! `{"from", "seq", "version", "count"}`: `version` is `"a"` for its 1.0.0
 //! build and `"b"` for its 2.0.0 build, and `count` is the room's message
 //! counter, kept in host storage.
+//!
+//! Traffic clients' tokens carry the role [`MEMBER`], and every other
+//! churner's [`GUEST`]: a build of `rooms` may refuse guests (a role check),
+//! which churners then see as `FORBIDDEN` while it is live.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -28,6 +35,7 @@ use tokio::sync::{Barrier, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
 
+use crate::token::token_with_role;
 use crate::{Admin, Client, Incoming};
 
 /// How many swaps a run makes: an even number, so it ends on the first
@@ -41,20 +49,29 @@ pub const SEND_EVERY: Duration = Duration::from_millis(50);
 /// exactly one version is live.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
-/// One build of `stamp`: its bytes and what it is known by.
+/// The role of every traffic client and of every other churner.
+pub const MEMBER: &str = "member";
+/// The role of the other churners, which a build may refuse to let join.
+pub const GUEST: &str = "guest";
+
+/// One build of the entry a run swaps: its bytes and what it is known by.
 #[derive(Clone)]
 pub struct Build {
     pub bytes: Arc<Vec<u8>>,
     pub hash: String,
     /// `describe()`'s version, as `/admin/plugins` shows it.
     pub version: &'static str,
-    /// What it puts in `version` of a relayed `stamp:msg`.
+    /// What a relayed `stamp:msg` carries in `version` while it is live: a
+    /// build of `stamp` stamps its own; beside a build of another entry,
+    /// the `stamp` of the chain does.
     pub mark: &'static str,
+    /// Whether a [`GUEST`] may join a room while it is live.
+    pub admits_guests: bool,
 }
 
 impl Build {
-    /// The component at `path`, which describes itself as `version` and
-    /// stamps `mark`.
+    /// The component at `path`, which describes itself as `version`, is
+    /// live while `stamp:msg` is stamped `mark`, and lets anyone join.
     pub fn read(path: &str, version: &'static str, mark: &'static str) -> Build {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         Build {
@@ -62,23 +79,37 @@ impl Build {
             bytes: Arc::new(bytes),
             version,
             mark,
+            admits_guests: true,
+        }
+    }
+
+    /// This build, which answers a [`GUEST`]'s join with `FORBIDDEN`.
+    pub fn refusing_guests(self) -> Build {
+        Build {
+            admits_guests: false,
+            ..self
         }
     }
 }
 
-/// The lowercase hex SHA-256 of `bytes`, as the admin API names a plugin.
 /// The `stamp` entry of a server's `GET /admin/plugins`.
 pub async fn listed_stamp(admin: &Admin) -> Value {
+    listed(admin, "stamp").await
+}
+
+/// The chain entry `name` of a server's `GET /admin/plugins`.
+pub async fn listed(admin: &Admin, name: &str) -> Value {
     let listing = admin.get_json("/admin/plugins").await;
     listing["plugins"]
         .as_array()
         .unwrap_or_else(|| panic!("no plugins array: {listing}"))
         .iter()
-        .find(|p| p["name"] == "stamp")
-        .unwrap_or_else(|| panic!("stamp not listed: {listing}"))
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {listing}"))
         .clone()
 }
 
+/// The lowercase hex SHA-256 of `bytes`, as the admin API names a plugin.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -153,11 +184,26 @@ pub struct Got {
     pub at: Instant,
 }
 
-/// What one connection saw over the whole run.
+/// A churner's `room:join` and its answer.
+pub struct Join {
+    /// The role its token carries.
+    pub role: &'static str,
+    /// Just before it was written to the socket.
+    pub sent: Instant,
+    /// Just after its answer was read from the socket.
+    pub answered: Instant,
+    /// The code of the error that refused it; `None`: it joined.
+    pub refused: Option<String>,
+}
+
+/// What one connection saw over the whole run (a traffic client), or over
+/// one visit to a room (a churner).
 #[derive(Default)]
 pub struct Record {
     pub client_id: String,
     pub room: usize,
+    /// A churner's join of the room it visited.
+    pub join: Option<Join>,
     pub sent: Vec<Sent>,
     pub got: Vec<Got>,
     /// `error` messages received.
@@ -256,14 +302,46 @@ impl Record {
     }
 }
 
-/// One live-version interval: version `mark` may handle events from `from`
+/// One live-version interval: the build may handle events from `from`
 /// (the request that started its swap) until `until` (the end of its run:
 /// the next swap's answer on one node, the moment every node lists the
 /// next version in a cluster).
 pub struct Live {
+    /// The build's version, for the reports.
+    pub version: &'static str,
     pub mark: &'static str,
+    pub admits_guests: bool,
     pub from: Option<Instant>,
     pub until: Option<Instant>,
+}
+
+impl Live {
+    fn of(build: &Build, from: Option<Instant>) -> Live {
+        Live {
+            version: build.version,
+            mark: build.mark,
+            admits_guests: build.admits_guests,
+            from,
+            until: None,
+        }
+    }
+
+    /// Whether a client with `role` may join a room while it is live.
+    fn admits(&self, role: &str) -> bool {
+        self.admits_guests || role != GUEST
+    }
+}
+
+/// The windows of `live` that may have been live at some moment between
+/// `sent` and `received`.
+fn live_between(live: &[Live], sent: Instant, received: Instant) -> Vec<usize> {
+    live.iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.from.is_none_or(|from| from <= received) && l.until.is_none_or(|until| until >= sent)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// What a run saw: every connection's record and the live windows.
@@ -310,8 +388,7 @@ impl Shape {
                 let mut clients = Vec::new();
                 for member in 0..shape.per_room {
                     let addr = servers[(room + member) % servers.len()];
-                    let mut client =
-                        Client::authed_addr(addr, &format!("user-{room}-{member}")).await;
+                    let mut client = authed(addr, &format!("user-{room}-{member}"), MEMBER).await;
                     client.join(&format!("load-{room}")).await;
                     clients.push(client);
                 }
@@ -358,22 +435,14 @@ impl Shape {
         }
 
         // The swaps, each awaited, with traffic in between.
-        let mut live = vec![Live {
-            mark: first.mark,
-            from: None,
-            until: None,
-        }];
+        let mut live = vec![Live::of(first, None)];
         sleep(SETTLE).await;
         for i in 0..swaps {
             let next = if i % 2 == 0 { second } else { first };
             let requested = Instant::now();
             let ended = swap(i, next).await;
             live.last_mut().expect("one live version").until = Some(ended);
-            live.push(Live {
-                mark: next.mark,
-                from: Some(requested),
-                until: None,
-            });
+            live.push(Live::of(next, Some(requested)));
             sleep(SETTLE).await;
         }
         stop_tx.send(true).expect("clients are listening");
@@ -466,15 +535,7 @@ impl Shape {
                 }
                 // The versions that may have been live (on some server) at
                 // some moment between the send and the receipt.
-                let possible: Vec<usize> = live
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| {
-                        l.from.is_none_or(|from| from <= got.at)
-                            && l.until.is_none_or(|until| until >= *sent)
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
+                let possible = live_between(live, *sent, got.at);
                 let marks: Vec<&str> = possible.iter().map(|&i| live[i].mark).collect();
                 if !marks.contains(&got.version.as_str()) {
                     report(format!(
@@ -526,8 +587,44 @@ impl Shape {
             }
         }
 
+        // Every churner's join was answered as a version that may have been
+        // live between the request and the answer decides.
+        let mut guests_per_window = vec![0usize; live.len()];
+        for record in records {
+            let Some(join) = &record.join else { continue };
+            let possible = live_between(live, join.sent, join.answered);
+            let admitted = join.refused.is_none();
+            if !possible
+                .iter()
+                .any(|&i| live[i].admits(join.role) == admitted)
+            {
+                let versions: Vec<&str> = possible.iter().map(|&i| live[i].version).collect();
+                report(format!(
+                    "{} ({}) was {} joining load-{}, unlike every version that could be live \
+                     between its request and the answer: {versions:?}",
+                    record.client_id,
+                    join.role,
+                    join.refused.as_deref().unwrap_or("admitted"),
+                    record.room
+                ));
+            }
+            if let Some(code) = join.refused.as_deref().filter(|code| *code != "FORBIDDEN") {
+                report(format!(
+                    "{} ({}) was refused joining load-{} with {code}, not FORBIDDEN",
+                    record.client_id, join.role, record.room
+                ));
+            }
+            if join.role == GUEST
+                && let [only] = possible[..]
+            {
+                guests_per_window[only] += 1;
+            }
+        }
+
         // The run must have tested something: traffic in every window in
-        // which exactly one version can have been live.
+        // which exactly one version can have been live, and, when the builds
+        // differ on guests, guests' joins decided wholly inside windows of
+        // each.
         let sent_total: usize = expected.values().map(Vec::len).sum();
         if sent_total < self.min_sent {
             report(format!("only {sent_total} messages were sent"));
@@ -548,6 +645,28 @@ impl Shape {
                 ));
             }
         }
+        // On a busy machine a window may see no guest at all: a test that
+        // needs each swap's policy checked asks it itself.
+        if live
+            .iter()
+            .any(|l| l.admits_guests != live[0].admits_guests)
+        {
+            for admits in [true, false] {
+                let decided: usize = live
+                    .iter()
+                    .zip(&guests_per_window)
+                    .filter(|(l, _)| l.admits_guests == admits)
+                    .map(|(_, guests)| guests)
+                    .sum();
+                if decided == 0 {
+                    let policy = if admits { "admits" } else { "refuses" };
+                    report(format!(
+                        "no guest's join fell wholly inside a window of a build that {policy} \
+                         guests"
+                    ));
+                }
+            }
+        }
         if after_last < self.min_after_last {
             report(format!(
                 "only {after_last} messages were sent after the last swap reached every server"
@@ -557,7 +676,8 @@ impl Shape {
         eprintln!(
             "{}: {sent_total} messages sent, {total} received, {visits} churner visits, {} \
              swaps; {after_last} sent after the last swap reached every server; messages \
-             wholly inside each live window: {strict_per_window:?}",
+             wholly inside each live window: {strict_per_window:?}; guests' joins wholly \
+             inside each: {guests_per_window:?}",
             self.name,
             live.len() - 1
         );
@@ -621,9 +741,9 @@ async fn traffic(
     record
 }
 
-/// A churner: on the server at `addr`, connects, joins a traffic room,
-/// sends one `stamp:msg` to a member, leaves, joins another, ... and
-/// reconnects every three rooms, until told to stop.
+/// A churner: on the server at `addr`, connects, visits a traffic room
+/// (see [`visit`]), then another, ... and reconnects every three rooms,
+/// until told to stop. Every other churner is a [`GUEST`].
 async fn churn(
     shape: Shape,
     addr: SocketAddr,
@@ -635,13 +755,14 @@ async fn churn(
     let mut records = Vec::new();
     let mut seq = 0u64;
     let mut round = index;
+    let role = if index % 2 == 1 { GUEST } else { MEMBER };
     while !*stop.borrow() {
-        let mut client = Client::authed_addr(addr, &format!("churner-{index}")).await;
+        let mut client = authed(addr, &format!("churner-{index}"), role).await;
         for _ in 0..3 {
             let room = (round * 7) % shape.rooms;
             round += 1;
             let to = members[room][seq as usize % shape.per_room].clone();
-            records.push(visit(&mut client, room, to, seq, shape.drain).await);
+            records.push(visit(&mut client, role, room, to, seq, shape.drain).await);
             seq += 1;
             if *stop.borrow() {
                 break;
@@ -660,16 +781,56 @@ async fn churn(
     records
 }
 
-/// Joins traffic room `room`, sends `stamp:msg` `seq` to member `to`, and
-/// leaves again, reading up to `room:left` (which comes after that message
-/// was handled).
-async fn visit(client: &mut Client, room: usize, to: String, seq: u64, drain: Duration) -> Record {
+/// Asks to join traffic room `room` as a client with `role`; let in, sends
+/// `stamp:msg` `seq` to member `to` and leaves again, reading up to
+/// `room:left` (which comes after that message was handled).
+async fn visit(
+    client: &mut Client,
+    role: &'static str,
+    room: usize,
+    to: String,
+    seq: u64,
+    drain: Duration,
+) -> Record {
     let mut record = Record {
         client_id: client.client_id.clone(),
         room,
         ..Record::default()
     };
-    client.join(&format!("load-{room}")).await;
+    let sent = Instant::now();
+    client
+        .send_json(json!({ "event": "room:join", "id": "join", "data": { "roomId": format!("load-{room}") } }))
+        .await;
+    let (answer, answered) = loop {
+        let message = client.recv_within(drain).await;
+        if message["id"] == "join" {
+            break (message, Instant::now());
+        }
+        record.file(message);
+    };
+    let refused = match answer["event"].as_str() {
+        Some("room:joined") => None,
+        Some("error") => Some(
+            answer["data"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => {
+            record.unexpected.push(answer);
+            return record;
+        }
+    };
+    let admitted = refused.is_none();
+    record.join = Some(Join {
+        role,
+        sent,
+        answered,
+        refused,
+    });
+    if !admitted {
+        return record;
+    }
     let at = Instant::now();
     client
         .send_json(json!({ "event": "stamp:msg", "data": { "to": to, "seq": seq } }))
@@ -687,6 +848,17 @@ async fn visit(client: &mut Client, room: usize, to: String, seq: u64, drain: Du
         record.file(message);
     }
     record
+}
+
+/// Connects to `addr` and authenticates as `user` with a token whose role
+/// claim is `role`.
+async fn authed(addr: SocketAddr, user: &str, role: &str) -> Client {
+    let mut client = Client::connect_addr(addr).await;
+    let response = client
+        .auth(json!({ "token": token_with_role(user, role) }))
+        .await;
+    assert_eq!(response, json!({ "success": true, "userId": user }));
+    client
 }
 
 /// Waits at the barrier; an error if the others never came (some task

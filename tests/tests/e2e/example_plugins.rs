@@ -18,7 +18,7 @@ const MODERATION_WASM: &str = env!("MODERATION_WASM");
 const ROOM_TTL_WASM: &str = env!("ROOM_TTL_WASM");
 
 /// Connects and authenticates as `user` with a token carrying `role`.
-async fn with_role(server: &Server, user: &str, role: &str) -> Client {
+pub(crate) async fn with_role(server: &Server, user: &str, role: &str) -> Client {
     let mut client = Client::connect(server).await;
     let response = client
         .auth(json!({ "token": token_with_role(user, role) }))
@@ -132,7 +132,7 @@ enum ChatBuild {
 }
 
 /// `path`, which `script` builds, or a failure that says to run it.
-fn built(path: &'static str, script: &str) -> &'static str {
+pub(crate) fn built(path: &'static str, script: &str) -> &'static str {
     assert!(
         std::path::Path::new(path).exists(),
         "{path} is missing: run {script}"

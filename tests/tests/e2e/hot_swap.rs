@@ -92,7 +92,7 @@ pub(crate) fn assert_plugin_info(body: &Value, build: &Build) {
     );
 }
 
-async fn swaps_total(admin: &Admin, result: &str) -> f64 {
+pub(crate) async fn swaps_total(admin: &Admin, result: &str) -> f64 {
     Metrics::parse(&admin.metrics_text().await)
         .get_or_zero("switchboard_plugin_swaps_total", &[("result", result)])
 }

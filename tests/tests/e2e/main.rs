@@ -13,6 +13,7 @@ mod example_plugins;
 mod host_parity;
 mod hostile;
 mod hot_swap;
+mod js_rooms;
 mod lifecycle;
 mod limits;
 mod metrics;
