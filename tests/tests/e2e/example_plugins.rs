@@ -196,6 +196,61 @@ async fn a_hot_swap_that_compiles_a_javascript_plugin_gives_the_compiles_memory_
     );
 }
 
+/// A hot swap from the Rust chat to the Python one over the admin API
+/// while a room chats through it, as a developer following
+/// guest-sdk-py/README.md does: the answer names the Python build, which
+/// is the one listed from then on, and every message, sent before the
+/// swap, while it loads and after, reaches the other member once and in
+/// order. The Python component is compiled once for the suite
+/// (`CHAT_PY_COMPILED`); the swap loads it from the compile cache.
+#[tokio::test]
+async fn a_hot_swap_to_the_python_chat_keeps_the_room_chatting() {
+    const MESSAGES: usize = 60;
+    let python =
+        std::fs::read(built(CHAT_PY_WASM, "scripts/build-py-plugins")).expect("read chat.wasm");
+    let python_hash = switchboard_e2e::swap_load::sha256_hex(&python);
+    drop(chat_server(ChatBuild::Py).await);
+    let server = chat_server(ChatBuild::Rust).await;
+    let (mut a, mut b) = (
+        Client::joined(&server, "alice", "r").await,
+        Client::joined(&server, "bob", "r").await,
+    );
+    a.expect_event("room:peer-joined").await;
+
+    let texts: Vec<String> = (0..MESSAGES).map(|i| format!("message {i}")).collect();
+    let (before, rest) = texts.split_at(MESSAGES / 3);
+    for (i, text) in before.iter().enumerate() {
+        chat(&mut a, &format!("m{i}"), json!({ "text": text })).await;
+    }
+    let admin = server.admin();
+    let swap = admin.put("/admin/plugins/chat", &python);
+    let send = async {
+        for (i, text) in rest.iter().enumerate() {
+            chat(&mut a, &format!("n{i}"), json!({ "text": text })).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (swapped, ()) = tokio::join!(swap, send);
+    assert_eq!(swapped.status, 200, "{swapped}");
+    assert_eq!(swapped.json()["hash"], python_hash.as_str(), "{swapped}");
+    for text in &texts {
+        assert_eq!(
+            b.expect_event("chat:message").await,
+            json!({ "from": a.client_id, "text": text })
+        );
+    }
+    b.expect_silence(QUIET).await;
+    let listing = admin.get_json("/admin/plugins").await;
+    let chat_entry = (listing["plugins"].as_array().into_iter().flatten())
+        .find(|p| p["name"] == "chat")
+        .unwrap_or_else(|| panic!("chat not listed: {listing}"));
+    assert_eq!(chat_entry["hash"], python_hash.as_str(), "{listing}");
+    // Its schema, declared by the Python build, still holds.
+    chat(&mut b, "long", json!({ "text": "x".repeat(2001) })).await;
+    b.expect_error("INVALID_MESSAGE", Some("long"), Some("chat:message"))
+        .await;
+}
+
 /// A server with the default chain and this build of `chat`.
 async fn chat_server(build: ChatBuild) -> Server {
     let (path, compiled) = match build {

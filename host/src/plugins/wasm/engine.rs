@@ -60,10 +60,14 @@ pub(crate) fn lower_priority() {
 }
 
 /// wasmtime compiles a component's functions in parallel on rayon's global
-/// pool: one thread per core, made here at low priority before anything
-/// compiles (a thread keeps the priority it started with).
+/// pool, made here at low priority before anything compiles (a thread
+/// keeps the priority it started with), with one thread fewer than the
+/// cores: a compile on a live server leaves a core to the clients whatever
+/// the scheduler makes of the niceness.
 fn compile_pool() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.saturating_sub(1).max(1))
         .thread_name(|i| format!("plugin-compile-{i}"))
         .start_handler(|_| lower_priority())
         .build_global();
