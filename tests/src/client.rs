@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::Server;
-use crate::token::token;
+use crate::token::{token, token_with_role};
 
 /// How long any single receive waits before the test fails.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,8 +100,25 @@ impl Client {
 
     /// [`Client::authed`] by the server's address.
     pub async fn authed_addr(addr: SocketAddr, user: &str) -> Client {
+        Client::authed_with(addr, user, &token(user)).await
+    }
+
+    /// Connects and authenticates as `user` with a token whose role claim
+    /// is `role`.
+    pub async fn authed_as(server: &Server, user: &str, role: &str) -> Client {
+        Client::authed_as_addr(server.addr(), user, role).await
+    }
+
+    /// [`Client::authed_as`] by the server's address.
+    pub async fn authed_as_addr(addr: SocketAddr, user: &str, role: &str) -> Client {
+        Client::authed_with(addr, user, &token_with_role(user, role)).await
+    }
+
+    /// Connects and authenticates as `user` with `token`, which must be
+    /// accepted.
+    async fn authed_with(addr: SocketAddr, user: &str, token: &str) -> Client {
         let mut client = Client::connect_addr(addr).await;
-        let response = client.auth(json!({ "token": token(user) })).await;
+        let response = client.auth(json!({ "token": token })).await;
         assert_eq!(response, json!({ "success": true, "userId": user }));
         client
     }

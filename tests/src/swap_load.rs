@@ -35,7 +35,6 @@ use tokio::sync::{Barrier, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, timeout};
 
-use crate::token::token_with_role;
 use crate::{Admin, Client, Incoming};
 
 /// How many swaps a run makes: an even number, so it ends on the first
@@ -388,7 +387,9 @@ impl Shape {
                 let mut clients = Vec::new();
                 for member in 0..shape.per_room {
                     let addr = servers[(room + member) % servers.len()];
-                    let mut client = authed(addr, &format!("user-{room}-{member}"), MEMBER).await;
+                    let mut client =
+                        Client::authed_as_addr(addr, &format!("user-{room}-{member}"), MEMBER)
+                            .await;
                     client.join(&format!("load-{room}")).await;
                     clients.push(client);
                 }
@@ -757,7 +758,7 @@ async fn churn(
     let mut round = index;
     let role = if index % 2 == 1 { GUEST } else { MEMBER };
     while !*stop.borrow() {
-        let mut client = authed(addr, &format!("churner-{index}"), role).await;
+        let mut client = Client::authed_as_addr(addr, &format!("churner-{index}"), role).await;
         for _ in 0..3 {
             let room = (round * 7) % shape.rooms;
             round += 1;
@@ -848,17 +849,6 @@ async fn visit(
         record.file(message);
     }
     record
-}
-
-/// Connects to `addr` and authenticates as `user` with a token whose role
-/// claim is `role`.
-async fn authed(addr: SocketAddr, user: &str, role: &str) -> Client {
-    let mut client = Client::connect_addr(addr).await;
-    let response = client
-        .auth(json!({ "token": token_with_role(user, role) }))
-        .await;
-    assert_eq!(response, json!({ "success": true, "userId": user }));
-    client
 }
 
 /// Waits at the barrier; an error if the others never came (some task

@@ -22,11 +22,12 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use switchboard_e2e::admin::Response;
 use switchboard_e2e::chains::{self, from_file};
 use switchboard_e2e::http::{status_of, upgrade_request};
 use switchboard_e2e::soak::{Life, Relays, Rng};
 use switchboard_e2e::swap_load::{Build, Handshake, SWAPS, Shape, listed_stamp, sha256_hex};
-use switchboard_e2e::{Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder, max_rooms};
+use switchboard_e2e::{Admin, Client, Incoming, RECV_TIMEOUT, Server, ServerBuilder, max_rooms};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
@@ -849,6 +850,31 @@ async fn admin_until(
     }
 }
 
+/// Uploads `bytes` as a version of `stamp` through `admin`, expecting 201.
+async fn upload_stamp(admin: &Admin, bytes: &[u8]) {
+    let uploaded = admin
+        .request("POST", "/admin/plugins/stamp/versions", bytes)
+        .await;
+    assert_eq!(uploaded.status, 201, "{uploaded}");
+}
+
+/// `GET path` on `node`'s admin API until it answers `status`, for at most
+/// 10 s (`what` says what was awaited); returns that answer.
+async fn status_until(node: &Server, path: &str, status: u16, what: &str) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = node.admin().get(path).await;
+        if answer.status == status {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 10 s: {answer}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Whether a rollout answer shows the canary `hash` (`None`: no canary).
 fn canary_is(rollout: &Value, hash: Option<&str>) -> bool {
     match hash {
@@ -870,10 +896,7 @@ async fn a_canary_set_aborted_or_promoted_on_one_node_holds_on_every_node() {
     let cache = tempfile::tempdir().expect("cache dir");
     let mut cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
     let admin = cluster.node(1).admin();
-    let uploaded = admin
-        .request("POST", "/admin/plugins/stamp/versions", &v2)
-        .await;
-    assert_eq!(uploaded.status, 201, "{uploaded}");
+    upload_stamp(&admin, &v2).await;
     let policy = json!({ "canary": v2_hash, "percent": 100 }).to_string();
     let set = admin
         .put("/admin/plugins/stamp/rollout", policy.as_bytes())
@@ -965,10 +988,7 @@ async fn a_canary_its_budget_ends_on_one_node_ends_on_every_node() {
     let cache = tempfile::tempdir().expect("cache dir");
     let cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
     let admin = cluster.node(1).admin();
-    let uploaded = admin
-        .request("POST", "/admin/plugins/stamp/versions", &flaky)
-        .await;
-    assert_eq!(uploaded.status, 201, "{uploaded}");
+    upload_stamp(&admin, &flaky).await;
     let budget = json!({ "errorPercent": 1, "minCalls": 40 });
     let policy = json!({ "canary": flaky_hash, "percent": 100, "budget": budget }).to_string();
     let set = admin
@@ -1124,29 +1144,15 @@ async fn a_shadow_started_on_one_node_compares_every_nodes_calls() {
     let cache = TempDir::new().unwrap();
     let cluster = Cluster::start(2, |table| stamp_config(table, cache.path())).await;
     let admin = cluster.node(1).admin();
-    let uploaded = admin
-        .request("POST", "/admin/plugins/stamp/versions", &v2)
-        .await;
-    assert_eq!(uploaded.status, 201, "{uploaded}");
+    upload_stamp(&admin, &v2).await;
     let body = json!({ "candidate": v2_hash }).to_string();
     let started = admin
         .put("/admin/plugins/stamp/shadow", body.as_bytes())
         .await;
     assert_eq!(started.status, 200, "{started}");
     let shadow = "/admin/plugins/stamp/shadow";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let on_2 = cluster.node(2).admin().get(shadow).await;
-        if on_2.status == 200 {
-            assert_eq!(on_2.json()["candidate"]["hash"], v2_hash.as_str(), "{on_2}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 2 has no shadow 10 s after node 1 started one: {on_2}"
-        );
-        sleep(Duration::from_millis(10)).await;
-    }
+    let on_2 = status_until(cluster.node(2), shadow, 200, "node 2 shadows stamp").await;
+    assert_eq!(on_2.json()["candidate"]["hash"], v2_hash.as_str(), "{on_2}");
 
     // One room each node owns, two messages in each.
     let (mut a, mut b) = pair_across(cluster.node(1), cluster.node(2), "on-1").await;
@@ -1178,14 +1184,7 @@ async fn a_shadow_started_on_one_node_compares_every_nodes_calls() {
 
     let stopped = cluster.node(2).admin().delete(shadow).await;
     assert_eq!(stopped.status, 200, "{stopped}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.get(shadow).await.status != 404 {
-        assert!(
-            Instant::now() < deadline,
-            "node 1 still shadows 10 s after the stop"
-        );
-        sleep(Duration::from_millis(10)).await;
-    }
+    status_until(cluster.node(1), shadow, 404, "node 1 ends the shadow").await;
 }
 
 // ---------------------------------------------------------------------------

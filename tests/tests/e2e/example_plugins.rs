@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_e2e::admin::encode_path_segment;
 use switchboard_e2e::chains::{self, builtin, from_file, with_config};
-use switchboard_e2e::token::token_with_role;
 use switchboard_e2e::{Client, Server};
 use tokio::time::Instant;
 
@@ -16,16 +15,6 @@ const QUIET: Duration = Duration::from_millis(300);
 const CHAT_WASM: &str = env!("CHAT_WASM");
 const MODERATION_WASM: &str = env!("MODERATION_WASM");
 const ROOM_TTL_WASM: &str = env!("ROOM_TTL_WASM");
-
-/// Connects and authenticates as `user` with a token carrying `role`.
-pub(crate) async fn with_role(server: &Server, user: &str, role: &str) -> Client {
-    let mut client = Client::connect(server).await;
-    let response = client
-        .auth(json!({ "token": token_with_role(user, role) }))
-        .await;
-    assert_eq!(response, json!({ "success": true, "userId": user }));
-    client
-}
 
 /// `GET /admin/rooms/{room}`'s member ids, or `None` on 404.
 async fn members(server: &Server, room: &str) -> Option<Vec<String>> {
@@ -77,7 +66,7 @@ async fn the_example_plugins_are_built_in_and_enabled_by_name() {
         ]
     );
 
-    let mut m = with_role(&server, "mod", "moderator").await;
+    let mut m = Client::authed_as(&server, "mod", "moderator").await;
     m.join("r").await;
     let mut a = Client::joined(&server, "alice", "r").await;
     m.expect_event("room:peer-joined").await;
@@ -443,7 +432,7 @@ fn moderation_chain() -> String {
 
 /// A moderator `m` and a member `a` in `room`, past the peer-joined.
 async fn moderated(server: &Server, room: &str) -> (Client, Client) {
-    let mut m = with_role(server, "mod", "moderator").await;
+    let mut m = Client::authed_as(server, "mod", "moderator").await;
     m.join(room).await;
     let a = Client::joined(server, "alice", room).await;
     m.expect_event("room:peer-joined").await;
@@ -472,7 +461,7 @@ async fn moderator_locks_a_room_and_new_joins_are_forbidden_until_unlock() {
     late.expect_error("FORBIDDEN", Some("j"), Some("room:join"))
         .await;
     // A moderator may not walk in either: the lock is for everyone.
-    let mut other_mod = with_role(&server, "mod2", "moderator").await;
+    let mut other_mod = Client::authed_as(&server, "mod2", "moderator").await;
     other_mod
         .send_json(json!({ "event": "room:join", "id": "j", "data": { "roomId": "r" } }))
         .await;
@@ -526,7 +515,7 @@ async fn a_locked_room_opens_again_once_it_has_emptied() {
 async fn non_moderators_may_not_lock_unlock_or_kick() {
     let server = Server::start(&moderation_chain()).await;
     let (mut m, mut a) = moderated(&server, "r").await;
-    let mut user = with_role(&server, "user", "member").await;
+    let mut user = Client::authed_as(&server, "user", "member").await;
     user.join("r").await;
     m.expect_event("room:peer-joined").await;
     a.expect_event("room:peer-joined").await;
@@ -556,7 +545,7 @@ async fn non_moderators_may_not_lock_unlock_or_kick() {
 #[tokio::test]
 async fn moderation_outside_a_room_is_not_in_room() {
     let server = Server::start(&moderation_chain()).await;
-    let mut m = with_role(&server, "mod", "moderator").await;
+    let mut m = Client::authed_as(&server, "mod", "moderator").await;
     for (event, data) in [
         ("room:lock", json!({})),
         ("room:unlock", json!({})),

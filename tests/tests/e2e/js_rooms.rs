@@ -13,7 +13,7 @@ use switchboard_e2e::swap_load::{Build, GUEST, MEMBER, SWAPS, Shape, listed};
 use switchboard_e2e::{Client, Server};
 use tokio::time::Instant;
 
-use super::example_plugins::{built, with_role};
+use super::example_plugins::built;
 use super::hot_swap::{LOAD, swaps_total};
 
 /// The JavaScript policy's component, built by `scripts/build-js-plugins`.
@@ -95,9 +95,9 @@ async fn assert_js_policy_in_force(server: &Server, js: &Build, room: &str) {
         "{rooms}"
     );
 
-    let mut first = with_role(server, &format!("{room}-0"), MEMBER).await;
+    let mut first = Client::authed_as(server, &format!("{room}-0"), MEMBER).await;
     first.join(room).await;
-    let mut guest = with_role(server, &format!("{room}-guest"), GUEST).await;
+    let mut guest = Client::authed_as(server, &format!("{room}-guest"), GUEST).await;
     assert_eq!(
         refused(&mut guest, room, "FORBIDDEN").await,
         "the role `guest` may not join a room"
@@ -110,11 +110,11 @@ async fn assert_js_policy_in_force(server: &Server, js: &Build, room: &str) {
 
     let mut members = vec![first];
     for i in 1..CAPACITY {
-        let mut member = with_role(server, &format!("{room}-{i}"), MEMBER).await;
+        let mut member = Client::authed_as(server, &format!("{room}-{i}"), MEMBER).await;
         member.join(room).await;
         members.push(member);
     }
-    let mut late = with_role(server, &format!("{room}-late"), MEMBER).await;
+    let mut late = Client::authed_as(server, &format!("{room}-late"), MEMBER).await;
     assert_eq!(
         refused(&mut late, room, "ROOM_FULL").await,
         "the room is full"
@@ -167,7 +167,7 @@ async fn twenty_swaps_of_js_and_rust_rooms_under_load_drop_nothing_and_admit_by_
     let server = start(cache.path()).await;
     let admin = server.admin();
     assert_js_policy_in_force(&server, &js, "before").await;
-    let mut guest = with_role(&server, "prober", GUEST).await;
+    let mut guest = Client::authed_as(&server, "prober", GUEST).await;
 
     let mut swap_times = Vec::new();
     let run = SHAPE
