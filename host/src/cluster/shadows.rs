@@ -13,11 +13,11 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
+use super::Cluster;
 use super::bus::Op;
 use super::inbound::Inbound;
 use super::swaps::{self, Announcement};
-use super::{Cluster, NodeId};
-use crate::record::{Report, Shadows};
+use crate::record::{Report, Shadow, Shadows};
 
 /// How often a node reports its shadows' figures.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -85,36 +85,42 @@ pub(crate) async fn follow(cx: &Inbound, name: &str) {
     if shadows.of(name).is_some_and(|s| s.candidate.hash == hash) {
         return;
     }
-    if !cx.swapper.has_version(name, &hash) {
-        let Some(source) = swaps::component(cluster, name, &hash).await else {
-            return;
-        };
-        let (swapper, entry) = (Arc::clone(&cx.swapper), name.to_owned());
-        match tokio::task::spawn_blocking(move || swapper.upload(&entry, source)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                return tracing::warn!(plugin = name, "cluster: loading a shadow's candidate: {e}");
-            }
-            Err(e) => {
-                return tracing::warn!(plugin = name, "cluster: loading a shadow's candidate: {e}");
-            }
-        }
-    }
-    let Some(candidate) = registry.loaded(name, &hash) else {
-        return tracing::warn!(
-            plugin = name,
-            hash,
-            "cluster: a shadow's candidate is not loaded"
-        );
+    let source = match cx.swapper.has_version(name, &hash) {
+        true => None,
+        false => match swaps::component(cluster, name, &hash).await {
+            Some(source) => Some(source),
+            None => return,
+        },
     };
-    match shadows.start(candidate) {
-        Ok(_) => tracing::info!(
-            plugin = name,
-            candidate = hash,
-            "shadow started on another node"
-        ),
-        Err(e) => tracing::warn!(plugin = name, "cluster: starting a shadow's thread: {e:#}"),
-    }
+    let (swapper, shadows, name) = (
+        Arc::clone(&cx.swapper),
+        Arc::clone(shadows),
+        name.to_owned(),
+    );
+    // Loading a candidate compiles it, and a shadow starts a thread.
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(source) = source
+            && let Err(e) = swapper.upload(&name, source)
+        {
+            return tracing::warn!(plugin = name, "cluster: loading a shadow's candidate: {e}");
+        }
+        let Some(candidate) = swapper.registry().loaded(&name, &hash) else {
+            return tracing::warn!(
+                plugin = name,
+                hash,
+                "cluster: a shadow's candidate is not loaded"
+            );
+        };
+        match shadows.start(candidate) {
+            Ok(_) => tracing::info!(
+                plugin = name,
+                candidate = hash,
+                "shadow started on another node"
+            ),
+            Err(e) => tracing::warn!(plugin = name, "cluster: starting a shadow's thread: {e:#}"),
+        }
+    })
+    .await;
 }
 
 /// Before serving: the shadows the cluster runs.
@@ -143,22 +149,22 @@ pub(crate) async fn report(
         if running.is_empty() {
             continue;
         }
-        if let Err(e) = write_reports(&cluster, &cluster.me, &running).await {
+        if let Err(e) = write_reports(&cluster, &running).await {
             tracing::debug!("cluster: reporting shadow figures: {e}");
         }
     }
 }
 
+/// This node's figures of each shadow in `running`, in one pipeline.
 async fn write_reports(
     cluster: &Cluster,
-    me: &NodeId,
-    running: &[(Arc<str>, Arc<crate::record::Shadow>)],
+    running: &[(Arc<str>, Arc<Shadow>)],
 ) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     for (name, shadow) in running {
         let key = cluster.keys.shadow_reports(name);
         let report = serde_json::to_string(&shadow.report()).unwrap_or_default();
-        pipe.hset(&key, me.as_str(), report).ignore();
+        pipe.hset(&key, cluster.me.as_str(), report).ignore();
         pipe.pexpire(&key, REPORT_KEPT.as_millis() as i64).ignore();
     }
     pipe.query_async(&mut cluster.redis()).await

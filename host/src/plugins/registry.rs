@@ -228,8 +228,8 @@ impl Registry {
     /// the other nodes of a cluster.
     pub(crate) fn component(&self, name: &str, hash: &str) -> Option<Arc<[u8]>> {
         let book = self.book.lock();
-        let uploaded = book.uploaded.get(name).into_iter().flatten();
-        if let Some(version) = uploaded.into_iter().find(|v| v.plugin.hash == hash) {
+        let mut uploaded = book.uploaded.get(name).into_iter().flatten();
+        if let Some(version) = uploaded.find(|v| v.plugin.hash == hash) {
             return Some(Arc::clone(&version.bytes));
         }
         let canary = book
