@@ -153,6 +153,31 @@ export interface Plugin {
   create(config: string): Handlers;
 }
 
+/**
+ * The config table `create` was given, as an object, for a plugin that
+ * takes only `keys`: throws, refusing the config, with what is wrong
+ * ("chat config: unknown field `x`, expected `max_chars`"). What each
+ * key must hold is the plugin's to check.
+ */
+export function configTable(plugin: string, config: string, keys: readonly string[]): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(config);
+  } catch (error) {
+    throw new Error(`${plugin} config: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${plugin} config: expected an object`);
+  }
+  const table = parsed as Record<string, unknown>;
+  const extra = Object.keys(table).filter((key) => !keys.includes(key));
+  if (extra.length > 0) {
+    const expected = keys.map((key) => `\`${key}\``).join(' or ');
+    throw new Error(`${plugin} config: unknown field \`${extra.join('`, `')}\`, expected ${expected}`);
+  }
+  return table;
+}
+
 // The helpers return the one case they build, which is also a case of each
 // outcome type that has it (`pass()` is an `Outcome`, a `RelayOutcome` and
 // an `AuthOutcome`).

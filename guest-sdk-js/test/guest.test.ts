@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { clientIdFromBits, describeError, guestExports } from '../src/guest.js';
-import { handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
+import { configTable, handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
 import { TestHost, rejection } from '../src/testing.js';
 
 /** A plugin whose single instance's handlers a test picks. */
@@ -185,5 +185,22 @@ describe('describeError', () => {
     bare.stack = '';
     expect(describeError(bare)).toBe('TypeError: no stack');
     expect(describeError(42)).toBe('42');
+  });
+});
+
+describe('configTable', () => {
+  test('gives the table of a config that has only the keys named', () => {
+    expect(configTable('probe', '{}', ['a'])).toEqual({});
+    expect(configTable('probe', '{"a": 1, "b": [2]}', ['a', 'b'])).toEqual({ a: 1, b: [2] });
+  });
+
+  test('refuses what is not a JSON object, or names another key, saying so', () => {
+    expect(() => configTable('probe', '{', ['a'])).toThrow(/^probe config: /);
+    for (const config of ['[]', 'null', '3']) {
+      expect(() => configTable('probe', config, ['a'])).toThrow('probe config: expected an object');
+    }
+    expect(() => configTable('probe', '{"a": 1, "c": 2, "d": 3}', ['a', 'b'])).toThrow(
+      'probe config: unknown field `c`, `d`, expected `a` or `b`',
+    );
   });
 });

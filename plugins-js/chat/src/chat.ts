@@ -15,7 +15,7 @@
  * Unicode scalar values as everywhere in the protocol, and checked before
  * room membership, like a schema failure.
  */
-import { ErrorCode, handled, pass, reject, type Plugin } from '@switchboard/plugin';
+import { configTable, ErrorCode, handled, pass, reject, type Plugin } from '@switchboard/plugin';
 
 export const EVENT = 'chat:message';
 
@@ -61,20 +61,7 @@ export const chat: Plugin = {
 
 /** `max_chars` of the config, the only key it may have. */
 function maxCharsOf(config: string): number {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(config);
-  } catch (error) {
-    throw new Error(`chat config: ${(error as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error('chat config: expected an object');
-  }
-  const { max_chars: maxChars, ...unknown } = parsed as Record<string, unknown>;
-  const extra = Object.keys(unknown);
-  if (extra.length > 0) {
-    throw new Error(`chat config: unknown field \`${extra.join('`, `')}\`, expected \`max_chars\``);
-  }
+  const { max_chars: maxChars } = configTable('chat', config, ['max_chars']);
   if (maxChars === undefined) {
     return SCHEMA_MAX_CHARS;
   }

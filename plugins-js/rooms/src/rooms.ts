@@ -29,6 +29,7 @@
  * tells it from the Rust plugin (the workspace's version) by its version.
  */
 import {
+  configTable,
   ErrorCode,
   pass,
   reject,
@@ -163,20 +164,10 @@ function joinOf(data: string): { roomId: string; metadata: JsonObject } | { erro
 
 /** The policy the config sets; throws, refusing the config, with what is wrong. */
 function policyOf(config: string): Policy {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(config);
-  } catch (error) {
-    throw new Error(`rooms config: ${(error as Error).message}`);
-  }
-  if (!isObject(parsed)) {
-    throw new Error('rooms config: expected an object');
-  }
-  const { capacity = DEFAULT_CAPACITY, allowed_roles: allowedRoles, ...unknown } = parsed;
-  const extra = Object.keys(unknown);
-  if (extra.length > 0) {
-    throw new Error(`rooms config: unknown field \`${extra.join('`, `')}\`, expected \`capacity\` or \`allowed_roles\``);
-  }
+  const { capacity = DEFAULT_CAPACITY, allowed_roles: allowedRoles } = configTable('rooms', config, [
+    'capacity',
+    'allowed_roles',
+  ]);
   if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
     throw new Error(`rooms config: \`capacity\` must be a whole number of at least 1, not ${JSON.stringify(capacity)}`);
   }
