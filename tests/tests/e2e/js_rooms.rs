@@ -86,7 +86,8 @@ async fn refused(client: &mut Client, room: &str, code: &str) -> Value {
 /// The JavaScript policy is the live one: `/admin/plugins` lists its build
 /// as `rooms`; in `room`, with room to spare, a guest and a token without
 /// a role are FORBIDDEN in its words; [`CAPACITY`] members get in and the
-/// next is ROOM_FULL. The members hear of none of the refused.
+/// next is ROOM_FULL, while a member asking again is ALREADY_IN_ROOM. The
+/// members hear of none of the refused.
 async fn assert_js_policy_in_force(server: &Server, js: &Build, room: &str) {
     let rooms = listed(&server.admin(), "rooms").await;
     assert_eq!(
@@ -119,6 +120,11 @@ async fn assert_js_policy_in_force(server: &Server, js: &Build, room: &str) {
         refused(&mut late, room, "ROOM_FULL").await,
         "the room is full"
     );
+    // Asking again from inside the full room: ALREADY_IN_ROOM comes
+    // before ROOM_FULL (PROTOCOL.md, the order of checks). The last to
+    // join has heard of nobody since.
+    let last = members.last_mut().expect("members");
+    refused(last, room, "ALREADY_IN_ROOM").await;
     for _ in 1..CAPACITY {
         members[0].expect_event("room:peer-joined").await;
     }
