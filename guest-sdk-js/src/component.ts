@@ -6,7 +6,7 @@
  */
 import * as imports from 'switchboard:plugin/host@0.3.0';
 import type { ErrorCode, Host, JoinResult, Plugin } from './index.js';
-import { guestExports, type GuestExports } from './guest.js';
+import { guestExports, hostConsole, type GuestExports } from './guest.js';
 
 /** The real host, through the component's imports. */
 const wasmHost: Host = {
@@ -46,6 +46,12 @@ const wasmHost: Host = {
   now: () => Number(imports.now()),
   relayData: () => imports.relayData(),
 };
+
+// QuickJS, the engine `npm run build` puts in the component, has no
+// `console`: without this, `console.log` would throw and fail the call.
+if (typeof globalThis.console === 'undefined') {
+  Object.defineProperty(globalThis, 'console', { value: hostConsole(wasmHost), writable: true, configurable: true });
+}
 
 /** The component's `guest` exports for `plugin`. */
 export function exportPlugin(plugin: Plugin): GuestExports {

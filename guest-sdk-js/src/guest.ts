@@ -13,6 +13,7 @@ import {
   type ClientId,
   type Handlers,
   type Host,
+  type LogLevel,
   type Outcome,
   type Plugin,
   type Relay,
@@ -148,6 +149,59 @@ function relayOutcome(outcome: Outcome, relay: Relay): RelayOutcome {
     return deliver();
   }
   return reject('internal', 'a relay event goes only to the client its `to` names');
+}
+
+/** The `console` methods a plugin may call, each at its host log level. */
+const CONSOLE_LEVELS = {
+  trace: 'trace',
+  debug: 'debug',
+  log: 'info',
+  info: 'info',
+  warn: 'warn',
+  error: 'error',
+} as const satisfies Record<string, LogLevel>;
+
+/** A `console` whose methods write to `host`'s log. */
+export type HostConsole = Record<keyof typeof CONSOLE_LEVELS, (...values: unknown[]) => void>;
+
+/**
+ * A `console` that writes through `host.log`, one line per call, the values
+ * joined by spaces as Node prints them: strings as they are, errors with
+ * their stack, anything else as JSON. The component installs it where the
+ * JavaScript engine has no `console` of its own (QuickJS), so that
+ * `console.log` reaches the server's log instead of failing the call.
+ */
+export function hostConsole(host: Host): HostConsole {
+  const method =
+    (level: LogLevel) =>
+    (...values: unknown[]): void => {
+      host.log(level, values.map(showValue).join(' '));
+    };
+  return {
+    trace: method(CONSOLE_LEVELS.trace),
+    debug: method(CONSOLE_LEVELS.debug),
+    log: method(CONSOLE_LEVELS.log),
+    info: method(CONSOLE_LEVELS.info),
+    warn: method(CONSOLE_LEVELS.warn),
+    error: method(CONSOLE_LEVELS.error),
+  };
+}
+
+function showValue(value: unknown): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  if (value instanceof Error) {
+    return describeError(value);
+  }
+  try {
+    // `undefined` for undefined, a function or a symbol.
+    const json = JSON.stringify(value) as string | undefined;
+    return json ?? String(value);
+  } catch {
+    // A cycle or a BigInt.
+    return String(value);
+  }
 }
 
 /**

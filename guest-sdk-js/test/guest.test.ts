@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { clientIdFromBits, describeError, guestExports } from '../src/guest.js';
+import { clientIdFromBits, describeError, guestExports, hostConsole } from '../src/guest.js';
 import { configTable, handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
 import { TestHost, rejection } from '../src/testing.js';
 
@@ -202,5 +202,30 @@ describe('configTable', () => {
     expect(() => configTable('probe', '{"a": 1, "c": 2, "d": 3}', ['a', 'b'])).toThrow(
       'probe config: unknown field `c`, `d`, expected `a` or `b`',
     );
+  });
+});
+
+describe('hostConsole', () => {
+  test('each method logs one line at its level, values joined as Node prints them', () => {
+    const host = new TestHost();
+    const console = hostConsole(host);
+    console.log('joined', 2, { a: [1] }, null);
+    console.info('info');
+    console.warn('careful');
+    console.error(new TypeError('bad'));
+    console.debug('detail');
+    console.trace('finer');
+    const logs = host.logs();
+    expect(logs.map(([level]) => level)).toEqual(['info', 'info', 'warn', 'error', 'debug', 'trace']);
+    expect(logs[0]?.[1]).toBe('joined 2 {"a":[1]} null');
+    expect(logs[3]?.[1]).toMatch(/^TypeError: bad\n/);
+  });
+
+  test('a value JSON cannot show is printed with String', () => {
+    const host = new TestHost();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    hostConsole(host).log(10n, cyclic, undefined);
+    expect(host.logs()).toEqual([['info', '10 [object Object] undefined']]);
   });
 });

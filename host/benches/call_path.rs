@@ -15,6 +15,17 @@
 //! - `swap/cached` and `swap/cold_compile`: loading a new version of the
 //!   largest shipped plugin and making it live, as `PUT /admin/plugins/rooms`
 //!   does, with its compiled code in the disk cache and without.
+//! - `plugin_call/LANG/pass` and `plugin_call/LANG/chat`: one `on-event`
+//!   call of the chat plugin written in Rust (`plugins/chat`), TypeScript
+//!   (`plugins-js/chat`) and Python (`plugins-py/chat`), on a warm
+//!   instance, from a member of a room: with an event the plugin does not
+//!   handle, so that it passes at its first check (the empty handler: the
+//!   floor of a call in that language, the SDK's dispatch included), and
+//!   with a `chat:message` (parse, check, one `broadcast`). The JavaScript
+//!   and Python components are built by `scripts/build-js-plugins` and
+//!   `scripts/build-py-plugins`; a language whose component is not built is
+//!   skipped with a note. `SWITCHBOARD_BENCH_CHATS=NAME=PATH,...` adds
+//!   other builds of the chat to the comparison.
 //!
 //! Everything runs on the benchmark's thread, no sockets: the figures are
 //! the server's CPU cost, without the network or the scheduler.
@@ -217,5 +228,86 @@ fn swap(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(cache_dir);
 }
 
-criterion_group!(benches, relay, signaling, swap);
+/// The chat plugin in each language: its name and where its component is
+/// (`None`: the built-in Rust one).
+const CHATS: [(&str, Option<&str>); 3] = [
+    ("rust", None),
+    (
+        "js",
+        Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../plugins-js/chat/dist/chat.wasm"
+        )),
+    ),
+    (
+        "python",
+        Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../plugins-py/chat/dist/chat.wasm"
+        )),
+    ),
+];
+
+/// More builds of the chat to compare, as `NAME=PATH,NAME=PATH` (another
+/// engine, other build flags).
+const MORE_CHATS_VAR: &str = "SWITCHBOARD_BENCH_CHATS";
+
+/// Each chat's memory cap: room for a JavaScript or Python runtime's heap
+/// between collections, over the hundreds of thousands of calls a
+/// benchmark makes.
+const CHAT_MEMORY: usize = 256 << 20;
+
+fn plugin_call(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    let member = fixture
+        .app
+        .hub()
+        .client_info(fixture.sender.id())
+        .expect("the sender is connected");
+    // The server's own cache: a JavaScript or Python component takes
+    // seconds to compile, and only the first run here pays for it.
+    let loader = loader(&fixture, CompileCache::new(default_cache_dir()));
+    let more = std::env::var(MORE_CHATS_VAR).unwrap_or_default();
+    let more = more.split(',').filter_map(|entry| entry.split_once('='));
+    let chats = CHATS
+        .into_iter()
+        .map(|(lang, path)| (lang, path.map(str::to_owned)))
+        .chain(more.map(|(name, path)| (name, Some(path.to_owned()))));
+    let mut group = c.benchmark_group("plugin_call");
+    for (lang, path) in chats {
+        let source = match path {
+            None => builtin_source("chat"),
+            Some(path) => match std::fs::read(&path) {
+                Ok(bytes) => PluginSource {
+                    origin: path,
+                    bytes,
+                },
+                Err(e) => {
+                    eprintln!("plugin_call/{lang}: skipped, {path}: {e}");
+                    continue;
+                }
+            },
+        };
+        let mut limits = loader.default_limits().clone();
+        limits.memory_bytes = CHAT_MEMORY;
+        let chat = loader
+            .load("chat", &source, "{}".into(), vec![], limits)
+            .unwrap();
+        group.bench_function(format!("{lang}/pass"), |b| {
+            b.iter(|| black_box(chat.on_event(&member, "bench:other", "{}").unwrap()))
+        });
+        group.bench_function(format!("{lang}/chat"), |b| {
+            b.iter(|| {
+                let called = chat
+                    .on_event(&member, "chat:message", r#"{"text":"hello"}"#)
+                    .unwrap();
+                assert_eq!(called.effects.len(), 1, "one broadcast");
+                black_box(called)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, relay, signaling, swap, plugin_call);
 criterion_main!(benches);

@@ -79,4 +79,23 @@ pub(crate) mod testing {
         let limits = loader.default_limits().clone();
         loader.load(name, &source, config.to_owned(), env, limits)
     }
+
+    /// The component a script of this repository builds, at `path` from the
+    /// repository's root, loaded as `name` with the default limits.
+    pub(crate) fn load_built(name: &str, path: &str, script: &str) -> Plugin {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run {script}", path.display()));
+        let source = PluginSource {
+            origin: path.display().to_string(),
+            bytes,
+        };
+        let loader = loader();
+        let limits = loader.default_limits().clone();
+        loader
+            .load(name, &source, "{}".to_owned(), vec![], limits)
+            .unwrap()
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable, ResourceType};
 use wasmtime::error::Context as _;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreContextMut,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+    StoreContextMut,
 };
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::sync::io::streams;
@@ -18,6 +19,10 @@ use crate::config::MAX_PLUGIN_MEMORY;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Set (to anything), the engine writes a perf map of the code it loads:
+/// how a plugin's time is profiled (docs/PLUGIN-PERFORMANCE.md).
+const PERF_MAP_VAR: &str = "SWITCHBOARD_PERF_MAP";
 
 /// Instances the pool can hold at once, over all plugins (each plugin keeps
 /// a few warm instances, one per thread calling it).
@@ -92,6 +97,12 @@ pub(crate) fn engine() -> anyhow::Result<Engine> {
     config
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if std::env::var_os(PERF_MAP_VAR).is_some() {
+        // `perf report` names the plugins' compiled functions (by the
+        // component's name section, where it has one) from
+        // /tmp/perf-PID.map.
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     let engine = match Engine::new(&config) {
         Ok(engine) => engine,
         // The pool reserves its address space up front (terabytes of it,
