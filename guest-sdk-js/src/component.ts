@@ -6,7 +6,7 @@
  */
 import * as imports from 'switchboard:plugin/host@0.3.0';
 import type { ErrorCode, Host, JoinResult, Plugin } from './index.js';
-import { guestExports, hostConsole, type GuestExports } from './guest.js';
+import { fromWit, guestExports, hostConsole, some, type GuestExports } from './guest.js';
 
 /** The real host, through the component's imports. */
 const wasmHost: Host = {
@@ -24,10 +24,13 @@ const wasmHost: Host = {
       return { ok: false, error: (error as { payload: ErrorCode }).payload };
     }
   },
-  leaveRoom: (client) => imports.leaveRoom(client),
+  leaveRoom: (client) => some(imports.leaveRoom(client)),
   roomMembers: (room) => imports.roomMembers(room),
-  clientInfo: (client) => imports.lookupClient(client),
-  kvGet: (room, key) => imports.kvGet(room, key),
+  clientInfo: (client) => {
+    const info = some(imports.lookupClient(client));
+    return info && fromWit(info);
+  },
+  kvGet: (room, key) => some(imports.kvGet(room, key)),
   kvSet: (room, key, value) => {
     imports.kvSet(room, key, value);
   },

@@ -77,22 +77,26 @@ export function guestExports(plugin: Plugin, host: Host): GuestExports {
       try {
         handlers = plugin.create(config);
       } catch (error) {
-        // componentize-js makes a thrown string the `err` of the result; a
-        // thrown Error would trap instead, hiding the message.
+        // componentize-qjs (as componentize-js) makes a thrown string the
+        // `err` of the result; a thrown Error would trap instead, hiding
+        // the message.
         // eslint-disable-next-line @typescript-eslint/only-throw-error
         throw error instanceof Error ? error.message : String(error);
       }
     },
     onConnect: (client) => {
-      guarded('on-connect', () => instance('on-connect').onConnect?.(host, client));
+      guarded('on-connect', () => instance('on-connect').onConnect?.(host, fromWit(client)));
     },
     onAuth: (client, token, roomId) =>
-      guarded('on-auth', () => instance('on-auth').onAuth?.(host, client, token, roomId) ?? pass()),
+      guarded(
+        'on-auth',
+        () => instance('on-auth').onAuth?.(host, fromWit(client), token, some(roomId)) ?? pass(),
+      ),
     onEvent: (client, event, data) =>
-      guarded('on-event', () => instance('on-event').onEvent?.(host, client, event, data) ?? pass()),
+      guarded('on-event', () => instance('on-event').onEvent?.(host, fromWit(client), event, data) ?? pass()),
     onRelay: (relay) => guarded('on-relay', () => onRelay(instance('on-relay'), host, fromWitRelay(relay))),
     onDisconnect: (client) => {
-      guarded('on-disconnect', () => instance('on-disconnect').onDisconnect?.(host, client));
+      guarded('on-disconnect', () => instance('on-disconnect').onDisconnect?.(host, fromWit(client)));
     },
     onTimer: (room, tag) => {
       guarded('on-timer', () => instance('on-timer').onTimer?.(host, room, tag));
@@ -112,6 +116,26 @@ function descriptor(plugin: Plugin): wit.Descriptor {
   };
 }
 
+/**
+ * A WIT `option` as the SDK's types have it. componentize-qjs lifts `none`
+ * as `null`, where jco's types (and componentize-js) have `undefined`; a
+ * plugin checks `=== undefined`, so every option the host hands the SDK
+ * goes through here or {@link fromWit}.
+ */
+export function some<T>(value: T | null | undefined): T | undefined {
+  return value ?? undefined;
+}
+
+/** A WIT record with each `none` field left out rather than `null`. */
+export function fromWit<T extends object>(record: T): T {
+  for (const key of Object.keys(record)) {
+    if ((record as Record<string, unknown>)[key] === null) {
+      Reflect.deleteProperty(record, key);
+    }
+  }
+  return record;
+}
+
 function fromWitRelay(relay: wit.Relay): Relay {
   const converted: Relay = {
     event: relay.event,
@@ -119,8 +143,9 @@ function fromWitRelay(relay: wit.Relay): Relay {
     sender: clientIdFromBits(relay.sender),
     sameRoom: relay.sameRoom,
   };
-  if (relay.target !== undefined) {
-    converted.target = clientIdFromBits(relay.target);
+  const target = some(relay.target);
+  if (target !== undefined) {
+    converted.target = clientIdFromBits(target);
   }
   return converted;
 }
@@ -206,8 +231,8 @@ function showValue(value: unknown): string {
 
 /**
  * An error's name, message and stack, or the thrown value if it is no
- * error. Node's stack starts with the name and message; StarlingMonkey's
- * has only the frames, and is empty when it has none.
+ * error. Node's stack starts with the name and message; QuickJS's (and
+ * StarlingMonkey's) has only the frames, and is empty when it has none.
  */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { clientIdFromBits, describeError, guestExports, hostConsole } from '../src/guest.js';
+import { clientIdFromBits, describeError, fromWit, guestExports, hostConsole, some } from '../src/guest.js';
 import { configTable, handled, pass, reject, relayTo, reply, type Handlers, type Plugin } from '../src/index.js';
 import { TestHost, rejection } from '../src/testing.js';
 
@@ -126,6 +126,41 @@ describe('guestExports', () => {
       { event: 'sdp-offer', eventName: 'sdp:offer', sender: '000000000000001a', target: 'fedcba9876543210', sameRoom: true },
       { event: 'ice-candidate', eventName: 'ice:candidate', sender: '0000000000000002', sameRoom: false },
     ]);
+  });
+});
+
+describe('WIT options lifted as null (componentize-qjs)', () => {
+  test('reach the plugin as undefined: fields left out, arguments undefined', () => {
+    const host = new TestHost();
+    const seen: unknown[] = [];
+    const exports = guestExports(
+      pluginWith({
+        onAuth: (_h, c, _token, roomId) => (seen.push(c, roomId), pass()),
+        onEvent: (_h, c) => (seen.push(c), pass()),
+        onRelay: (_h, relay) => (seen.push(relay), pass()),
+      }),
+      host,
+    );
+    exports.init('{}');
+    // What QuickJS hands the exports for `none`, which jco's types call
+    // undefined (hence `as never`).
+    const bare = { id: 'c1', userId: null, role: null, roomClaim: null, room: null };
+    exports.onAuth({ ...bare } as never, 'token', null as never);
+    exports.onEvent({ ...bare, userId: 'alice', room: 'r' } as never, 'probe:go', '{}');
+    exports.onRelay({ event: 'sdp-offer', sender: 2n, target: null, sameRoom: false } as never);
+    expect(seen).toStrictEqual([
+      { id: 'c1' },
+      undefined,
+      { id: 'c1', userId: 'alice', room: 'r' },
+      { event: 'sdp-offer', eventName: 'sdp:offer', sender: '0000000000000002', sameRoom: false },
+    ]);
+  });
+
+  test('some and fromWit keep every value that is not null', () => {
+    expect(some(null)).toBeUndefined();
+    expect(some('')).toBe('');
+    expect(some(0)).toBe(0);
+    expect(fromWit({ a: null, b: undefined, c: false, d: '' })).toStrictEqual({ b: undefined, c: false, d: '' });
   });
 });
 

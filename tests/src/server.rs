@@ -98,7 +98,7 @@ impl ServerBuilder {
 
     /// How long the server may take to print its listening line (30 s by
     /// default): longer for a chain with a plugin that compiles slowly, as
-    /// a JavaScript plugin's 12 MB component does without a warm cache.
+    /// a Python plugin's 18 MB component does without a warm cache.
     pub fn startup_timeout(mut self, limit: Duration) -> Self {
         self.startup_timeout = limit;
         self

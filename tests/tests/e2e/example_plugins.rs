@@ -105,9 +105,9 @@ const CHAT_PY_WASM: &str = concat!(
 );
 
 /// The first start of a server with the JavaScript chat, which compiles the
-/// 12 MB component into the shared compile cache (seconds to tens of
-/// seconds on two busy cores), so that the other tests load it from there
-/// instead of compiling it at once, each on its own.
+/// 1.7 MB component into the shared compile cache (seconds on two busy
+/// cores), so that the other tests load it from there instead of compiling
+/// it at once, each on its own.
 static CHAT_JS_COMPILED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// The same for the Python chat's 18 MB component (about 7 s to compile).
@@ -129,18 +129,18 @@ pub(crate) fn built(path: &'static str, script: &str) -> &'static str {
     path
 }
 
-/// A hot swap to the JavaScript chat compiles its 12 MB component on the
-/// live server, which takes hundreds of MB while it runs (about 440 MB at
-/// its peak here). Once the version is live, what the compile took goes
-/// back: the server grows by the new version's code and instance only.
-/// Before the swapper returned it, the server kept 340 MB more than it
-/// had before the swap; now it keeps about 115 MB more.
+/// A hot swap to the Python chat compiles its 18 MB component on the live
+/// server, which takes hundreds of MB while it runs. Once the version is
+/// live, what the compile took goes back: the server grows by the new
+/// version's code and instance only. Before the swapper returned it, a
+/// swap to the 12 MB JavaScript chat of the time (a StarlingMonkey build)
+/// kept 340 MB more than the server had before; then about 115 MB more.
 #[tokio::test]
-async fn a_hot_swap_that_compiles_a_javascript_plugin_gives_the_compiles_memory_back() {
+async fn a_hot_swap_that_compiles_a_large_plugin_gives_the_compiles_memory_back() {
     const MAX_GROWTH: u64 = 220 << 20;
-    let js =
-        std::fs::read(built(CHAT_JS_WASM, "scripts/build-js-plugins")).expect("read chat.wasm");
-    let js_hash = switchboard_e2e::swap_load::sha256_hex(&js);
+    let big =
+        std::fs::read(built(CHAT_PY_WASM, "scripts/build-py-plugins")).expect("read chat.wasm");
+    let big_hash = switchboard_e2e::swap_load::sha256_hex(&big);
     // A cache of its own, empty: the swap compiles.
     let cache = tempfile::tempdir().expect("cache dir");
     let plugins = tempfile::tempdir().expect("plugins dir");
@@ -158,7 +158,7 @@ async fn a_hot_swap_that_compiles_a_javascript_plugin_gives_the_compiles_memory_
 
     // Through the plugins directory, so that no request waits on the
     // compile, which takes tens of seconds on two busy cores.
-    super::hot_swap::replace_file(plugins.path(), "chat.wasm", &js);
+    super::hot_swap::replace_file(plugins.path(), "chat.wasm", &big);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let listing = server.admin().get_json("/admin/plugins").await;
@@ -167,12 +167,12 @@ async fn a_hot_swap_that_compiles_a_javascript_plugin_gives_the_compiles_memory_
             .into_iter()
             .flatten()
             .find(|p| p["name"] == "chat");
-        if chat.is_some_and(|chat| chat["hash"] == js_hash.as_str()) {
+        if chat.is_some_and(|chat| chat["hash"] == big_hash.as_str()) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the JavaScript chat is not live after 300 s: {listing}"
+            "the Python chat is not live after 300 s: {listing}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

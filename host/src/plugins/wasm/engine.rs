@@ -30,7 +30,7 @@ const MAX_INSTANCES: u32 = 256;
 
 /// The niceness of the threads that compile plugins: under load, the
 /// scheduler gives the workers that serve clients the cores first, so a
-/// compile on a live server (a hot swap of a 12 MB JavaScript component
+/// compile on a live server (a hot swap of an 18 MB Python component
 /// takes seconds of both cores) waits rather than delays every room. An
 /// idle machine still compiles at full speed.
 pub(crate) const COMPILE_NICENESS: i32 = 10;
