@@ -52,7 +52,7 @@ const wasmHost: Host = {
 
 // QuickJS, the engine `npm run build` puts in the component, has no
 // `console`: without this, `console.log` would throw and fail the call.
-if (typeof globalThis.console === 'undefined') {
+if (!('console' in globalThis)) {
   Object.defineProperty(globalThis, 'console', { value: hostConsole(wasmHost), writable: true, configurable: true });
 }
 
