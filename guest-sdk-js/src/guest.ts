@@ -176,23 +176,14 @@ function relayOutcome(outcome: Outcome, relay: Relay): RelayOutcome {
   return reject('internal', 'a relay event goes only to the client its `to` names');
 }
 
-/** The `console` methods a plugin may call, each at its host log level. */
-const CONSOLE_LEVELS = {
-  trace: 'trace',
-  debug: 'debug',
-  log: 'info',
-  info: 'info',
-  warn: 'warn',
-  error: 'error',
-} as const satisfies Record<string, LogLevel>;
-
 /** A `console` whose methods write to `host`'s log. */
-export type HostConsole = Record<keyof typeof CONSOLE_LEVELS, (...values: unknown[]) => void>;
+export type HostConsole = Record<'trace' | 'debug' | 'log' | 'info' | 'warn' | 'error', (...values: unknown[]) => void>;
 
 /**
  * A `console` that writes through `host.log`, one line per call, the values
  * joined by spaces as Node prints them: strings as they are, errors with
- * their stack, anything else as JSON. The component installs it where the
+ * their stack, anything else as JSON. `log` is `info`; each other method
+ * logs at the level of its name. The component installs it where the
  * JavaScript engine has no `console` of its own (QuickJS), so that
  * `console.log` reaches the server's log instead of failing the call.
  */
@@ -203,12 +194,12 @@ export function hostConsole(host: Host): HostConsole {
       host.log(level, values.map(showValue).join(' '));
     };
   return {
-    trace: method(CONSOLE_LEVELS.trace),
-    debug: method(CONSOLE_LEVELS.debug),
-    log: method(CONSOLE_LEVELS.log),
-    info: method(CONSOLE_LEVELS.info),
-    warn: method(CONSOLE_LEVELS.warn),
-    error: method(CONSOLE_LEVELS.error),
+    trace: method('trace'),
+    debug: method('debug'),
+    log: method('info'),
+    info: method('info'),
+    warn: method('warn'),
+    error: method('error'),
   };
 }
 

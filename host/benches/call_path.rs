@@ -39,8 +39,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use switchboard::builtin::{self, JWT_SECRET_VAR};
 use switchboard::config::Config;
 use switchboard::{
-    App, ClientIds, CompileCache, Conn, Inbox, Loader, Outbound, Plugin, PluginSource, QueueLimits,
-    Relay, default_cache_dir, queue,
+    App, ClientIds, ClientInfo, CompileCache, Conn, Inbox, Loader, Outbound, Plugin, PluginSource,
+    QueueLimits, Relay, default_cache_dir, queue,
 };
 use switchboard_protocol::schema;
 use switchboard_vocab::RelayEvent;
@@ -112,6 +112,14 @@ impl Fixture {
         )
     }
 
+    /// The sender's record as the hub has it: in the room `bench`.
+    fn sender_info(&self) -> ClientInfo {
+        self.app
+            .hub()
+            .client_info(self.sender.id())
+            .expect("the sender is connected")
+    }
+
     fn signaling(&self) -> Arc<Plugin> {
         let chain = self.app.registry().chain();
         Arc::clone(chain.find("signaling").unwrap())
@@ -155,11 +163,7 @@ fn relay(c: &mut Criterion) {
 
 fn signaling(c: &mut Criterion) {
     let fixture = Fixture::new();
-    let info = fixture
-        .app
-        .hub()
-        .client_info(fixture.sender.id())
-        .expect("the sender is connected");
+    let info = fixture.sender_info();
     let data = fixture.normalized_data();
     let relay_data = schema::read_relay("ice:candidate", &data).expect("relay data");
     let relay = Relay {
@@ -259,11 +263,7 @@ const CHAT_MEMORY: usize = 256 << 20;
 
 fn plugin_call(c: &mut Criterion) {
     let fixture = Fixture::new();
-    let member = fixture
-        .app
-        .hub()
-        .client_info(fixture.sender.id())
-        .expect("the sender is connected");
+    let member = fixture.sender_info();
     // The server's own cache: a JavaScript or Python component takes
     // seconds to compile, and only the first run here pays for it.
     let loader = loader(&fixture, CompileCache::new(default_cache_dir()));

@@ -75,9 +75,7 @@ pub(crate) mod testing {
             bytes: found.wasm.to_vec(),
         };
         let env = vec![(builtin::JWT_SECRET_VAR.to_owned(), "unit".to_owned())];
-        let loader = loader_on(hub);
-        let limits = loader.default_limits().clone();
-        loader.load(name, &source, config.to_owned(), env, limits)
+        load_with_defaults(&loader_on(hub), name, &source, config, env)
     }
 
     /// The component a script of this repository builds, at `path` from the
@@ -92,10 +90,18 @@ pub(crate) mod testing {
             origin: path.display().to_string(),
             bytes,
         };
-        let loader = loader();
+        load_with_defaults(&loader(), name, &source, "{}", vec![]).unwrap()
+    }
+
+    /// `source` loaded as `name` with the default limits.
+    fn load_with_defaults(
+        loader: &Loader,
+        name: &str,
+        source: &PluginSource,
+        config: &str,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Plugin> {
         let limits = loader.default_limits().clone();
-        loader
-            .load(name, &source, "{}".to_owned(), vec![], limits)
-            .unwrap()
+        loader.load(name, source, config.to_owned(), env, limits)
     }
 }

@@ -20,8 +20,9 @@ use crate::config::MAX_PLUGIN_MEMORY;
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Set (to anything), the engine writes a perf map of the code it loads:
-/// how a plugin's time is profiled (docs/PLUGIN-PERFORMANCE.md).
+/// Set (to anything), the engine writes a perf map of the code it loads,
+/// so that `perf` names a plugin's functions (BENCHMARKS.md, "Plugins per
+/// call in each language", profiles the JavaScript engine this way).
 const PERF_MAP_VAR: &str = "SWITCHBOARD_PERF_MAP";
 
 /// Instances the pool can hold at once, over all plugins (each plugin keeps

@@ -500,7 +500,7 @@ mod tests {
     /// leaked a little on every call would trap once it reached the memory
     /// cap, failing that call. The componentize-js 0.23 build of the chat
     /// did, after 36,000 to 59,000 calls at the default 32 MiB
-    /// (BENCHMARKS.md, "JavaScript per call"); the QuickJS build must not.
+    /// (BENCHMARKS.md, "Plugins per call in each language"); the QuickJS build must not.
     #[test]
     fn the_javascript_chat_serves_a_hundred_thousand_calls_in_the_default_memory() {
         let chat = load_built(
