@@ -263,12 +263,15 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
                 None => return End::gone("unregistered"),
             },
             message = ws.next() => {
-                if let Err(end) = reader.receive(ws, cx, live, message).await {
+                // The batch is what the socket already holds: one reading
+                // of the clock serves its rate limit.
+                let now = Instant::now();
+                if let Err(end) = reader.receive(ws, cx, live, message, now).await {
                     return end;
                 }
                 for _ in 1..READ_BATCH {
                     let Some(message) = ws.next().now_or_never() else { break };
-                    if let Err(end) = reader.receive(ws, cx, live, message).await {
+                    if let Err(end) = reader.receive(ws, cx, live, message, now).await {
                         return end;
                     }
                 }
@@ -299,13 +302,14 @@ struct Reader {
 
 impl Reader {
     /// Handles what one read of the socket gave, in PROTOCOL.md's order of
-    /// checks; `Err` ends the connection.
+    /// checks, as of `now`; `Err` ends the connection.
     async fn receive(
         &mut self,
         ws: &mut Socket,
         cx: &Context,
         live: &mut Live,
         message: Option<Result<Message, WsError>>,
+        now: Instant,
     ) -> Result<(), End> {
         let router = &cx.router;
         let message = match message {
@@ -327,7 +331,7 @@ impl Reader {
         };
         if matches!(message, Message::Text(_) | Message::Binary(_)) {
             live.conn.count_message();
-            let admit = self.limit.admit(Instant::now());
+            let admit = self.limit.admit(now);
             if admit != Admit::Yes {
                 // Answered, the message that closes too.
                 router.rate_limited(live.conn.id());

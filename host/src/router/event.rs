@@ -138,7 +138,13 @@ impl Router {
         name: &str,
         data: Normalized,
     ) {
-        let Some(info) = self.hub.client_info(id) else {
+        // A relay's target is looked up with its sender: one read of the
+        // table on the hottest path.
+        let view = match &data {
+            Normalized::Relay(relay) => self.hub.relay_view(id, relay.target),
+            Normalized::Object(_) => self.hub.client_info(id).map(|info| (info, false)),
+        };
+        let Some((info, same_room)) = view else {
             return;
         };
         let room = info.room.clone().or_else(|| join_target(name, &data));
@@ -165,12 +171,11 @@ impl Router {
         let tap = tap.as_ref();
         let decided = match &data {
             Normalized::Relay(relay) => {
-                let target_room = target.and_then(|to| self.hub.room_of(to));
                 let call = Relay {
                     event: relay.event,
                     sender: id,
                     target,
-                    same_room: info.room.is_some() && target_room == info.room,
+                    same_room,
                 };
                 run_chain(plugins, |plugin| {
                     let input = || input::relay(&call, relay);
