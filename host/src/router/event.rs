@@ -138,13 +138,7 @@ impl Router {
         name: &str,
         data: Normalized,
     ) {
-        // A relay's target is looked up with its sender: one read of the
-        // table on the hottest path.
-        let view = match &data {
-            Normalized::Relay(relay) => self.hub.relay_view(id, relay.target),
-            Normalized::Object(_) => self.hub.client_info(id).map(|info| (info, false)),
-        };
-        let Some((info, same_room)) = view else {
+        let Some(info) = self.hub.client_info(id) else {
             return;
         };
         let room = info.room.clone().or_else(|| join_target(name, &data));
@@ -171,11 +165,16 @@ impl Router {
         let tap = tap.as_ref();
         let decided = match &data {
             Normalized::Relay(relay) => {
+                // Read under the room's lock, where the room's joins and
+                // leaves are wholly before or after it. Read before the lock
+                // with the sender's record, it could miss a membership the
+                // room's order put first: the cross-node soak lost relays.
+                let target_room = target.and_then(|to| self.hub.room_of(to));
                 let call = Relay {
                     event: relay.event,
                     sender: id,
                     target,
-                    same_room,
+                    same_room: info.room.is_some() && target_room == info.room,
                 };
                 run_chain(plugins, |plugin| {
                     let input = || input::relay(&call, relay);

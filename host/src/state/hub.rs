@@ -701,28 +701,6 @@ impl Hub {
         })
     }
 
-    /// A relay's sender, and whether its target is a member of the
-    /// sender's room, under one read of the table; `None` when the sender
-    /// is not connected.
-    pub(crate) fn relay_view(
-        &self,
-        sender: ClientId,
-        target: Option<ClientId>,
-    ) -> Option<(ClientInfo, bool)> {
-        let state = self.state.read();
-        let client = state.clients.get(&sender)?;
-        let same_room = client.room.is_some()
-            && target
-                .and_then(|target| state.clients.get(&target))
-                .is_some_and(|target| target.room == client.room);
-        let info = ClientInfo {
-            id: sender,
-            identity: client.identity.clone(),
-            room: client.room.clone(),
-        };
-        Some((info, same_room))
-    }
-
     /// The room a client is in; `None` when it is in none or not connected.
     pub(crate) fn room_of(&self, id: ClientId) -> Option<RoomId> {
         self.state.read().clients.get(&id)?.room.clone()
@@ -987,27 +965,6 @@ mod tests {
 
     fn empty() -> Arc<RawValue> {
         RawValue::from_string("{}".into()).unwrap().into()
-    }
-
-    #[test]
-    fn a_relay_view_says_whether_the_target_shares_the_senders_room() {
-        let (hub, ids) = (Hub::new(usize::MAX), ClientIds::new());
-        let (r, s) = (RoomId::parse("r").unwrap(), RoomId::parse("s").unwrap());
-        let [(a, _ra), (b, _rb), (c, _rc), (d, _rd)] = [(); 4].map(|()| client(&hub, &ids));
-        hub.join(a, &r, empty()).unwrap();
-        hub.join(b, &r, empty()).unwrap();
-        hub.join(c, &s, empty()).unwrap();
-        let same = |from, to| hub.relay_view(from, to).map(|(_, same)| same);
-        assert_eq!(same(a, Some(b)), Some(true));
-        assert_eq!(same(a, Some(c)), Some(false), "another room");
-        assert_eq!(same(a, Some(d)), Some(false), "in no room");
-        assert_eq!(same(d, Some(d)), Some(false), "the sender in no room");
-        assert_eq!(same(a, None), Some(false));
-        let (info, _) = hub.relay_view(a, Some(b)).unwrap();
-        assert_eq!((info.id, info.room), (a, Some(r)));
-        hub.unregister(b);
-        assert_eq!(same(a, Some(b)), Some(false), "gone");
-        assert!(hub.relay_view(b, Some(a)).is_none(), "the sender gone");
     }
 
     #[test]
