@@ -1446,8 +1446,11 @@ async fn a_rooms_timers_fire_after_its_owner_died() {
         )
     })
     .await;
-    let a = Client::joined(cluster.node(2), "alice", "r").await;
+    // Before alice's join: the room opens on the server before her client
+    // reads `room:joined`, so an instant taken after it could make a TTL
+    // that fired on time look early (it did, by 2 ms).
     let opened = Instant::now();
+    let a = Client::joined(cluster.node(2), "alice", "r").await;
     let mut b = Client::joined(cluster.node(1), "bob", "r").await;
     wait_for_listing(cluster.node(1), "r", 2).await;
     let alice = a.client_id.clone();
