@@ -1,8 +1,9 @@
 //! The network: the HTTP listener and the upgrade to WebSocket (`server`),
 //! one task per connection that owns its socket (`connection`, writing
 //! through `write`), the bounded outbound queue each connection drains
-//! (`outbox`), the per-connection token bucket (`rate_limit`), and the
-//! opt-in demo call page (`demo`).
+//! (`outbox`), the per-connection token bucket (`rate_limit`), reads that
+//! take a client's burst at once (`read_ahead`), and the opt-in demo call
+//! page (`demo`).
 //!
 //! Nothing here knows what a message means: text goes to the router, and
 //! what comes back is queued frames and a verdict. Only this layer sees
@@ -12,6 +13,7 @@ mod connection;
 mod demo;
 mod outbox;
 mod rate_limit;
+mod read_ahead;
 mod server;
 mod write;
 

@@ -27,6 +27,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::connection::{self, Context};
 use super::demo::Demo;
+use super::read_ahead::ReadAhead;
 
 /// What the HTTP side needs, shared by every connection.
 pub(crate) struct Server {
@@ -50,10 +51,11 @@ pub(super) type Body = Full<Bytes>;
 /// tungstenite buffers, per connection. The read buffer is allocated up
 /// front and kept for the connection's life, so it is most of what an idle
 /// connection costs: its defaults (128 KiB) would cost gigabytes at tens of
-/// thousands of clients. 1 KiB holds a few ICE candidates per read; an SDP
-/// takes a few more reads. The write buffer grows only as frames are fed:
-/// up to [`WRITE_BUFFER_BYTES`] of them wait for the flush that ends a
-/// batch, so a batch is one system call.
+/// thousands of clients. 1 KiB holds a few ICE candidates; tungstenite
+/// reads no more than that at a time, and the socket under it
+/// ([`ReadAhead`]) takes a burst from the kernel at once. The write buffer
+/// grows only as frames are fed: up to [`WRITE_BUFFER_BYTES`] of them wait
+/// for the flush that ends a batch, so a batch is one system call.
 pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(1024)
@@ -130,7 +132,7 @@ impl Server {
         let unread = parts.read_buf.to_vec();
         drop(parts.read_buf);
         let ws = WebSocketStream::from_partially_read(
-            parts.io.into_inner(),
+            ReadAhead::new(parts.io.into_inner()),
             unread,
             Role::Server,
             Some(server.ws_config),

@@ -19,11 +19,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::outbox::{Inbox, Outbound, Overflow};
+use super::read_ahead::ReadAhead;
 use crate::envelope::{self, Frame};
 use crate::metrics::Metrics;
 use crate::vocab::CloseCode;
 
-pub(crate) type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<ReadAhead<TcpStream>>;
 
 /// Outbound frames written before one flush: a burst of relays for one
 /// client goes out in a few system calls, and the task gets back to its
