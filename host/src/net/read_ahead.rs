@@ -46,7 +46,7 @@ impl<S> ReadAhead<S> {
     }
 
     /// Serves the caller from the spill, and frees it once emptied.
-    fn from_spill(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+    fn read_spill(&mut self, buf: &mut ReadBuf<'_>) -> bool {
         let Some(spill) = &mut self.spill else {
             return false;
         };
@@ -68,10 +68,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.from_spill(buf) {
+        if this.read_spill(buf) {
             return Poll::Ready(Ok(()));
         }
-        if buf.remaining() >= READ_AHEAD {
+        // Nothing to gain from the scratch buffer, and a read of nothing
+        // must not take bytes off the socket.
+        if buf.remaining() >= READ_AHEAD || buf.remaining() == 0 {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         SCRATCH.with_borrow_mut(|scratch| {
