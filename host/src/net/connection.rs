@@ -171,6 +171,9 @@ struct Live {
 /// passes, its queue overflows, or it is kicked; all but a resume end it.
 async fn grace_period(cx: Arc<Context>, id: ClientId, ends: Suspension) {
     tokio::select! {
+        // First: once a resume has claimed the session, its new connection
+        // waits on the overflow signal, which has room for one waiter.
+        biased;
         _ = ends.grace.cancelled() => {}
         _ = sleep(cx.settings.resume_grace) => {}
         _ = ends.overflow.wait() => {}
@@ -249,7 +252,7 @@ async fn serve(ws: &mut Socket, cx: &Arc<Context>, live: &mut Live) -> End {
         tokio::select! {
             biased;
             _ = &mut shutdown => return End::Close(CloseCode::GoingAway, "server shutting down".into()),
-            _ = live.signals.takeover.notified() => return End::TakenOver,
+            _ = live.signals.takeover.raised() => return End::TakenOver,
             _ = live.signals.overflow.wait() => return End::SlowConsumer("outbound queue full"),
             out = live.queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => {

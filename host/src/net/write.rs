@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::sleep;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
@@ -20,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::outbox::{Inbox, Outbound, Overflow};
 use super::read_ahead::ReadAhead;
+use super::signal::Signal;
 use crate::envelope::{self, Frame};
 use crate::metrics::Metrics;
 use crate::vocab::CloseCode;
@@ -37,7 +37,7 @@ pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// apart from its queue so a write can watch it while borrowing the queue.
 pub(crate) struct Signals {
     /// Fires when another connection resumes this session.
-    pub(crate) takeover: Arc<Notify>,
+    pub(crate) takeover: Arc<Signal>,
     pub(crate) overflow: Overflow,
 }
 
@@ -71,7 +71,7 @@ pub(crate) async fn bounded<T>(
     }
     tokio::select! {
         result = write => result.map_err(|_| Stopped::Failed),
-        _ = signals.takeover.notified() => Err(Stopped::TakenOver),
+        _ = signals.takeover.raised() => Err(Stopped::TakenOver),
         _ = signals.overflow.wait() => Err(Stopped::SlowConsumer("outbound queue full")),
         _ = sleep(patience) => Err(Stopped::SlowConsumer("socket stalled")),
     }

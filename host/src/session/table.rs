@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::ClientId;
 use crate::memory;
 use crate::metrics::Metrics;
-use crate::net::{Inbox, Overflow};
+use crate::net::{Inbox, Overflow, Signal};
 use crate::state::NodeId;
 
 /// An unguessable, single-use token naming one session.
@@ -71,7 +71,7 @@ enum Slot {
     /// queue over.
     Live {
         token: ResumeToken,
-        takeover: Arc<Notify>,
+        takeover: Arc<Signal>,
     },
     /// A resume asked the live connection for the queue and waits here.
     TakingOver { waiter: oneshot::Sender<Inbox> },
@@ -145,9 +145,9 @@ impl Sessions {
 
     /// Starts a live session for a new connection; returns its token and
     /// the signal its task watches for a takeover.
-    pub(crate) fn open(&self, id: ClientId) -> (ResumeToken, Arc<Notify>) {
+    pub(crate) fn open(&self, id: ClientId) -> (ResumeToken, Arc<Signal>) {
         let token = ResumeToken::new(self.node.as_ref(), id);
-        let takeover = Arc::new(Notify::new());
+        let takeover = Arc::new(Signal::default());
         let slot = Slot::Live {
             token: token.clone(),
             takeover: Arc::clone(&takeover),
@@ -172,7 +172,7 @@ impl Sessions {
             Slot::Live { takeover, .. } => {
                 let (waiter, receiver) = oneshot::channel();
                 table.slots.insert(id, Slot::TakingOver { waiter });
-                takeover.notify_one();
+                takeover.raise();
                 Some(Claim::Wait(id, receiver))
             }
             Slot::Suspended { queue, grace, .. } => {
@@ -291,7 +291,6 @@ mod tests {
     use crate::envelope::Frame;
     use crate::net::{Outbound, QueueLimits, queue};
     use crate::session::ClientIds;
-    use futures_util::FutureExt;
 
     fn sessions(replay_limit: usize) -> Sessions {
         Sessions::new(replay_limit, Arc::new(Metrics::default()), None)
@@ -344,8 +343,8 @@ mod tests {
             panic!("expected to wait for the live connection");
         };
         assert_eq!(id, old);
-        // The permit is stored for the connection task to find.
-        assert!(takeover.notified().now_or_never().is_some());
+        // Raised for the connection task to find.
+        assert!(takeover.is_raised());
         assert!(matches!(
             sessions.release(old, inbox(2), false),
             Released::HandedOver
