@@ -9,7 +9,8 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
@@ -137,7 +138,7 @@ impl Clone for Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Relaxed) == 1 {
+        if self.shared.senders.fetch_sub(1, SeqCst) == 1 {
             self.shared.wake_receiver();
         }
     }
@@ -151,11 +152,14 @@ fn size(message: &Outbound) -> usize {
 }
 
 impl Shared {
-    /// Wakes a waiting [`Recv`]. The queue's lock orders this after the
-    /// push: a `Recv` that raised `waiting` before the push will see it
-    /// here, and one that raised it after looks at the queue again.
+    /// Wakes a waiting [`Recv`]. After a push, the queue's lock orders
+    /// this: a `Recv` that raised `waiting` before the push is seen here,
+    /// and one that raised it after looks at the queue again. After the
+    /// last sender goes, no lock is taken between the two, so `waiting`
+    /// and `senders` are `SeqCst`: this sees `waiting` raised, or the
+    /// `Recv` sees no senders.
     fn wake_receiver(&self) {
-        if self.waiting.swap(false, Relaxed) {
+        if self.waiting.swap(false, SeqCst) {
             self.pushed.wake();
         }
     }
@@ -178,7 +182,7 @@ impl Inbox {
         if let Some(message) = self.try_recv() {
             return Poll::Ready(Some(message));
         }
-        match self.shared.senders.load(Relaxed) {
+        match self.shared.senders.load(SeqCst) {
             // Nothing can be pushed now; one may have been since the try.
             0 => Poll::Ready(self.try_recv()),
             _ => Poll::Pending,
@@ -240,7 +244,7 @@ impl Future for Recv<'_> {
         }
         let shared = &inbox.shared;
         shared.pushed.register(cx.waker());
-        shared.waiting.store(true, Relaxed);
+        shared.waiting.store(true, SeqCst);
         // A push between the look above and raising `waiting` woke nobody.
         inbox.poll_ready()
     }
