@@ -120,6 +120,25 @@ impl Cluster {
     fn node_mut(&mut self, k: usize) -> &mut Server {
         &mut self.nodes[k - 1]
     }
+
+    /// `DELETE /admin/clients/{id}` on node `asked`, again on 404 for up to
+    /// half a second. A node enters its clients in the cluster's directory
+    /// from its bus task, a moment after they connect (docs/CLUSTER.md):
+    /// with the whole suite running, a DELETE on another node right after
+    /// a client's auth once came before its entry. Half a second is well
+    /// before a new node's peers learn of it (up to 2 s), and a kick does
+    /// not ask them.
+    async fn kick(&self, asked: usize, client_id: &str) -> Response {
+        let path = format!("/admin/clients/{client_id}");
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            let response = self.node(asked).admin().delete(&path).await;
+            if response.status != 404 || Instant::now() >= deadline {
+                return response;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Cluster {
@@ -1860,20 +1879,7 @@ async fn a_client_of_a_node_that_just_started_can_be_removed_and_resumed() {
     cluster.launch(vec![Server::builder(&config)]).await;
     let mut kicked = Client::authed(cluster.node(3), "carol").await;
     let resumed = Client::authed(cluster.node(3), "dave").await;
-    // Node 3 enters its clients in the cluster's directory from its bus
-    // task, a moment after they connect: with the whole suite running, a
-    // DELETE on node 1 right after Carol's auth once came before her
-    // entry. Half a second is still well before node 1's heartbeat
-    // learns of node 3 (up to 2 s), and a kick does not ask it.
-    let path = format!("/admin/clients/{}", kicked.client_id);
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let response = loop {
-        let response = cluster.node(1).admin().delete(&path).await;
-        if response.status != 404 || Instant::now() >= deadline {
-            break response;
-        }
-        sleep(Duration::from_millis(20)).await;
-    };
+    let response = cluster.kick(1, &kicked.client_id).await;
     let (mut moved, answer) = Client::resuming(cluster.node(2), &resumed.resume_token()).await;
     let seen = cluster.node(1).admin().metrics().await;
     eprintln!(
@@ -1938,8 +1944,7 @@ async fn an_operator_removes_a_client_from_any_node() {
     let mut carol = Client::authed(cluster.node(3), "carol").await;
     let mut fresh = Client::connect(cluster.node(1)).await;
     for (client, asked) in [(&mut carol, 2), (&mut fresh, 3)] {
-        let path = format!("/admin/clients/{}", client.client_id);
-        let response = cluster.node(asked).admin().delete(&path).await;
+        let response = cluster.kick(asked, &client.client_id).await;
         assert_eq!(response.status, 204, "DELETE on node {asked}: {response}");
         client.expect_close(4009).await;
     }
